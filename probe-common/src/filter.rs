@@ -1,0 +1,13 @@
+//! Slots of the per-CPU `FILTER_HITS` map: what the in-kernel filters decided.
+
+/// folio_mkclean on a folio the kernel's own test calls maybe-DMA-pinned.
+pub const MKCLEAN_PINNED: u32 = 0;
+/// folio_mkclean on an ordinary folio (fast path: counted, nothing emitted).
+pub const MKCLEAN_UNPINNED: u32 = 1;
+/// folio_mkclean seen while the folio layout was unknown (no BTF offsets): not classified.
+pub const MKCLEAN_UNCLASSIFIED: u32 = 2;
+/// A pin call returned an error (negative errno).
+pub const PIN_FAILED: u32 = 3;
+/// vma_needs_dirty_tracking() answered true.
+pub const DIRTY_TRACKING_NEEDED: u32 = 4;
+pub const COUNT: u32 = 5;

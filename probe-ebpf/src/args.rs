@@ -1,0 +1,87 @@
+//! One way to read arguments and return values from either attach method, so each hook's logic
+//! is written once and wrapped twice (fentry/fexit and kprobe/kretprobe).
+
+use aya_ebpf::programs::{FEntryContext, FExitContext, ProbeContext, RetProbeContext};
+
+pub trait Args {
+    /// The `n`th argument as a raw 64-bit register value (0 when unavailable).
+    fn arg_u64(&self, n: usize) -> u64;
+}
+
+impl Args for FEntryContext {
+    fn arg_u64(&self, n: usize) -> u64 {
+        self.arg(n)
+    }
+}
+
+impl Args for ProbeContext {
+    fn arg_u64(&self, n: usize) -> u64 {
+        self.arg(n).unwrap_or(0)
+    }
+}
+
+pub trait Ret {
+    /// The traced function's return value, sign-extended.
+    fn ret_i64(&self) -> i64;
+}
+
+impl Ret for FExitContext {
+    fn ret_i64(&self) -> i64 {
+        self.ret().unwrap_or(0)
+    }
+}
+
+impl Ret for RetProbeContext {
+    fn ret_i64(&self) -> i64 {
+        self.ret()
+    }
+}
+
+/// Defines `fentry_<hook>` and `kprobe_<hook>` that both call `$body(&ctx)`.
+#[macro_export]
+macro_rules! entry_programs {
+    ($fentry:ident, $kprobe:ident, $body:path) => {
+        #[aya_ebpf::macros::fentry]
+        pub fn $fentry(ctx: aya_ebpf::programs::FEntryContext) -> i32 {
+            $body(&ctx);
+            0
+        }
+
+        #[aya_ebpf::macros::kprobe]
+        pub fn $kprobe(ctx: aya_ebpf::programs::ProbeContext) -> u32 {
+            $body(&ctx);
+            0
+        }
+    };
+}
+
+/// Defines `fexit_<hook>` and `kretprobe_<hook>` that both call `$body(&ctx)`.
+#[macro_export]
+macro_rules! return_programs {
+    ($fexit:ident, $kretprobe:ident, $body:path) => {
+        #[aya_ebpf::macros::fexit]
+        pub fn $fexit(ctx: aya_ebpf::programs::FExitContext) -> i32 {
+            $body(&ctx);
+            0
+        }
+
+        #[aya_ebpf::macros::kretprobe]
+        pub fn $kretprobe(ctx: aya_ebpf::programs::RetProbeContext) -> u32 {
+            $body(&ctx);
+            0
+        }
+    };
+}
+
+/// A hook whose entry only counts: defines a counting function and its two programs.
+#[macro_export]
+macro_rules! counting_hook {
+    ($fentry:ident, $kprobe:ident, $hook:expr) => {
+        const _: () = {
+            fn count<C>(_ctx: &C) {
+                $crate::counters::entry($hook);
+            }
+            $crate::entry_programs!($fentry, $kprobe, count);
+        };
+    };
+}

@@ -1,0 +1,40 @@
+//! Per-CPU counters: the only thing hot paths touch. Userspace sums the CPUs at read time.
+
+use aya_ebpf::{macros::map, maps::PerCpuArray};
+use probe_common::{MAX_HOOKS, filter};
+
+/// Entry hits per hook id.
+#[map]
+static HOOK_HITS: PerCpuArray<u64> = PerCpuArray::with_max_entries(MAX_HOOKS, 0);
+
+/// Return hits per hook id (only hooks with a return program).
+#[map]
+static HOOK_RETURNS: PerCpuArray<u64> = PerCpuArray::with_max_entries(MAX_HOOKS, 0);
+
+/// What the in-kernel filters decided, by `probe_common::hook::filter` slot.
+#[map]
+static FILTER_HITS: PerCpuArray<u64> = PerCpuArray::with_max_entries(filter::COUNT, 0);
+
+#[inline(always)]
+fn bump(map: &PerCpuArray<u64>, slot: u32) {
+    if let Some(counter) = map.get_ptr_mut(slot) {
+        // SAFETY: the pointer is this CPU's slot of a per-CPU array; nothing else writes it
+        // while this program runs (programs are not preempted on the same CPU).
+        unsafe { *counter += 1 }
+    }
+}
+
+#[inline(always)]
+pub fn entry(hook: u32) {
+    bump(&HOOK_HITS, hook);
+}
+
+#[inline(always)]
+pub fn ret(hook: u32) {
+    bump(&HOOK_RETURNS, hook);
+}
+
+#[inline(always)]
+pub fn filtered(slot: u32) {
+    bump(&FILTER_HITS, slot);
+}

@@ -1,0 +1,29 @@
+//! pinwatch's kernel-side programs.
+//!
+//! Every hook has two interchangeable entry programs, `fentry_<hook>` and `kprobe_<hook>` (and,
+//! where the result matters, `fexit_<hook>` / `kretprobe_<hook>`): userspace loads whichever the
+//! running kernel allows (fentry first) and records the winner. Hot paths only bump per-CPU
+//! counters; the in-kernel filters decide what is worth more.
+#![no_std]
+#![no_main]
+
+mod args;
+mod counters;
+mod cow;
+mod gup;
+mod layout;
+mod pfn;
+mod process;
+mod writeback;
+
+/// The kernel refuses GPL-only helpers to non-GPL programs.
+#[unsafe(no_mangle)]
+#[unsafe(link_section = "license")]
+pub static LICENSE: [u8; 4] = *b"GPL\0";
+
+#[cfg(not(test))]
+#[panic_handler]
+fn panic(_info: &core::panic::PanicInfo) -> ! {
+    // SAFETY: eBPF programs cannot unwind; the verifier rejects any path that reaches here.
+    unsafe { core::hint::unreachable_unchecked() }
+}

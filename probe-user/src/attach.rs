@@ -1,0 +1,241 @@
+//! The attach ladder: for each hook, the first candidate symbol the kernel has, attached with
+//! fentry/fexit where the kernel allows it, else kprobe/kretprobe. Every attempt is recorded so
+//! doctor can say exactly why a hook is missing.
+
+use aya::{
+    Btf, Ebpf,
+    programs::{FEntry, FExit, KProbe, TracePoint},
+};
+use serde::Serialize;
+
+use crate::{
+    kernel::{
+        btf::KernelBtf,
+        kallsyms::{Kallsyms, Symbol},
+    },
+    probes::{Hook, Target},
+};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Method {
+    Fentry,
+    Kprobe,
+    Tracepoint,
+}
+
+/// Which attach methods the ladder may use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum MethodChoice {
+    /// fentry where the kernel allows it, else kprobe.
+    #[default]
+    Auto,
+    Fentry,
+    Kprobe,
+}
+
+/// The outcome for one hook.
+#[derive(Debug, Clone, Serialize)]
+pub struct Attachment {
+    pub hook: &'static str,
+    pub attached: bool,
+    /// The kernel symbol (or `category:name` tracepoint) that won.
+    pub symbol: Option<String>,
+    pub method: Option<Method>,
+    /// Method of the return program, for hooks that have one.
+    pub return_method: Option<Method>,
+    /// Why it is not attached, or why a better method lost.
+    pub reason: Option<String>,
+}
+
+pub struct Attacher<'a> {
+    pub ebpf: &'a mut Ebpf,
+    pub kallsyms: &'a Kallsyms,
+    pub kernel_btf: &'a KernelBtf,
+    pub aya_btf: Option<&'a Btf>,
+    pub choice: MethodChoice,
+    /// Results of doctor's method trials: a method that failed its trial is not retried per hook.
+    pub fentry_works: bool,
+    pub kprobe_works: bool,
+}
+
+/// Which kind of program: the entry or the return side of a function.
+#[derive(Clone, Copy)]
+enum Side {
+    Entry,
+    Return,
+}
+
+impl Attacher<'_> {
+    pub fn attach(&mut self, hook: &'static Hook) -> Attachment {
+        match hook.target {
+            Target::Tracepoint { category, name } => self.attach_tracepoint(hook, category, name),
+            Target::Function {
+                candidates,
+                returns,
+            } => self.attach_function(hook, candidates, returns),
+        }
+    }
+
+    fn attach_tracepoint(&mut self, hook: &'static Hook, category: &str, name: &str) -> Attachment {
+        let result = program::<TracePoint>(self.ebpf, &format!("tracepoint_{}", hook.name))
+            .and_then(|p| {
+                p.load().map_err(describe)?;
+                p.attach(category, name).map(drop).map_err(describe)
+            });
+        Attachment {
+            hook: hook.name,
+            attached: result.is_ok(),
+            symbol: Some(format!("{category}:{name}")),
+            method: result.is_ok().then_some(Method::Tracepoint),
+            return_method: None,
+            reason: result.err(),
+        }
+    }
+
+    fn attach_function(
+        &mut self,
+        hook: &'static Hook,
+        candidates: &[&str],
+        returns: bool,
+    ) -> Attachment {
+        let Some((_, symbol)) = self.kallsyms.resolve_first(candidates) else {
+            return Attachment {
+                hook: hook.name,
+                attached: false,
+                symbol: None,
+                method: None,
+                return_method: None,
+                reason: Some(format!(
+                    "not in this kernel: none of {} is an out-of-line function in kallsyms (inlined, renamed or not built)",
+                    candidates.join(", ")
+                )),
+            };
+        };
+        let symbol = symbol.clone();
+        let mut notes = Vec::new();
+        let method = self.ladder(hook, &symbol, Side::Entry, &mut notes);
+        let return_method = if returns && method.is_some() {
+            self.ladder(hook, &symbol, Side::Return, &mut notes)
+        } else {
+            None
+        };
+        let attached = method.is_some() && (!returns || return_method.is_some());
+        Attachment {
+            hook: hook.name,
+            attached,
+            symbol: Some(symbol.name.clone()),
+            method,
+            return_method,
+            reason: (!notes.is_empty()).then(|| notes.join("; ")),
+        }
+    }
+
+    /// fentry/fexit first (cheaper, BTF-typed), then kprobe/kretprobe.
+    fn ladder(
+        &mut self,
+        hook: &Hook,
+        symbol: &Symbol,
+        side: Side,
+        notes: &mut Vec<String>,
+    ) -> Option<Method> {
+        if self.choice != MethodChoice::Kprobe && !self.fentry_works {
+            notes.push(format!(
+                "{}: unavailable on this kernel",
+                side.fentry_kind()
+            ));
+        } else if self.choice != MethodChoice::Kprobe {
+            match self.try_fentry(hook, symbol, side) {
+                Ok(()) => return Some(Method::Fentry),
+                Err(e) => notes.push(format!("{}: {e}", side.fentry_kind())),
+            }
+        }
+        if self.choice != MethodChoice::Fentry && !self.kprobe_works {
+            notes.push(format!(
+                "{}: unavailable on this kernel",
+                side.kprobe_kind()
+            ));
+        } else if self.choice != MethodChoice::Fentry {
+            match self.try_kprobe(hook, symbol, side) {
+                Ok(()) => return Some(Method::Kprobe),
+                Err(e) => notes.push(format!("{}: {e}", side.kprobe_kind())),
+            }
+        }
+        None
+    }
+
+    fn try_fentry(&mut self, hook: &Hook, symbol: &Symbol, side: Side) -> Result<(), String> {
+        if symbol.module.is_some() {
+            return Err("module functions are attached with kprobes".into());
+        }
+        if !self.kernel_btf.has_function(&symbol.name) {
+            return Err(format!(
+                "{} has no BTF FUNC (compiler clone or not described)",
+                symbol.name
+            ));
+        }
+        let btf = self.aya_btf.ok_or("kernel BTF unavailable to the loader")?;
+        let name = format!("{}_{}", side.fentry_kind(), hook.name);
+        match side {
+            Side::Entry => {
+                let p = program::<FEntry>(self.ebpf, &name)?;
+                p.load(&symbol.name, btf).map_err(describe)?;
+                p.attach().map(drop).map_err(describe)
+            }
+            Side::Return => {
+                let p = program::<FExit>(self.ebpf, &name)?;
+                p.load(&symbol.name, btf).map_err(describe)?;
+                p.attach().map(drop).map_err(describe)
+            }
+        }
+    }
+
+    fn try_kprobe(&mut self, hook: &Hook, symbol: &Symbol, side: Side) -> Result<(), String> {
+        if symbol.traceable == Some(false) {
+            // Kprobes on Debian kernels refuse notrace functions (CONFIG_KPROBE_EVENTS_ON_NOTRACE unset).
+            return Err(format!(
+                "{} is notrace (not in available_filter_functions)",
+                symbol.name
+            ));
+        }
+        let p = program::<KProbe>(self.ebpf, &format!("{}_{}", side.kprobe_kind(), hook.name))?;
+        p.load().map_err(describe)?;
+        p.attach(&symbol.name, 0).map(drop).map_err(describe)
+    }
+}
+
+impl Side {
+    fn fentry_kind(self) -> &'static str {
+        match self {
+            Side::Entry => "fentry",
+            Side::Return => "fexit",
+        }
+    }
+
+    fn kprobe_kind(self) -> &'static str {
+        match self {
+            Side::Entry => "kprobe",
+            Side::Return => "kretprobe",
+        }
+    }
+}
+
+/// aya's program errors, without the empty "Verifier output:" tail that attach errors carry.
+pub fn describe(e: aya::programs::ProgramError) -> String {
+    let text = e.to_string();
+    text.trim_end()
+        .trim_end_matches("Verifier output:")
+        .trim_end_matches(['.', ' '])
+        .to_owned()
+}
+
+/// A typed handle on one program of the embedded object.
+pub fn program<'e, P>(ebpf: &'e mut Ebpf, name: &str) -> Result<&'e mut P, String>
+where
+    &'e mut P: TryFrom<&'e mut aya::programs::Program, Error = aya::programs::ProgramError>,
+{
+    let program = ebpf
+        .program_mut(name)
+        .ok_or_else(|| format!("program {name} missing from the eBPF object (build mismatch)"))?;
+    program.try_into().map_err(describe)
+}

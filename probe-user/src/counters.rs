@@ -1,0 +1,73 @@
+//! Reads the per-CPU counters the eBPF programs bump, summed over CPUs.
+
+use aya::{Ebpf, maps::PerCpuArray};
+use probe_common::{MAX_HOOKS, filter};
+use serde::Serialize;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CounterError {
+    #[error("eBPF map {0} is missing from the object")]
+    MissingMap(&'static str),
+    #[error("reading eBPF map {map}: {source}")]
+    Read {
+        map: &'static str,
+        source: aya::maps::MapError,
+    },
+}
+
+/// A snapshot of every counter.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Counters {
+    pub hook_hits: Vec<u64>,
+    pub hook_returns: Vec<u64>,
+    pub filters: FilterCounts,
+}
+
+/// What the in-kernel filters decided.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct FilterCounts {
+    pub mkclean_pinned: u64,
+    pub mkclean_unpinned: u64,
+    pub mkclean_unclassified: u64,
+    pub pin_failed: u64,
+    pub dirty_tracking_needed: u64,
+}
+
+impl Counters {
+    pub fn read(ebpf: &Ebpf) -> Result<Self, CounterError> {
+        let filters = sum_all(ebpf, "FILTER_HITS", filter::COUNT)?;
+        Ok(Self {
+            hook_hits: sum_all(ebpf, "HOOK_HITS", MAX_HOOKS)?,
+            hook_returns: sum_all(ebpf, "HOOK_RETURNS", MAX_HOOKS)?,
+            filters: FilterCounts {
+                mkclean_pinned: filters[filter::MKCLEAN_PINNED as usize],
+                mkclean_unpinned: filters[filter::MKCLEAN_UNPINNED as usize],
+                mkclean_unclassified: filters[filter::MKCLEAN_UNCLASSIFIED as usize],
+                pin_failed: filters[filter::PIN_FAILED as usize],
+                dirty_tracking_needed: filters[filter::DIRTY_TRACKING_NEEDED as usize],
+            },
+        })
+    }
+
+    pub fn hits(&self, hook: u32) -> u64 {
+        self.hook_hits.get(hook as usize).copied().unwrap_or(0)
+    }
+
+    pub fn returns(&self, hook: u32) -> u64 {
+        self.hook_returns.get(hook as usize).copied().unwrap_or(0)
+    }
+}
+
+fn sum_all(ebpf: &Ebpf, name: &'static str, slots: u32) -> Result<Vec<u64>, CounterError> {
+    let map = ebpf.map(name).ok_or(CounterError::MissingMap(name))?;
+    let array = PerCpuArray::<_, u64>::try_from(map)
+        .map_err(|source| CounterError::Read { map: name, source })?;
+    (0..slots)
+        .map(|slot| {
+            let values = array
+                .get(&slot, 0)
+                .map_err(|source| CounterError::Read { map: name, source })?;
+            Ok(values.iter().sum())
+        })
+        .collect()
+}

@@ -1,0 +1,273 @@
+//! `pinwatch doctor`: what this kernel allows and what pinwatch can see on it. It tries every
+//! attach for real, optionally watches a command or a time span, and reports per hook and per
+//! hazard.
+
+mod behaviour;
+pub mod render;
+pub mod report;
+
+use std::{
+    path::PathBuf,
+    process::Command,
+    time::{Duration, Instant},
+};
+
+use aya::Ebpf;
+
+use crate::{
+    attach::{self, Attacher, Attachment, MethodChoice},
+    counters::Counters,
+    error::Error,
+    exit,
+    hazards::Hazard,
+    kernel::{
+        self, btf::KernelBtf, caps::Capabilities, flags::FollFlags, kallsyms::Kallsyms,
+        layout::Layout,
+    },
+    loader,
+    probes::{HOOKS, Need},
+};
+use report::{HazardStatus, HookStatus, KernelInfo, Methods, Report, Trial, Watch};
+
+pub struct Options {
+    pub btf_path: PathBuf,
+    pub method: MethodChoice,
+    pub watch: Option<Duration>,
+    pub command: Vec<String>,
+}
+
+/// The function doctor uses to test each attach method: present on every kernel pinwatch
+/// supports, traceable, and in BTF.
+const TRIAL_FUNCTION: &str = "folio_mkclean";
+
+/// Runs the checks; returns the report and the exit code it implies.
+pub fn run(opts: &Options) -> Result<(Report, u8), Error> {
+    let capabilities = Capabilities::probe();
+    if !capabilities.root {
+        return Err(Error::NotPrivileged { command: "doctor" });
+    }
+    let kernel_btf = KernelBtf::load(&opts.btf_path)?;
+    let layout = Layout::resolve(&kernel_btf);
+    let foll_flags = FollFlags::resolve(&kernel_btf);
+    let kallsyms = Kallsyms::read().map_err(Error::Kallsyms)?;
+    let aya_btf = aya::Btf::parse_file(&opts.btf_path, aya::Endianness::default()).ok();
+
+    let methods = trial_methods(&layout, &capabilities, aya_btf.as_ref())?;
+    let mut ebpf = loader::load(&layout)?;
+    let attachments: Vec<Attachment> = {
+        let mut attacher = Attacher {
+            ebpf: &mut ebpf,
+            kallsyms: &kallsyms,
+            kernel_btf: &kernel_btf,
+            aya_btf: aya_btf.as_ref(),
+            choice: opts.method,
+            fentry_works: methods.fentry.available,
+            kprobe_works: methods.kprobe.available,
+        };
+        HOOKS.iter().map(|hook| attacher.attach(hook)).collect()
+    };
+    let watched = watch(opts, &ebpf)?;
+    let counters = watched.as_ref().map(|(_, c)| c);
+
+    let hooks = hook_statuses(attachments, counters);
+    let hazards = hazard_statuses(&hooks, &layout, &kallsyms);
+    let (verdict, code) = verdict(&hooks, &hazards, &capabilities, &methods);
+    let report = Report {
+        kernel: KernelInfo {
+            release: kernel::release(),
+        },
+        capabilities,
+        methods,
+        layout,
+        foll_flags,
+        hooks,
+        hazards,
+        watch: watched.map(|(w, _)| w),
+        verdict,
+    };
+    Ok((report, code))
+}
+
+/// Tests fentry and kprobe by attaching a counting program to `TRIAL_FUNCTION` in a throw-away
+/// instance of the object (so the real ladder can still load its own programs).
+fn trial_methods(
+    layout: &Layout,
+    caps: &Capabilities,
+    btf: Option<&aya::Btf>,
+) -> Result<Methods, Error> {
+    let mut ebpf = loader::load(layout)?;
+    let fentry = match btf {
+        None => Err("kernel BTF could not be parsed by the loader".to_owned()),
+        Some(btf) => attach::program::<aya::programs::FEntry>(&mut ebpf, "fentry_folio_mkclean")
+            .and_then(|p| {
+                p.load(TRIAL_FUNCTION, btf).map_err(attach::describe)?;
+                p.attach().map(drop).map_err(attach::describe)
+            }),
+    };
+    let kprobe = attach::program::<aya::programs::KProbe>(&mut ebpf, "kprobe_folio_mkclean")
+        .and_then(|p| {
+            p.load().map_err(attach::describe)?;
+            p.attach(TRIAL_FUNCTION, 0)
+                .map(drop)
+                .map_err(attach::describe)
+        });
+    Ok(Methods {
+        fentry: trial(fentry, "fentry (BPF trampoline on ftrace)", None),
+        kprobe: trial(
+            kprobe,
+            "kprobe",
+            (!caps.kprobe_pmu && !caps.kprobe_events)
+                .then_some("this kernel has no kprobe PMU and no kprobe_events: it was built without CONFIG_KPROBES"),
+        ),
+    })
+}
+
+fn trial(result: Result<(), String>, what: &str, explanation: Option<&str>) -> Trial {
+    match result {
+        Ok(()) => Trial {
+            available: true,
+            detail: format!("{what} attached to {TRIAL_FUNCTION}"),
+        },
+        Err(e) => Trial {
+            available: false,
+            detail: match explanation {
+                Some(why) => format!("{why} ({e})"),
+                None => format!("{what} refused on {TRIAL_FUNCTION}: {e}"),
+            },
+        },
+    }
+}
+
+/// Runs the command (or waits) with every hook attached, then reads the counters.
+fn watch(opts: &Options, ebpf: &Ebpf) -> Result<Option<(Watch, Counters)>, Error> {
+    let start = Instant::now();
+    let exit_status = match (&opts.command[..], opts.watch) {
+        ([], None) => return Ok(None),
+        ([], Some(span)) => {
+            std::thread::sleep(span);
+            None
+        }
+        ([program, args @ ..], _) => {
+            let status = Command::new(program)
+                .args(args)
+                .status()
+                .map_err(|source| Error::Spawn {
+                    command: opts.command.join(" "),
+                    source,
+                })?;
+            status.code()
+        }
+    };
+    let counters = Counters::read(ebpf)?;
+    let watch = Watch {
+        command: (!opts.command.is_empty()).then(|| opts.command.join(" ")),
+        exit_status,
+        seconds: start.elapsed().as_secs_f64(),
+        filters: counters.filters.clone(),
+    };
+    Ok(Some((watch, counters)))
+}
+
+fn hook_statuses(attachments: Vec<Attachment>, counters: Option<&Counters>) -> Vec<HookStatus> {
+    HOOKS
+        .iter()
+        .zip(attachments)
+        .map(|(hook, attachment)| HookStatus {
+            feeds: hook.feeds.iter().map(|(h, _)| *h).collect(),
+            hits: counters.map(|c| c.hits(hook.id)),
+            returns: counters.map(|c| c.returns(hook.id)),
+            attachment,
+        })
+        .collect()
+}
+
+fn hazard_statuses(
+    hooks: &[HookStatus],
+    layout: &Layout,
+    kallsyms: &Kallsyms,
+) -> Vec<HazardStatus> {
+    Hazard::ALL
+        .iter()
+        .map(|&hazard| {
+            let mut missing: Vec<&'static str> = HOOKS
+                .iter()
+                .zip(hooks)
+                .filter(|(hook, status)| {
+                    let need = hook
+                        .feeds
+                        .iter()
+                        .find(|(h, _)| *h == hazard)
+                        .map(|(_, n)| *n);
+                    let exists = status.attachment.symbol.is_some();
+                    match need {
+                        Some(Need::Core) => !status.attachment.attached,
+                        Some(Need::WhereAvailable) => exists && !status.attachment.attached,
+                        None => false,
+                    }
+                })
+                .map(|(hook, _)| hook.name)
+                .collect();
+            if hazard == Hazard::PinnedFolioCleaned && layout.folio_pin_test().is_none() {
+                missing.push("folio layout in BTF (_refcount, _pincount, flags, PG_head)");
+            }
+            HazardStatus {
+                id: hazard,
+                observable: missing.is_empty(),
+                missing,
+                kernel_behaviour: behaviour::of(hazard, kallsyms),
+            }
+        })
+        .collect()
+}
+
+fn verdict(
+    hooks: &[HookStatus],
+    hazards: &[HazardStatus],
+    caps: &Capabilities,
+    methods: &Methods,
+) -> (String, u8) {
+    if !hooks
+        .iter()
+        .any(|h| h.attachment.attached && h.attachment.method != Some(attach::Method::Tracepoint))
+    {
+        let mut why = Vec::new();
+        if !methods.kprobe.available {
+            why.push(format!(
+                "kprobes are unavailable: {}",
+                methods.kprobe.detail
+            ));
+        }
+        if !methods.fentry.available {
+            why.push(format!("fentry is refused: {}", methods.fentry.detail));
+        }
+        if caps.lockdown.as_deref() == Some("confidentiality") {
+            why.push("lockdown=confidentiality forbids reading kernel memory from BPF".to_owned());
+        }
+        let text = format!(
+            "NOTHING CAN BE OBSERVED on this kernel: no kernel function hook attached.\n  - {}\n\
+             pinwatch needs a kernel with CONFIG_KPROBES=y or ftrace-based fentry (e.g. Debian's 6.1, 6.12, 7.2); \
+             on this machine, use `cargo xtask vm` to run it inside real kernels under QEMU.",
+            why.join("\n  - ")
+        );
+        return (text, exit::UNOBSERVABLE);
+    }
+    let blind: Vec<&str> = hazards
+        .iter()
+        .filter(|h| !h.observable)
+        .map(|h| h.id.id())
+        .collect();
+    if blind.is_empty() {
+        (
+            "OK: every hazard is observable on this kernel.".to_owned(),
+            exit::OK,
+        )
+    } else {
+        (
+            format!(
+                "DEGRADED: cannot observe {} (see the missing hooks above).",
+                blind.join(", ")
+            ),
+            exit::DEGRADED,
+        )
+    }
+}

@@ -1,0 +1,106 @@
+//! The human-readable doctor report.
+
+use std::fmt::Write as _;
+
+use super::report::{HookStatus, Report};
+
+pub fn render(r: &Report) -> String {
+    let mut out = String::new();
+    let c = &r.capabilities;
+    let _ = writeln!(out, "pinwatch doctor — kernel {}\n", r.kernel.release);
+    let _ = writeln!(out, "  root               {}", yes_no(c.root));
+    let _ = writeln!(out, "  BTF                {}", yes_no(c.btf));
+    let _ = writeln!(
+        out,
+        "  lockdown           {}",
+        c.lockdown
+            .as_deref()
+            .unwrap_or("unknown (securityfs not mounted)")
+    );
+    let _ = writeln!(out, "  kprobe PMU         {}", yes_no(c.kprobe_pmu));
+    let _ = writeln!(
+        out,
+        "  fentry             {} — {}",
+        yes_no(r.methods.fentry.available),
+        r.methods.fentry.detail
+    );
+    let _ = writeln!(
+        out,
+        "  kprobe             {} — {}",
+        yes_no(r.methods.kprobe.available),
+        r.methods.kprobe.detail
+    );
+    let _ = writeln!(out, "  FOLL_* flags from  {:?}\n", r.foll_flags.source);
+    render_hooks(&mut out, &r.hooks);
+    let _ = writeln!(
+        out,
+        "\n  {:<22} {:<11} {:<9} kernel behaviour",
+        "hazard", "observable", "verdict"
+    );
+    for h in &r.hazards {
+        let _ = writeln!(
+            out,
+            "  {:<22} {:<11} {:<9} {}",
+            h.id.id(),
+            yes_no(h.observable),
+            h.kernel_behaviour.verdict,
+            h.kernel_behaviour.detail
+        );
+        if !h.missing.is_empty() {
+            let _ = writeln!(out, "  {:<22} missing: {}", "", h.missing.join(", "));
+        }
+    }
+    if let Some(w) = &r.watch {
+        let what = w.command.as_deref().unwrap_or("(time span)");
+        let _ = writeln!(
+            out,
+            "\n  watched {what} for {:.1}s, exit status {:?}",
+            w.seconds, w.exit_status
+        );
+    }
+    let _ = writeln!(out, "\n{}", r.verdict);
+    out
+}
+
+fn render_hooks(out: &mut String, hooks: &[HookStatus]) {
+    let _ = writeln!(
+        out,
+        "  {:<34} {:<8} {:<36} {:<10} {:>10}",
+        "hook", "attached", "symbol", "method", "hits"
+    );
+    for h in hooks {
+        let a = &h.attachment;
+        let method = match (a.method, a.return_method) {
+            (Some(m), Some(r)) => format!("{}+{}", name(m), name(r)),
+            (Some(m), None) => name(m).to_owned(),
+            _ => "-".to_owned(),
+        };
+        let hits = h.hits.map_or("-".to_owned(), |n| n.to_string());
+        let _ = writeln!(
+            out,
+            "  {:<34} {:<8} {:<36} {:<10} {:>10}",
+            a.hook,
+            yes_no(a.attached),
+            a.symbol.as_deref().unwrap_or("-"),
+            method,
+            hits
+        );
+        if !a.attached {
+            if let Some(reason) = &a.reason {
+                let _ = writeln!(out, "  {:<34} ↳ {reason}", "");
+            }
+        }
+    }
+}
+
+fn name(m: crate::attach::Method) -> &'static str {
+    match m {
+        crate::attach::Method::Fentry => "fentry",
+        crate::attach::Method::Kprobe => "kprobe",
+        crate::attach::Method::Tracepoint => "tracepoint",
+    }
+}
+
+fn yes_no(b: bool) -> &'static str {
+    if b { "yes" } else { "no" }
+}

@@ -1,0 +1,48 @@
+//! The errors `main` maps to exit codes. Library modules have their own typed errors; this is
+//! the edge where they meet the user.
+
+use crate::{counters::CounterError, exit, kernel::btf::BtfError, loader::LoadError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(
+        "pinwatch needs root (or CAP_BPF, CAP_PERFMON and CAP_SYS_RESOURCE) to load eBPF programs; \
+         try: sudo pinwatch {command}"
+    )]
+    NotPrivileged { command: &'static str },
+    #[error("{0}")]
+    Btf(#[from] BtfError),
+    #[error("{0}")]
+    Load(#[from] LoadError),
+    #[error("{0}")]
+    Counters(#[from] CounterError),
+    #[error("reading /proc/kallsyms: {0}")]
+    Kallsyms(std::io::Error),
+    #[error("cannot run `{command}`: {source}")]
+    Spawn {
+        command: String,
+        source: std::io::Error,
+    },
+    #[error("writing the report: {0}")]
+    Output(std::io::Error),
+}
+
+impl Error {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::NotPrivileged { .. } => exit::NO_PRIVILEGE,
+            Error::Btf(_) => exit::NO_BTF,
+            Error::Load(LoadError::Ebpf(e)) if is_permission(e) => exit::NO_PRIVILEGE,
+            Error::Load(_)
+            | Error::Counters(_)
+            | Error::Kallsyms(_)
+            | Error::Spawn { .. }
+            | Error::Output(_) => exit::RUNTIME,
+        }
+    }
+}
+
+fn is_permission(e: &aya::EbpfError) -> bool {
+    let text = e.to_string();
+    text.contains("Operation not permitted") || text.contains("Permission denied")
+}

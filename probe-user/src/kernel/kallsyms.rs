@@ -1,0 +1,183 @@
+//! Kernel symbol lookup with compiler clones: GCC renames specialised copies of static functions
+//! (`pci_mmap_resource.isra.0`, `memtype_free.part.0`), and a probe must target the real name.
+
+use std::collections::HashMap;
+
+/// One text symbol from `/proc/kallsyms`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Symbol {
+    /// The name to attach to, clone suffix included.
+    pub name: String,
+    /// `None` for vmlinux, `Some("vfio_iommu_type1")` for a module.
+    pub module: Option<String>,
+    /// Whether ftrace can trace it (listed in `available_filter_functions`); `None` if unknown.
+    pub traceable: Option<bool>,
+}
+
+/// Text symbols indexed by their name without clone suffixes.
+#[derive(Debug, Default)]
+pub struct Kallsyms {
+    by_base: HashMap<String, Vec<Symbol>>,
+}
+
+/// Suffixes GCC appends to specialised clones. `.cold` parts are not function entries.
+const CLONE_MARKERS: [&str; 4] = [".isra.", ".constprop.", ".part.", ".llvm."];
+
+impl Kallsyms {
+    /// Reads `/proc/kallsyms` and, when tracefs is mounted, `available_filter_functions`.
+    pub fn read() -> std::io::Result<Self> {
+        let text = std::fs::read_to_string("/proc/kallsyms")?;
+        let traceable = read_filter_functions();
+        Ok(Self::parse(&text, traceable.as_deref()))
+    }
+
+    /// Parses kallsyms text; `filter_functions` is the text of `available_filter_functions`.
+    pub fn parse(kallsyms: &str, filter_functions: Option<&str>) -> Self {
+        let traceable: Option<std::collections::HashSet<&str>> = filter_functions.map(|t| {
+            t.lines()
+                .filter_map(|l| l.split_whitespace().next())
+                .collect()
+        });
+        let mut by_base: HashMap<String, Vec<Symbol>> = HashMap::new();
+        for line in kallsyms.lines() {
+            let mut fields = line.split_whitespace();
+            let (Some(_addr), Some(kind), Some(name)) =
+                (fields.next(), fields.next(), fields.next())
+            else {
+                continue;
+            };
+            if !matches!(kind, "t" | "T") || name.ends_with(".cold") || name.contains(".cold.") {
+                continue;
+            }
+            let module = fields.next().map(|m| m.trim_matches(['[', ']']).to_owned());
+            let symbol = Symbol {
+                name: name.to_owned(),
+                module,
+                traceable: traceable.as_ref().map(|set| set.contains(name)),
+            };
+            by_base
+                .entry(base_name(name).to_owned())
+                .or_default()
+                .push(symbol);
+        }
+        Self { by_base }
+    }
+
+    /// The symbol to attach to for `wanted`: the exact name if present, else its first clone.
+    pub fn resolve(&self, wanted: &str) -> Option<&Symbol> {
+        let all = self.by_base.get(wanted)?;
+        all.iter()
+            .find(|s| s.name == wanted)
+            .or_else(|| all.first())
+    }
+
+    /// First candidate of an ordered ladder that the kernel has.
+    pub fn resolve_first<'a>(&self, candidates: &[&'a str]) -> Option<(&'a str, &Symbol)> {
+        candidates
+            .iter()
+            .find_map(|c| self.resolve(c).map(|s| (*c, s)))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_base.is_empty()
+    }
+}
+
+/// `foo.isra.0` → `foo`; `foo` → `foo`.
+pub fn base_name(name: &str) -> &str {
+    CLONE_MARKERS
+        .iter()
+        .filter_map(|m| name.find(m))
+        .min()
+        .map_or(name, |cut| &name[..cut])
+}
+
+fn read_filter_functions() -> Option<String> {
+    ["/sys/kernel/tracing", "/sys/kernel/debug/tracing"]
+        .iter()
+        .find_map(|dir| std::fs::read_to_string(format!("{dir}/available_filter_functions")).ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SAMPLE: &str = "\
+ffffffff81001000 T folio_mkclean
+ffffffff81002000 t pci_mmap_resource.isra.0
+ffffffff81003000 t gup_must_unshare.part.0
+ffffffff81004000 t do_wp_page
+ffffffff81005000 t do_wp_page.cold
+ffffffff81006000 D vmemmap_base
+ffffffff81007000 t memtype_free.part.0
+ffffffff81008000 T memtype_free
+ffffffffc0001000 t vaddr_get_pfns\t[vfio_iommu_type1]
+";
+
+    #[test]
+    fn clone_suffixes_resolve_to_the_clone() {
+        let k = Kallsyms::parse(SAMPLE, None);
+        assert_eq!(
+            k.resolve("pci_mmap_resource").unwrap().name,
+            "pci_mmap_resource.isra.0"
+        );
+        assert_eq!(
+            k.resolve("gup_must_unshare").unwrap().name,
+            "gup_must_unshare.part.0"
+        );
+    }
+
+    #[test]
+    fn exact_name_wins_over_a_clone() {
+        let k = Kallsyms::parse(SAMPLE, None);
+        assert_eq!(k.resolve("memtype_free").unwrap().name, "memtype_free");
+    }
+
+    #[test]
+    fn cold_parts_and_data_symbols_are_not_functions() {
+        let k = Kallsyms::parse(SAMPLE, None);
+        assert_eq!(k.resolve("do_wp_page").unwrap().name, "do_wp_page");
+        assert!(k.resolve("do_wp_page.cold").is_none());
+        assert!(k.resolve("vmemmap_base").is_none());
+    }
+
+    #[test]
+    fn module_symbols_carry_their_module() {
+        let k = Kallsyms::parse(SAMPLE, None);
+        assert_eq!(
+            k.resolve("vaddr_get_pfns").unwrap().module.as_deref(),
+            Some("vfio_iommu_type1")
+        );
+    }
+
+    #[test]
+    fn ladder_takes_the_first_candidate_present() {
+        let k = Kallsyms::parse(SAMPLE, None);
+        let (wanted, sym) = k.resolve_first(&["pfnmap_untrack", "do_wp_page"]).unwrap();
+        assert_eq!((wanted, sym.name.as_str()), ("do_wp_page", "do_wp_page"));
+        assert!(
+            k.resolve_first(&["pfnmap_untrack", "untrack_pfn"])
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn notrace_functions_are_marked() {
+        let k = Kallsyms::parse(SAMPLE, Some("folio_mkclean\ndo_wp_page\n"));
+        assert_eq!(k.resolve("folio_mkclean").unwrap().traceable, Some(true));
+        assert_eq!(
+            k.resolve("gup_must_unshare").unwrap().traceable,
+            Some(false)
+        );
+    }
+
+    #[test]
+    fn base_name_strips_every_clone_marker() {
+        assert_eq!(
+            base_name("process_vm_rw_core.constprop.0"),
+            "process_vm_rw_core"
+        );
+        assert_eq!(base_name("a.isra.0.part.1"), "a");
+        assert_eq!(base_name("plain"), "plain");
+    }
+}

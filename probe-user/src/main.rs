@@ -1,0 +1,53 @@
+//! `pinwatch`: parse the command line, run, map the outcome to an exit code.
+
+mod attach;
+mod cli;
+mod counters;
+mod doctor;
+mod error;
+mod exit;
+mod hazards;
+mod kernel;
+mod loader;
+mod probes;
+
+use std::{io::Write as _, process::ExitCode};
+
+use clap::Parser as _;
+
+use cli::{Cli, Commands};
+use error::Error;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => exit::code(code),
+        Err(e) => {
+            eprintln!("pinwatch: {e}");
+            exit::code(e.exit_code())
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<u8, Error> {
+    match cli.command {
+        Commands::Doctor(args) => {
+            let opts = doctor::Options {
+                btf_path: cli.btf,
+                method: args.method,
+                watch: args.watch,
+                command: args.command,
+            };
+            let (report, code) = doctor::run(&opts)?;
+            let text = if args.json {
+                serde_json::to_string(&report).expect("the report is plain data") + "\n"
+            } else {
+                doctor::render::render(&report)
+            };
+            std::io::stdout()
+                .write_all(text.as_bytes())
+                .map_err(Error::Output)?;
+            Ok(code)
+        }
+    }
+}

@@ -1,0 +1,272 @@
+//! The typed attach table: every kernel hook, its candidate symbols in order, and the hazards
+//! that depend on it. The eBPF programs for hook `x` are `fentry_x` / `kprobe_x` (entry),
+//! `fexit_x` / `kretprobe_x` (return) or `tracepoint_x`.
+
+use probe_common::hook;
+
+use crate::hazards::Hazard::{self, *};
+
+/// What a hook attaches to.
+#[derive(Debug, Clone, Copy)]
+pub enum Target {
+    /// A kernel function; the first candidate present in kallsyms wins.
+    Function {
+        candidates: &'static [&'static str],
+        returns: bool,
+    },
+    /// A stable tracepoint.
+    Tracepoint {
+        category: &'static str,
+        name: &'static str,
+    },
+}
+
+/// How much a hazard depends on a hook.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Need {
+    /// Without it the hazard cannot be observed at all.
+    Core,
+    /// Used where the kernel has it (e.g. `wp_page_copy` exists only where not inlined).
+    WhereAvailable,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Hook {
+    pub id: u32,
+    pub name: &'static str,
+    pub target: Target,
+    pub feeds: &'static [(Hazard, Need)],
+}
+
+const fn func(candidates: &'static [&'static str]) -> Target {
+    Target::Function {
+        candidates,
+        returns: false,
+    }
+}
+
+const fn func_ret(candidates: &'static [&'static str]) -> Target {
+    Target::Function {
+        candidates,
+        returns: true,
+    }
+}
+
+const PINS_CORE: &[(Hazard, Need)] = &[
+    (LongtermFilePin, Need::Core),
+    (PinnedFolioCleaned, Need::WhereAvailable),
+    (ForkWithPins, Need::WhereAvailable),
+    (PinnedCow, Need::WhereAvailable),
+];
+const PINS_EXTRA: &[(Hazard, Need)] = &[
+    (LongtermFilePin, Need::WhereAvailable),
+    (PinnedFolioCleaned, Need::WhereAvailable),
+    (ForkWithPins, Need::WhereAvailable),
+    (PinnedCow, Need::WhereAvailable),
+];
+
+pub const HOOKS: &[Hook] = &[
+    Hook {
+        id: hook::PIN_USER_PAGES,
+        name: "pin_user_pages",
+        target: func_ret(&["pin_user_pages"]),
+        feeds: PINS_CORE,
+    },
+    Hook {
+        id: hook::PIN_USER_PAGES_FAST,
+        name: "pin_user_pages_fast",
+        target: func_ret(&["pin_user_pages_fast"]),
+        feeds: PINS_CORE,
+    },
+    Hook {
+        id: hook::PIN_USER_PAGES_REMOTE,
+        name: "pin_user_pages_remote",
+        target: func_ret(&["pin_user_pages_remote"]),
+        feeds: PINS_CORE,
+    },
+    Hook {
+        id: hook::PIN_USER_PAGES_UNLOCKED,
+        name: "pin_user_pages_unlocked",
+        target: func_ret(&["pin_user_pages_unlocked"]),
+        feeds: PINS_EXTRA,
+    },
+    // 6.12+ name first; 6.1 calls it internal_get_user_pages_fast (both static, kprobe-able).
+    Hook {
+        id: hook::GUP_FAST,
+        name: "gup_fast",
+        target: func(&["gup_fast_fallback", "internal_get_user_pages_fast"]),
+        feeds: PINS_EXTRA,
+    },
+    Hook {
+        id: hook::GUP_SLOW,
+        name: "gup_slow",
+        target: func(&["__gup_longterm_locked"]),
+        feeds: PINS_EXTRA,
+    },
+    Hook {
+        id: hook::UNPIN_USER_PAGE,
+        name: "unpin_user_page",
+        target: func(&["unpin_user_page"]),
+        feeds: PINS_CORE,
+    },
+    Hook {
+        id: hook::UNPIN_USER_PAGES,
+        name: "unpin_user_pages",
+        target: func(&["unpin_user_pages"]),
+        feeds: PINS_CORE,
+    },
+    Hook {
+        id: hook::UNPIN_USER_PAGES_DIRTY_LOCK,
+        name: "unpin_user_pages_dirty_lock",
+        target: func(&["unpin_user_pages_dirty_lock"]),
+        feeds: PINS_CORE,
+    },
+    Hook {
+        id: hook::UNPIN_USER_PAGE_RANGE_DIRTY_LOCK,
+        name: "unpin_user_page_range_dirty_lock",
+        target: func(&["unpin_user_page_range_dirty_lock"]),
+        feeds: PINS_EXTRA,
+    },
+    // The folio unpin API (unpin_folio, unpin_folios, unpin_user_folio) is absent from 6.1.
+    Hook {
+        id: hook::UNPIN_FOLIO,
+        name: "unpin_folio",
+        target: func(&["unpin_folio"]),
+        feeds: PINS_EXTRA,
+    },
+    Hook {
+        id: hook::UNPIN_FOLIOS,
+        name: "unpin_folios",
+        target: func(&["unpin_folios"]),
+        feeds: PINS_EXTRA,
+    },
+    Hook {
+        id: hook::UNPIN_USER_FOLIO,
+        name: "unpin_user_folio",
+        target: func(&["unpin_user_folio"]),
+        feeds: PINS_EXTRA,
+    },
+    Hook {
+        id: hook::FOLIO_MKCLEAN,
+        name: "folio_mkclean",
+        target: func(&["folio_mkclean"]),
+        feeds: &[(PinnedFolioCleaned, Need::Core)],
+    },
+    Hook {
+        id: hook::DO_WP_PAGE,
+        name: "do_wp_page",
+        target: func(&["do_wp_page"]),
+        feeds: &[(PinnedCow, Need::Core)],
+    },
+    // Out of line on 6.1 only; inlined into do_wp_page from 6.12 on.
+    Hook {
+        id: hook::WP_PAGE_COPY,
+        name: "wp_page_copy",
+        target: func(&["wp_page_copy"]),
+        feeds: &[(PinnedCow, Need::WhereAvailable)],
+    },
+    Hook {
+        id: hook::COPY_PAGE_RANGE,
+        name: "copy_page_range",
+        target: func(&["copy_page_range"]),
+        feeds: &[(ForkWithPins, Need::Core)],
+    },
+    // The folio conversion renamed page_add_new_anon_rmap (6.1) to folio_add_new_anon_rmap (6.12+).
+    Hook {
+        id: hook::NEW_ANON_RMAP,
+        name: "new_anon_rmap",
+        target: func(&["folio_add_new_anon_rmap", "page_add_new_anon_rmap"]),
+        feeds: &[
+            (ForkWithPins, Need::Core),
+            (PinnedCow, Need::WhereAvailable),
+        ],
+    },
+    // Exists from v6.5, where long-term writable pins of dirty-tracked file mappings are refused.
+    Hook {
+        id: hook::VMA_NEEDS_DIRTY_TRACKING,
+        name: "vma_needs_dirty_tracking",
+        target: func_ret(&["vma_needs_dirty_tracking"]),
+        feeds: &[(LongtermFilePin, Need::WhereAvailable)],
+    },
+    // v6.16 "mm: rewrite pfnmap tracking and remove VM_PAT" replaced track_pfn_remap/untrack_pfn.
+    Hook {
+        id: hook::PFN_TRACK,
+        name: "pfn_track",
+        target: func(&["pfnmap_track", "track_pfn_remap"]),
+        feeds: &[(EarlyPfnUntrack, Need::WhereAvailable)],
+    },
+    Hook {
+        id: hook::PFN_UNTRACK,
+        name: "pfn_untrack",
+        target: func(&["pfnmap_untrack", "untrack_pfn"]),
+        feeds: &[(EarlyPfnUntrack, Need::Core)],
+    },
+    Hook {
+        id: hook::ZAP_SINGLE_VMA,
+        name: "zap_single_vma",
+        target: func(&["zap_page_range_single", "zap_vma_range_batched"]),
+        feeds: &[(EarlyPfnUntrack, Need::Core)],
+    },
+    Hook {
+        id: hook::UNMAP_MAPPING_RANGE,
+        name: "unmap_mapping_range",
+        target: func(&["unmap_mapping_range"]),
+        feeds: &[(EarlyPfnUntrack, Need::WhereAvailable)],
+    },
+    Hook {
+        id: hook::PROCESS_FORK,
+        name: "process_fork",
+        target: Target::Tracepoint {
+            category: "sched",
+            name: "sched_process_fork",
+        },
+        feeds: &[(ForkWithPins, Need::Core)],
+    },
+    Hook {
+        id: hook::PROCESS_EXIT,
+        name: "process_exit",
+        target: Target::Tracepoint {
+            category: "sched",
+            name: "sched_process_exit",
+        },
+        feeds: &[(ForkWithPins, Need::WhereAvailable)],
+    },
+];
+
+pub fn by_name(name: &str) -> Option<&'static Hook> {
+    HOOKS.iter().find(|h| h.name == name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_unique_dense_and_match_the_wire_count() {
+        let mut ids: Vec<u32> = HOOKS.iter().map(|h| h.id).collect();
+        ids.sort_unstable();
+        assert_eq!(ids, (0..hook::COUNT).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn every_hazard_has_a_core_hook() {
+        for hazard in Hazard::ALL {
+            let core = HOOKS
+                .iter()
+                .any(|h| h.feeds.contains(&(hazard, Need::Core)));
+            assert!(core, "{hazard} has no core hook");
+        }
+    }
+
+    #[test]
+    fn names_are_unique() {
+        for h in HOOKS {
+            assert_eq!(
+                HOOKS.iter().filter(|o| o.name == h.name).count(),
+                1,
+                "{}",
+                h.name
+            );
+        }
+    }
+}

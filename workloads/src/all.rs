@@ -1,0 +1,113 @@
+//! `all`: every workload in a fixed order with its CLI defaults, calling the
+//! functions directly. Failures are collected rather than fatal, so one
+//! missing device (udmabuf, a PCI id, /dev/mem policy) still lets the rest run.
+
+use std::ffi::OsString;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, ensure};
+
+use crate::{devmem, fork_cow, iouring, msync, odirect, pci_sysfs, process_vm, truncate, udmabuf};
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct Args {
+    /// Directory for the scratch files (created if missing).
+    #[arg(long)]
+    pub dir: PathBuf,
+}
+
+type Step = (&'static str, Box<dyn Fn() -> Result<String>>);
+
+pub fn run(args: &Args) -> Result<String> {
+    fs::create_dir_all(&args.dir).with_context(|| format!("create {}", args.dir.display()))?;
+    let steps = steps(&args.dir)?;
+    let mut failed = Vec::new();
+    for (name, step) in &steps {
+        match step() {
+            Ok(status) => println!("workload {name}: {status}"),
+            Err(err) => {
+                println!("workload {name}: FAILED {err:#}");
+                failed.push(*name);
+            }
+        }
+    }
+    ensure!(
+        failed.is_empty(),
+        "{} workload(s) failed: {}",
+        failed.len(),
+        failed.join(", ")
+    );
+    Ok(format!("ok {} workloads", steps.len()))
+}
+
+fn steps(dir: &Path) -> Result<Vec<Step>> {
+    let path = |file: &str| [OsString::from("--path"), dir.join(file).into_os_string()];
+    let io_file = [
+        OsString::from("--file"),
+        dir.join("iouring.dat").into_os_string(),
+    ];
+    Ok(vec![
+        ("iouring", step(iouring::run, defaults(&[])?)),
+        ("iouring", step(iouring::run, defaults(&["--fork".into()])?)),
+        ("iouring", step(iouring::run, defaults(&io_file)?)),
+        ("msync", step(msync::run, defaults(&path("msync.dat"))?)),
+        ("fork-cow", step(fork_cow::run, defaults(&[])?)),
+        (
+            "odirect",
+            step(odirect::run, defaults(&path("odirect.dat"))?),
+        ),
+        ("process-vm", step(process_vm::run, defaults(&[])?)),
+        ("devmem", step(devmem::run, defaults(&[])?)),
+        ("pci-sysfs", step(pci_sysfs::run, defaults(&[])?)),
+        ("udmabuf", step(udmabuf::run, defaults(&[])?)),
+        (
+            "truncate",
+            step(truncate::run, defaults(&path("truncate.dat"))?),
+        ),
+    ])
+}
+
+fn step<A: 'static>(run: fn(&A) -> Result<String>, args: A) -> Box<dyn Fn() -> Result<String>> {
+    Box::new(move || run(&args))
+}
+
+/// Builds a workload's Args from its own clap defaults plus `extra` flags,
+/// so `all` cannot drift from what the subcommand would use.
+fn defaults<A: clap::Args + clap::FromArgMatches>(extra: &[OsString]) -> Result<A> {
+    let cmd = A::augment_args(clap::Command::new("all"));
+    let argv = std::iter::once(OsString::from("all")).chain(extra.iter().cloned());
+    let matches = cmd.try_get_matches_from(argv)?;
+    Ok(A::from_arg_matches(&matches)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_match_cli() {
+        let io: iouring::Args = defaults(&["--fork".into()]).unwrap();
+        assert_eq!(
+            (io.pages, io.fork, io.dontfork, io.file),
+            (16, true, false, None)
+        );
+        let pci: pci_sysfs::Args = defaults(&[]).unwrap();
+        assert_eq!(
+            (pci.vendor, pci.device, pci.bar, pci.size),
+            (0x1af4, 0x1044, 4, 16384)
+        );
+        assert_eq!(devmem::Args::clone(&defaults(&[]).unwrap()).pages, 2);
+    }
+
+    #[test]
+    fn builds_every_step() {
+        let names: Vec<_> = steps(Path::new("/nonexistent"))
+            .unwrap()
+            .iter()
+            .map(|s| s.0)
+            .collect();
+        assert_eq!(names.len(), 11);
+        assert_eq!(names[..3], ["iouring"; 3]);
+    }
+}

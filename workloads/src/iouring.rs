@@ -1,0 +1,217 @@
+//! io_uring fixed buffers: IORING_REGISTER_BUFFERS long-term pins the buffer
+//! (pin_user_pages with FOLL_LONGTERM) until IORING_UNREGISTER_BUFFERS.
+
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+
+use crate::sys::{self, DEFAULT_PAGES, Mapping};
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct Args {
+    /// Buffer size in 4 KiB pages.
+    #[arg(long, default_value_t = DEFAULT_PAGES)]
+    pub pages: usize,
+    /// Use a MAP_SHARED mapping of this file as the buffer (file-backed
+    /// long-term pins are refused by the kernel: reported, not an error).
+    #[arg(long)]
+    pub file: Option<PathBuf>,
+    /// While registered, fork a child that writes the buffer (pin-then-fork).
+    #[arg(long)]
+    pub fork: bool,
+    /// madvise(MADV_DONTFORK) the buffer before registering.
+    #[arg(long)]
+    pub dontfork: bool,
+}
+
+const RING_ENTRIES: u32 = 4;
+const IORING_REGISTER_BUFFERS: libc::c_uint = 0;
+const IORING_UNREGISTER_BUFFERS: libc::c_uint = 1;
+
+/// struct io_sqring_offsets (uapi); 6.1 names the last field resv2.
+#[repr(C)]
+#[derive(Default)]
+struct SqringOffsets {
+    head: u32,
+    tail: u32,
+    ring_mask: u32,
+    ring_entries: u32,
+    flags: u32,
+    dropped: u32,
+    array: u32,
+    resv1: u32,
+    user_addr: u64,
+}
+
+/// struct io_cqring_offsets (uapi).
+#[repr(C)]
+#[derive(Default)]
+struct CqringOffsets {
+    head: u32,
+    tail: u32,
+    ring_mask: u32,
+    ring_entries: u32,
+    overflow: u32,
+    cqes: u32,
+    flags: u32,
+    resv1: u32,
+    user_addr: u64,
+}
+
+/// struct io_uring_params (uapi); zeroed means "no setup flags".
+#[repr(C)]
+#[derive(Default)]
+struct IoUringParams {
+    sq_entries: u32,
+    cq_entries: u32,
+    flags: u32,
+    sq_thread_cpu: u32,
+    sq_thread_idle: u32,
+    features: u32,
+    wq_fd: u32,
+    resv: [u32; 3],
+    sq_off: SqringOffsets,
+    cq_off: CqringOffsets,
+}
+
+const _: () = assert!(size_of::<SqringOffsets>() == 40);
+const _: () = assert!(size_of::<CqringOffsets>() == 40);
+const _: () = assert!(size_of::<IoUringParams>() == 120);
+
+pub fn run(args: &Args) -> Result<String> {
+    let buf = buffer(args)?;
+    if args.dontfork {
+        buf.madvise(libc::MADV_DONTFORK)
+            .context("madvise(MADV_DONTFORK)")?;
+    }
+    let ring = setup().context("io_uring_setup")?;
+    if let Err(err) = register(&ring, &buf) {
+        return refusal(args, err);
+    }
+    if args.fork {
+        fork_while_pinned(&buf, args.dontfork)?;
+    }
+    unregister(&ring).context("IORING_UNREGISTER_BUFFERS")?;
+    drop(ring);
+    buf.unmap()?;
+    Ok(format!(
+        "ok registered+unregistered {} pages ({})",
+        args.pages,
+        mode(args)
+    ))
+}
+
+/// Anonymous private memory, or a shared file mapping with `--file`; every
+/// page is written first so registration pins populated pages.
+fn buffer(args: &Args) -> Result<Mapping> {
+    let len = sys::pages_len(args.pages)?;
+    let buf = match &args.file {
+        Some(path) => sys::map_file(path, len)?.1,
+        None => Mapping::anon(len)?,
+    };
+    buf.write_pages(0x5a);
+    Ok(buf)
+}
+
+/// File-backed buffers are expected to be refused (EOPNOTSUPP on 6.1,
+/// EFAULT on 6.12+); that outcome is the point of the `--file` run.
+fn refusal(args: &Args, err: io::Error) -> Result<String> {
+    match err.raw_os_error() {
+        Some(errno) if args.file.is_some() && is_expected_refusal(errno) => Ok(format!(
+            "refused errno={errno} ({})",
+            sys::errno_name(errno)
+        )),
+        _ => Err(err).context("IORING_REGISTER_BUFFERS"),
+    }
+}
+
+fn is_expected_refusal(errno: i32) -> bool {
+    errno == libc::EOPNOTSUPP || errno == libc::EFAULT
+}
+
+fn mode(args: &Args) -> String {
+    let mut mode = String::from(if args.file.is_some() { "file" } else { "anon" });
+    if args.fork {
+        mode.push_str("+fork");
+    }
+    if args.dontfork {
+        mode.push_str("+dontfork");
+    }
+    mode
+}
+
+fn setup() -> io::Result<OwnedFd> {
+    let mut params = IoUringParams::default();
+    // SAFETY: params is a live, correctly sized io_uring_params that the
+    // kernel reads and fills in during the call.
+    let ret = sys::cvt(unsafe {
+        libc::syscall(libc::SYS_io_uring_setup, RING_ENTRIES, &raw mut params)
+    })?;
+    let fd = i32::try_from(ret).map_err(io::Error::other)?;
+    // SAFETY: the kernel just returned this fd and nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+fn register(ring: &OwnedFd, buf: &Mapping) -> io::Result<()> {
+    let iov = libc::iovec {
+        iov_base: buf.addr().cast(),
+        iov_len: buf.len(),
+    };
+    let nr_iovecs: libc::c_uint = 1;
+    // SAFETY: iov is one valid iovec describing memory that stays mapped
+    // until after the buffers are unregistered (or the ring is closed).
+    sys::cvt(unsafe {
+        libc::syscall(
+            libc::SYS_io_uring_register,
+            ring.as_raw_fd(),
+            IORING_REGISTER_BUFFERS,
+            &raw const iov,
+            nr_iovecs,
+        )
+    })?;
+    Ok(())
+}
+
+fn unregister(ring: &OwnedFd) -> io::Result<()> {
+    let no_args: libc::c_uint = 0;
+    // SAFETY: UNREGISTER_BUFFERS takes no argument pointer (NULL, 0).
+    sys::cvt(unsafe {
+        libc::syscall(
+            libc::SYS_io_uring_register,
+            ring.as_raw_fd(),
+            IORING_UNREGISTER_BUFFERS,
+            std::ptr::null::<libc::c_void>(),
+            no_args,
+        )
+    })?;
+    Ok(())
+}
+
+/// Forks while the pages are pinned: the kernel must copy pinned anon pages
+/// eagerly at fork, and both sides then write. With MADV_DONTFORK the child
+/// has no such mapping, so it must not touch it.
+fn fork_while_pinned(buf: &Mapping, dontfork: bool) -> Result<()> {
+    let child = sys::fork_child(|| {
+        if !dontfork {
+            buf.write_pages(0xc1);
+        }
+        0
+    })?;
+    child.wait().context("child writing the pinned buffer")?;
+    buf.write_pages(0xa5);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expected_refusals() {
+        assert!(is_expected_refusal(libc::EOPNOTSUPP));
+        assert!(is_expected_refusal(libc::EFAULT));
+        assert!(!is_expected_refusal(libc::ENOMEM));
+    }
+}

@@ -1,0 +1,105 @@
+//! pinwatch-workload: tiny root-only programs, one per subcommand, that each
+//! perform one real kernel operation pinwatch's probes should observe.
+//! Runs as a static binary inside a busybox initramfs in QEMU guests.
+
+mod all;
+mod devmem;
+mod fork_cow;
+mod iouring;
+mod msync;
+mod odirect;
+mod pci_sysfs;
+mod process_vm;
+mod sys;
+mod truncate;
+mod udmabuf;
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "pinwatch-workload",
+    about = "Exercise kernel GUP/pinning paths for pinwatch"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Register/unregister io_uring fixed buffers (long-term pin).
+    Iouring(iouring::Args),
+    /// Dirty a shared file mapping and msync(MS_SYNC) it.
+    Msync(msync::Args),
+    /// fork() and write on both sides to take COW faults.
+    ForkCow(fork_cow::Args),
+    /// O_DIRECT pread/pwrite of a whole file.
+    Odirect(odirect::Args),
+    /// process_vm_readv/writev on self and on a forked child.
+    ProcessVm(process_vm::Args),
+    /// Map /dev/mem, fork, then partially munmap.
+    Devmem(devmem::Args),
+    /// Map a PCI BAR via sysfs, then rebind the driver to revoke it.
+    PciSysfs(pci_sysfs::Args),
+    /// Create and close a udmabuf from a sealed memfd.
+    Udmabuf(udmabuf::Args),
+    /// ftruncate a file to 0 while it is still mapped.
+    Truncate(truncate::Args),
+    /// Run every workload with defaults, files inside --dir.
+    All(all::Args),
+}
+
+impl Command {
+    /// The `<name>` printed in `workload <name>: ...` lines.
+    fn name(&self) -> &'static str {
+        match self {
+            Self::Iouring(_) => "iouring",
+            Self::Msync(_) => "msync",
+            Self::ForkCow(_) => "fork-cow",
+            Self::Odirect(_) => "odirect",
+            Self::ProcessVm(_) => "process-vm",
+            Self::Devmem(_) => "devmem",
+            Self::PciSysfs(_) => "pci-sysfs",
+            Self::Udmabuf(_) => "udmabuf",
+            Self::Truncate(_) => "truncate",
+            Self::All(_) => "all",
+        }
+    }
+
+    /// Runs one workload and returns its status text ("ok ...", "refused ...").
+    fn run(&self) -> Result<String> {
+        match self {
+            Self::Iouring(args) => iouring::run(args),
+            Self::Msync(args) => msync::run(args),
+            Self::ForkCow(args) => fork_cow::run(args),
+            Self::Odirect(args) => odirect::run(args),
+            Self::ProcessVm(args) => process_vm::run(args),
+            Self::Devmem(args) => devmem::run(args),
+            Self::PciSysfs(args) => pci_sysfs::run(args),
+            Self::Udmabuf(args) => udmabuf::run(args),
+            Self::Truncate(args) => truncate::run(args),
+            Self::All(args) => all::run(args),
+        }
+    }
+}
+
+/// Failures print the full anyhow context chain on one line, in the same
+/// shape `all` uses, and exit 1.
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let name = cli.command.name();
+    match cli.command.run() {
+        Ok(status) => {
+            println!("workload {name}: {status}");
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("workload {name}: FAILED {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,326 @@
+//! Small shared wrappers around raw syscalls: owned mappings, fork/wait and
+//! errno naming. Kept here so each workload module only shows the kernel
+//! operation it exists to trigger.
+
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::mem::ManuallyDrop;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::Path;
+use std::ptr::{self, NonNull};
+
+use anyhow::{Context, Result, bail, ensure};
+
+/// x86_64 base page size; the guests are x86_64 and the workloads reason in
+/// 4 KiB pages (O_DIRECT alignment, udmabuf sizes).
+pub const PAGE_SIZE: usize = 4096;
+
+/// Default buffer size for the `--pages` flags.
+pub const DEFAULT_PAGES: usize = 16;
+
+/// Turns the C convention "-1 means errno is set" into an `io::Result`.
+pub fn cvt<T: PartialEq + From<i8>>(ret: T) -> io::Result<T> {
+    if ret == T::from(-1) {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret)
+    }
+}
+
+/// Byte length of `pages` pages, rejecting 0 (mmap refuses empty ranges).
+pub fn pages_len(pages: usize) -> Result<usize> {
+    ensure!(pages > 0, "--pages must be at least 1");
+    pages
+        .checked_mul(PAGE_SIZE)
+        .with_context(|| format!("{pages} pages overflow usize"))
+}
+
+/// Symbolic name for the errnos these workloads can plausibly hit, so logs
+/// are readable without errno tables inside the initramfs.
+pub fn errno_name(errno: i32) -> &'static str {
+    match errno {
+        libc::EPERM => "EPERM",
+        libc::ENOENT => "ENOENT",
+        libc::EINTR => "EINTR",
+        libc::EIO => "EIO",
+        libc::ENXIO => "ENXIO",
+        libc::EBADF => "EBADF",
+        libc::EAGAIN => "EAGAIN",
+        libc::ENOMEM => "ENOMEM",
+        libc::EACCES => "EACCES",
+        libc::EFAULT => "EFAULT",
+        libc::EBUSY => "EBUSY",
+        libc::EEXIST => "EEXIST",
+        libc::ENODEV => "ENODEV",
+        libc::EINVAL => "EINVAL",
+        libc::ENOTTY => "ENOTTY",
+        libc::ENOSPC => "ENOSPC",
+        libc::ESRCH => "ESRCH",
+        libc::ENOSYS => "ENOSYS",
+        libc::EOPNOTSUPP => "EOPNOTSUPP",
+        _ => "?",
+    }
+}
+
+/// Human-readable wait status, used in child-failure errors.
+pub fn describe_status(status: libc::c_int) -> String {
+    if libc::WIFEXITED(status) {
+        format!("exited with status {}", libc::WEXITSTATUS(status))
+    } else if libc::WIFSIGNALED(status) {
+        format!("killed by signal {}", libc::WTERMSIG(status))
+    } else {
+        format!("stopped or unknown wait status {status:#x}")
+    }
+}
+
+/// Creates (or resizes) `path` to `len` bytes with ftruncate and maps it
+/// MAP_SHARED read-write. The file handle is returned because some callers
+/// need it afterwards (fsync, truncate).
+pub fn map_file(path: &Path, len: usize) -> Result<(File, Mapping)> {
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .with_context(|| format!("open {}", path.display()))?;
+    let size = u64::try_from(len).context("file size does not fit u64")?;
+    file.set_len(size)
+        .with_context(|| format!("ftruncate {} to {len} bytes", path.display()))?;
+    let map = Mapping::shared(file.as_fd(), len, 0)
+        .with_context(|| format!("mmap MAP_SHARED {}", path.display()))?;
+    Ok((file, map))
+}
+
+/// An owned `mmap` region, unmapped on drop. Pages are accessed through raw
+/// volatile loads/stores: the memory may be device memory or shared with a
+/// forked child, and every access must really reach the page tables.
+pub struct Mapping {
+    ptr: NonNull<u8>,
+    len: usize,
+}
+
+impl Mapping {
+    /// Private anonymous read-write memory (page-aligned by construction).
+    pub fn anon(len: usize) -> Result<Self> {
+        Self::map(len, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS, None, 0)
+            .with_context(|| format!("mmap anonymous {len} bytes"))
+    }
+
+    /// MAP_SHARED read-write mapping of `fd` at `offset`.
+    pub fn shared(fd: BorrowedFd<'_>, len: usize, offset: libc::off_t) -> io::Result<Self> {
+        Self::map(len, libc::MAP_SHARED, Some(fd), offset)
+    }
+
+    fn map(
+        len: usize,
+        flags: libc::c_int,
+        fd: Option<BorrowedFd<'_>>,
+        offset: libc::off_t,
+    ) -> io::Result<Self> {
+        let raw_fd = fd.map_or(-1, |fd| fd.as_raw_fd());
+        let prot = libc::PROT_READ | libc::PROT_WRITE;
+        // SAFETY: a NULL hint without MAP_FIXED makes the kernel choose a
+        // fresh range, so no memory Rust already owns can be replaced.
+        let addr = unsafe { libc::mmap(ptr::null_mut(), len, prot, flags, raw_fd, offset) };
+        if addr == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        let ptr =
+            NonNull::new(addr.cast()).ok_or_else(|| io::Error::other("mmap returned NULL"))?;
+        Ok(Self { ptr, len })
+    }
+
+    pub fn addr(&self) -> *mut u8 {
+        self.ptr.as_ptr()
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Stores `value` into the first byte of every page, forcing a write
+    /// fault (allocation, COW or dirtying) on each one.
+    pub fn write_pages(&self, value: u8) {
+        for off in (0..self.len).step_by(PAGE_SIZE) {
+            // SAFETY: off < len, so the byte lies inside this live read-write
+            // mapping; volatile keeps the compiler from merging the stores.
+            unsafe { self.addr().add(off).write_volatile(value) };
+        }
+    }
+
+    /// Loads the first u32 of every page (read faults) and folds them so the
+    /// caller can feed the result to `black_box`.
+    pub fn read_pages(&self) -> u32 {
+        (0..self.len)
+            .step_by(PAGE_SIZE)
+            .map(|off| self.read_u32_unchecked(off))
+            .fold(0, u32::wrapping_add)
+    }
+
+    /// One volatile aligned u32 load, e.g. a single MMIO register read.
+    pub fn read_u32(&self, off: usize) -> Result<u32> {
+        ensure!(off.is_multiple_of(4), "unaligned u32 read at {off:#x}");
+        ensure!(
+            off + 4 <= self.len,
+            "u32 read at {off:#x} beyond {:#x}",
+            self.len
+        );
+        Ok(self.read_u32_unchecked(off))
+    }
+
+    fn read_u32_unchecked(&self, off: usize) -> u32 {
+        // SAFETY: callers pass page-start or checked, 4-aligned offsets
+        // inside the mapping, and mmap results are page-aligned.
+        unsafe { self.addr().add(off).cast::<u32>().read_volatile() }
+    }
+
+    /// First byte of the page at `page`, for content checks.
+    pub fn page_byte(&self, page: usize) -> Option<u8> {
+        let off = page.checked_mul(PAGE_SIZE).filter(|off| *off < self.len)?;
+        // SAFETY: off < len was checked just above.
+        Some(unsafe { self.addr().add(off).read_volatile() })
+    }
+
+    pub fn madvise(&self, advice: libc::c_int) -> io::Result<()> {
+        // SAFETY: the range is exactly this live mapping; the advice values
+        // used here never free memory Rust code still references.
+        cvt(unsafe { libc::madvise(self.addr().cast(), self.len, advice) })?;
+        Ok(())
+    }
+
+    /// munmaps the leading `len` bytes only (a partial munmap that splits
+    /// the VMA) and keeps owning the remainder.
+    pub fn unmap_front(&mut self, len: usize) -> Result<()> {
+        ensure!(
+            len.is_multiple_of(PAGE_SIZE),
+            "partial munmap of {len} bytes is not page-aligned"
+        );
+        ensure!(
+            len < self.len,
+            "partial munmap of {len} bytes would unmap everything"
+        );
+        munmap(self.ptr, len)?;
+        // SAFETY: len < self.len, so the new start stays inside the old
+        // allocation and is non-null.
+        self.ptr = unsafe { self.ptr.add(len) };
+        self.len -= len;
+        Ok(())
+    }
+
+    /// Explicit munmap that reports failure instead of ignoring it in Drop.
+    pub fn unmap(self) -> Result<()> {
+        let this = ManuallyDrop::new(self);
+        munmap(this.ptr, this.len)
+    }
+}
+
+impl Drop for Mapping {
+    fn drop(&mut self) {
+        // Error paths only; explicit unmap() reports failures.
+        let _ = munmap(self.ptr, self.len);
+    }
+}
+
+fn munmap(ptr: NonNull<u8>, len: usize) -> Result<()> {
+    // SAFETY: ptr/len describe (part of) a mapping owned by a Mapping that
+    // stops referring to this range right after this call.
+    cvt(unsafe { libc::munmap(ptr.as_ptr().cast(), len) })
+        .with_context(|| format!("munmap {len} bytes at {ptr:p}"))?;
+    Ok(())
+}
+
+/// A forked child; killed and reaped on drop if never waited for, so error
+/// paths in the parent never leave a blocked child behind.
+pub struct Child {
+    pid: libc::pid_t,
+    reaped: bool,
+}
+
+/// Forks; the child runs `body` and `_exit`s with its return value.
+pub fn fork_child(body: impl FnOnce() -> i32) -> Result<Child> {
+    // SAFETY: the workload binary is single-threaded, so the child is a
+    // consistent copy and may run ordinary Rust code before _exit.
+    let pid = cvt(unsafe { libc::fork() }).context("fork")?;
+    if pid == 0 {
+        let code = catch_unwind(AssertUnwindSafe(body)).unwrap_or(101);
+        // SAFETY: _exit skips atexit handlers and stdio flushing that belong
+        // to the parent's copy of the process state.
+        unsafe { libc::_exit(code) };
+    }
+    Ok(Child { pid, reaped: false })
+}
+
+impl Child {
+    pub fn pid(&self) -> libc::pid_t {
+        self.pid
+    }
+
+    /// Reaps the child and fails unless it exited with status 0.
+    pub fn wait(mut self) -> Result<()> {
+        let status = self
+            .reap()
+            .with_context(|| format!("waitpid {}", self.pid))?;
+        if libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0 {
+            return Ok(());
+        }
+        bail!("child {} {}", self.pid, describe_status(status))
+    }
+
+    fn reap(&mut self) -> io::Result<libc::c_int> {
+        let mut status = 0;
+        loop {
+            // SAFETY: pid is our own unreaped child; status is a valid out-pointer.
+            match cvt(unsafe { libc::waitpid(self.pid, &raw mut status, 0) }) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+                Ok(_) => break,
+            }
+        }
+        self.reaped = true;
+        Ok(status)
+    }
+}
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        if self.reaped {
+            return;
+        }
+        // SAFETY: pid is our unreaped child, so it cannot have been recycled.
+        unsafe { libc::kill(self.pid, libc::SIGKILL) };
+        let _ = self.reap();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errno_names() {
+        assert_eq!(errno_name(libc::EFAULT), "EFAULT");
+        assert_eq!(errno_name(95), "EOPNOTSUPP");
+        assert_eq!(errno_name(-4242), "?");
+    }
+
+    #[test]
+    fn pages_len_checks() {
+        assert_eq!(pages_len(16).unwrap(), 65536);
+        assert!(pages_len(0).is_err());
+        assert!(pages_len(usize::MAX).is_err());
+    }
+
+    #[test]
+    fn describes_wait_status() {
+        assert_eq!(describe_status(3 << 8), "exited with status 3");
+        assert_eq!(describe_status(libc::SIGSEGV), "killed by signal 11");
+    }
+
+    #[test]
+    fn cvt_maps_minus_one() {
+        assert!(cvt(-1i32).is_err());
+        assert_eq!(cvt(7isize).unwrap(), 7);
+    }
+}
