@@ -56,13 +56,15 @@ counting_hook!(
 );
 
 /// The pin entry points return the number of pages pinned or a negative errno; a refusal of a
-/// long-term file pin shows up here as -EFAULT on 6.5+.
+/// long-term file pin shows up here as -EFAULT on 6.5+. `pin_user_pages_fast` returns `int`, so
+/// only the low 32 bits of the register are meaningful: compare them as `i32` (page counts of a
+/// single call never reach 2^31).
 macro_rules! pin_return {
     ($fexit:ident, $kretprobe:ident, $hook:expr) => {
         const _: () = {
             fn on_return<C: Ret>(ctx: &C) {
                 counters::ret($hook);
-                if ctx.ret_i64() < 0 {
+                if (ctx.ret_i64() as i32) < 0 {
                     counters::filtered(filter::PIN_FAILED);
                 }
             }

@@ -220,13 +220,19 @@ impl Side {
     }
 }
 
-/// aya's program errors, without the empty "Verifier output:" tail that attach errors carry.
+/// aya's program errors with their causes (aya's own text omits the errno), without the empty
+/// "Verifier output:" tail that attach errors carry.
 pub fn describe(e: aya::programs::ProgramError) -> String {
-    let text = e.to_string();
-    text.trim_end()
-        .trim_end_matches("Verifier output:")
-        .trim_end_matches(['.', ' '])
-        .to_owned()
+    let mut text = e.to_string().trim_end().trim_end_matches("Verifier output:").trim_end_matches(['.', ' ']).to_owned();
+    let mut source = std::error::Error::source(&e);
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text = format!("{text}: {cause_text}");
+        }
+        source = cause.source();
+    }
+    text
 }
 
 /// A typed handle on one program of the embedded object.

@@ -1,1 +1,86 @@
-fn main() {}
+//! Developer tasks. `cargo xtask vm` is the real-kernel matrix: it boots Debian's 6.1, 6.12 and
+//! 7.2 cloud kernels under QEMU (TCG), runs `pinwatch doctor` over real workloads inside each,
+//! and checks every hook and offset against the per-kernel expectations in `expect.rs`.
+
+mod expect;
+mod guest;
+mod qemu;
+mod verify;
+
+use std::path::PathBuf;
+
+use anyhow::{Context as _, Result};
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(about = "pinwatch developer tasks")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Boot each test kernel under QEMU, run pinwatch over the workloads, verify the results.
+    Vm(VmArgs),
+}
+
+#[derive(clap::Args)]
+struct VmArgs {
+    /// Kernels to run (default: all of 6.1, 6.12, 7.2).
+    #[arg(long = "kernel", value_name = "NAME")]
+    kernels: Vec<String>,
+    /// Only show pinwatch's live report from the guest (the README's main job), do not verify.
+    #[arg(long)]
+    show: bool,
+    /// Seconds one guest may run before it is killed.
+    #[arg(long, default_value_t = 600)]
+    timeout: u64,
+}
+
+fn main() -> Result<()> {
+    match Cli::parse().command {
+        Command::Vm(args) => vm(args),
+    }
+}
+
+fn vm(args: VmArgs) -> Result<()> {
+    let root = workspace_root()?;
+    let cache = guest::cache_dir();
+    let kernels = if args.kernels.is_empty() {
+        expect::KERNELS.iter().map(|k| k.name.to_owned()).collect()
+    } else {
+        args.kernels
+    };
+    let binaries = guest::build_binaries(&root)?;
+    let mut failures = Vec::new();
+    for name in &kernels {
+        let kernel = expect::kernel(name).with_context(|| format!("unknown kernel {name}"))?;
+        let dir = cache.join("kernels").join(kernel.name);
+        let work = root.join("target/vm").join(kernel.name);
+        let initrd = guest::initramfs(&dir, &binaries, &work)?;
+        let output = qemu::boot(&dir.join("vmlinuz"), &initrd, &work, args.timeout)?;
+        let results = verify::parse(&output).with_context(|| format!("kernel {name}: reading guest results"))?;
+        if args.show {
+            verify::show(kernel, &results);
+        } else {
+            failures.extend(verify::check(kernel, &results));
+        }
+    }
+    if !failures.is_empty() {
+        eprintln!("\n{} check(s) failed:", failures.len());
+        for f in &failures {
+            eprintln!("  FAIL {f}");
+        }
+        anyhow::bail!("VM matrix failed");
+    }
+    if !args.show {
+        println!("\nVM matrix: {} kernel(s), all checks passed", kernels.len());
+    }
+    Ok(())
+}
+
+fn workspace_root() -> Result<PathBuf> {
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    manifest.parent().map(PathBuf::from).context("xtask has no parent directory")
+}

@@ -116,3 +116,111 @@ impl KernelBtf {
         None
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A minimal BTF blob builder: enough kinds to model `struct folio`'s anonymous unions.
+    struct Blob {
+        types: Vec<u8>,
+        strings: Vec<u8>,
+    }
+
+    impl Blob {
+        fn new() -> Self {
+            Self { types: Vec::new(), strings: vec![0] }
+        }
+        fn name(&mut self, s: &str) -> u32 {
+            if s.is_empty() {
+                return 0;
+            }
+            let off = self.strings.len() as u32;
+            self.strings.extend_from_slice(s.as_bytes());
+            self.strings.push(0);
+            off
+        }
+        fn words(&mut self, words: &[u32]) {
+            for w in words {
+                self.types.extend_from_slice(&w.to_le_bytes());
+            }
+        }
+        fn int(&mut self, name: &str) {
+            let n = self.name(name);
+            self.words(&[n, 1 << 24, 4, 32]);
+        }
+        /// Members are (name, type id, bit offset).
+        fn strukt(&mut self, name: &str, size: u32, members: &[(&str, u32, u32)]) {
+            let n = self.name(name);
+            self.words(&[n, (4 << 24) | members.len() as u32, size]);
+            for (m, ty, bits) in members {
+                let mn = self.name(m);
+                self.words(&[mn, *ty, *bits]);
+            }
+        }
+        fn enumeration(&mut self, name: &str, values: &[(&str, u32)]) {
+            let n = self.name(name);
+            self.words(&[n, (6 << 24) | values.len() as u32, 4]);
+            for (v, val) in values {
+                let vn = self.name(v);
+                self.words(&[vn, *val]);
+            }
+        }
+        fn bytes(&self) -> Vec<u8> {
+            let mut out = Vec::new();
+            out.extend_from_slice(&0xeb9f_u16.to_le_bytes());
+            out.extend_from_slice(&[1, 0]);
+            for w in [24u32, 0, self.types.len() as u32, self.types.len() as u32, self.strings.len() as u32] {
+                out.extend_from_slice(&w.to_le_bytes());
+            }
+            out.extend_from_slice(&self.types);
+            out.extend_from_slice(&self.strings);
+            out
+        }
+    }
+
+    /// `struct folio { int flags; union { struct { int pad; int _refcount; }; }; }` plus
+    /// an anonymous enum holding FOLL_PIN and a named one holding PG_head.
+    fn sample() -> KernelBtf {
+        let mut b = Blob::new();
+        b.int("int"); // 1
+        b.strukt("", 8, &[("pad", 1, 0), ("_refcount", 1, 32)]); // 2
+        b.strukt("folio", 16, &[("flags", 1, 0), ("", 2, 64)]); // 3
+        b.enumeration("pageflags", &[("PG_locked", 0), ("PG_head", 6)]); // 4
+        b.enumeration("", &[("FOLL_WRITE", 1), ("FOLL_PIN", 0x80000)]); // 5
+        KernelBtf { btf: Btf::from_bytes(&b.bytes()).expect("valid synthetic BTF") }
+    }
+
+    #[test]
+    fn members_inside_anonymous_aggregates_add_their_offsets() {
+        let btf = sample();
+        assert_eq!(btf.member_offset("folio", "flags"), Some(0));
+        assert_eq!(btf.member_offset("folio", "_refcount"), Some(12));
+        assert_eq!(btf.member_offset("folio", "_pincount"), None);
+        assert_eq!(btf.member_offset("no_such_struct", "flags"), None);
+        assert_eq!(btf.struct_size("folio"), Some(16));
+    }
+
+    #[test]
+    fn enumerators_are_found_in_named_and_anonymous_enums() {
+        let btf = sample();
+        assert_eq!(btf.enum_value("PG_head"), Some(6));
+        assert_eq!(btf.enum_value("FOLL_PIN"), Some(0x80000));
+        assert_eq!(btf.enum_value("FOLL_NOPE"), None);
+    }
+
+    #[test]
+    fn flags_fall_back_to_legacy_values_without_the_enum() {
+        let mut b = Blob::new();
+        b.int("int");
+        let btf = KernelBtf { btf: Btf::from_bytes(&b.bytes()).unwrap() };
+        assert_eq!(super::super::flags::FollFlags::resolve(&btf), super::super::flags::FollFlags::legacy());
+        assert_eq!(super::super::flags::FollFlags::resolve(&sample()).value("FOLL_PIN"), Some(0x80000));
+    }
+
+    #[test]
+    fn missing_file_is_reported_as_missing() {
+        let err = KernelBtf::load(Path::new("/nonexistent/btf")).err().expect("error");
+        assert!(matches!(err, BtfError::Missing { .. }), "{err}");
+    }
+}

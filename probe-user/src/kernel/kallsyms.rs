@@ -77,10 +77,6 @@ impl Kallsyms {
             .iter()
             .find_map(|c| self.resolve(c).map(|s| (*c, s)))
     }
-
-    pub fn is_empty(&self) -> bool {
-        self.by_base.is_empty()
-    }
 }
 
 /// `foo.isra.0` → `foo`; `foo` → `foo`.

@@ -1,0 +1,48 @@
+#!/bin/busybox sh
+# PID 1 of the VM-matrix guest. Prepares the machine, runs pinwatch over the workloads, and
+# writes one result line per pass to /dev/ttyS1 (a file on the host); the console (ttyS0) gets
+# the human log. Never exits: it powers the VM off.
+/bin/busybox --install -s /bin
+export PATH=/bin
+
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+mount -t tmpfs tmpfs /tmp
+mount -t tracefs tracefs /sys/kernel/tracing 2>/dev/null
+mount -t securityfs securityfs /sys/kernel/security 2>/dev/null
+
+result() { echo "PINWATCH-RESULT $*" >/dev/ttyS1; }
+log() { echo "guest: $*" >/dev/console; }
+
+log "kernel $(uname -r)"
+result "release $(uname -r)"
+
+# Modules in dependency order (built-in ones are simply absent from the list).
+while read -r m; do
+  case "$m" in
+    brd) insmod "/lib/modules/$m.ko" rd_nr=1 rd_size=65536 ;;
+    *) insmod "/lib/modules/$m.ko" 2>/dev/null ;;
+  esac
+done </lib/modules/load-order
+
+# ext4 on a RAM disk: the image is made on the host (mkfs.ext4), copied onto /dev/ram0 here.
+mkdir -p /mnt/ext4
+if dd if=/images/ext4.img of=/dev/ram0 bs=1M 2>/dev/null && mount -t ext4 /dev/ram0 /mnt/ext4; then
+  log "ext4 mounted on /dev/ram0"
+else
+  log "ext4 setup FAILED"
+fi
+mkdir -p /mnt/ext4/work
+
+# One pass per attach policy: auto (fentry first) and kprobe only, both over every workload.
+for method in auto kprobe; do
+  log "pass: pinwatch doctor --method $method -- workloads"
+  json=$(/bin/pinwatch doctor --json --method "$method" -- /bin/run-workloads)
+  code=$?
+  result "doctor-$method $code $json"
+done
+
+log "done"
+sync
+poweroff -f

@@ -1,0 +1,179 @@
+//! Per-kernel expectations of the VM matrix: which symbol each hook must attach to, whether a
+//! workload must make it fire, the struct layout BTF must yield, and what doctor must say.
+//! Sources: ../shared/docs/kernel-facts.md (Debian builds, verified at runtime).
+
+/// What must be true of one hook on one kernel.
+#[derive(Debug, Clone, Copy)]
+pub enum Expect {
+    /// Attached to this symbol and hit at least once by the workloads.
+    Fires(&'static str),
+    /// Attached to this symbol; no workload available in the guest calls it (the reason).
+    AttachedOnly(&'static str, &'static str),
+    /// The kernel has none of the hook's candidates (inlined or not in this version).
+    Absent,
+}
+
+pub struct Kernel {
+    pub name: &'static str,
+    pub release_prefix: &'static str,
+    pub hooks: &'static [(&'static str, Expect)],
+    pub layout: &'static [(&'static str, u64)],
+    pub foll_source: &'static str,
+    pub foll_values: &'static [(&'static str, u64)],
+    pub behaviours: &'static [(&'static str, &'static str)],
+    /// Lower bounds on the in-kernel filter counters over the workloads.
+    pub filters_min: &'static [(&'static str, u64)],
+}
+
+/// msync writes back 16 dirty ext4 pages, none pinned: every folio_mkclean must be classified
+/// (proving the BTF layout reached the eBPF globals) and found unpinned.
+const CLASSIFIED_UNPINNED: (&str, u64) = ("mkclean_unpinned", 16);
+/// The io_uring registration of an ext4 MAP_SHARED buffer is refused with EFAULT (6.5+).
+const REFUSED_FILE_PIN: [(&str, u64); 3] = [CLASSIFIED_UNPINNED, ("pin_failed", 1), ("dirty_tracking_needed", 1)];
+
+use Expect::{Absent, AttachedOnly, Fires};
+
+const FORK_TP: Expect = Fires("sched:sched_process_fork");
+const EXIT_TP: Expect = Fires("sched:sched_process_exit");
+/// Callers of these exist only in drivers the cloud kernels do not build or the guest lacks.
+const NO_UNLOCKED_CALLER: &str = "callers are media/RDMA/acrn drivers absent from the guest";
+/// 6.1's io_uring pins with pin_user_pages and its O_DIRECT takes FOLL_GET references.
+const NO_FAST_PIN_CALLER_6_1: &str = "io_uring uses pin_user_pages and O_DIRECT get_user_pages_fast on 6.1";
+/// From 6.12, io_uring and the block layer unpin whole folios (unpin_user_folio).
+const NO_PAGE_UNPIN_CALLER: &str = "io_uring and O_DIRECT unpin whole folios (unpin_user_folio) here; other callers are drivers";
+/// udmabuf releases folio by folio; unpin_folios serves memfd_pin_folios' error path.
+const NO_FOLIOS_CALLER: &str = "udmabuf unpins one folio at a time; unpin_folios serves memfd_pin_folios failures";
+const NO_RANGE_CALLER: &str = "callers are RDMA umem release and (7.2) VFIO type1 contiguous runs";
+
+pub const KERNELS: &[Kernel] = &[
+    Kernel {
+        name: "6.1",
+        release_prefix: "6.1.",
+        hooks: &[
+            ("pin_user_pages", Fires("pin_user_pages")),
+            ("pin_user_pages_fast", AttachedOnly("pin_user_pages_fast", NO_FAST_PIN_CALLER_6_1)),
+            ("pin_user_pages_remote", Fires("pin_user_pages_remote")),
+            ("pin_user_pages_unlocked", AttachedOnly("pin_user_pages_unlocked", NO_UNLOCKED_CALLER)),
+            ("gup_fast", Fires("internal_get_user_pages_fast")),
+            ("gup_slow", Fires("__gup_longterm_locked")),
+            ("unpin_user_page", Fires("unpin_user_page")),
+            ("unpin_user_pages", Fires("unpin_user_pages")),
+            ("unpin_user_pages_dirty_lock", Fires("unpin_user_pages_dirty_lock")),
+            ("unpin_user_page_range_dirty_lock", AttachedOnly("unpin_user_page_range_dirty_lock", NO_RANGE_CALLER)),
+            ("unpin_folio", Absent),
+            ("unpin_folios", Absent),
+            ("unpin_user_folio", Absent),
+            ("folio_mkclean", Fires("folio_mkclean")),
+            ("do_wp_page", Fires("do_wp_page")),
+            ("wp_page_copy", Fires("wp_page_copy")),
+            ("copy_page_range", Fires("copy_page_range")),
+            ("new_anon_rmap", Fires("page_add_new_anon_rmap")),
+            ("vma_needs_dirty_tracking", Absent),
+            ("pfn_track", Fires("track_pfn_remap")),
+            ("pfn_untrack", Fires("untrack_pfn")),
+            ("zap_single_vma", Fires("zap_page_range_single")),
+            ("unmap_mapping_range", Fires("unmap_mapping_range")),
+            ("process_fork", FORK_TP),
+            ("process_exit", EXIT_TP),
+        ],
+        layout: &[
+            ("folio_flags", 0), ("folio_refcount", 52), ("folio_pincount", 88), ("pg_head_bit", 16),
+            ("vma_flags", 32), ("vma_file", 112), ("vm_fault_flags", 40), ("vm_fault_page", 80),
+        ],
+        foll_source: "legacy-defines",
+        foll_values: &[("FOLL_WRITE", 0x1), ("FOLL_LONGTERM", 0x10000), ("FOLL_PIN", 0x40000)],
+        behaviours: &[
+            ("longterm-file-pin", "granted"), ("pinned-folio-cleaned", "present"), ("fork-with-pins", "present"),
+            ("pinned-cow", "present"), ("early-pfn-untrack", "present"),
+        ],
+        filters_min: &[CLASSIFIED_UNPINNED],
+    },
+    Kernel {
+        name: "6.12",
+        release_prefix: "6.12.",
+        hooks: &[
+            ("pin_user_pages", Fires("pin_user_pages")),
+            ("pin_user_pages_fast", Fires("pin_user_pages_fast")),
+            ("pin_user_pages_remote", Fires("pin_user_pages_remote")),
+            ("pin_user_pages_unlocked", AttachedOnly("pin_user_pages_unlocked", NO_UNLOCKED_CALLER)),
+            ("gup_fast", Fires("gup_fast_fallback")),
+            ("gup_slow", Fires("__gup_longterm_locked")),
+            ("unpin_user_page", AttachedOnly("unpin_user_page", NO_PAGE_UNPIN_CALLER)),
+            ("unpin_user_pages", Fires("unpin_user_pages")),
+            ("unpin_user_pages_dirty_lock", Fires("unpin_user_pages_dirty_lock")),
+            ("unpin_user_page_range_dirty_lock", AttachedOnly("unpin_user_page_range_dirty_lock", NO_RANGE_CALLER)),
+            ("unpin_folio", Fires("unpin_folio")),
+            ("unpin_folios", AttachedOnly("unpin_folios", NO_FOLIOS_CALLER)),
+            ("unpin_user_folio", Fires("unpin_user_folio")),
+            ("folio_mkclean", Fires("folio_mkclean")),
+            ("do_wp_page", Fires("do_wp_page")),
+            ("wp_page_copy", Absent),
+            ("copy_page_range", Fires("copy_page_range")),
+            ("new_anon_rmap", Fires("folio_add_new_anon_rmap")),
+            ("vma_needs_dirty_tracking", Fires("vma_needs_dirty_tracking")),
+            ("pfn_track", Fires("track_pfn_remap")),
+            ("pfn_untrack", Fires("untrack_pfn")),
+            ("zap_single_vma", Fires("zap_page_range_single")),
+            ("unmap_mapping_range", Fires("unmap_mapping_range")),
+            ("process_fork", FORK_TP),
+            ("process_exit", EXIT_TP),
+        ],
+        layout: &[
+            ("folio_flags", 0), ("folio_refcount", 52), ("folio_pincount", 92), ("pg_head_bit", 6),
+            ("vma_flags", 32), ("vma_file", 128), ("vm_fault_flags", 40), ("vm_fault_page", 80),
+        ],
+        foll_source: "btf",
+        foll_values: &[("FOLL_WRITE", 0x1), ("FOLL_TOUCH", 0x10000), ("FOLL_LONGTERM", 0x100), ("FOLL_PIN", 0x80000)],
+        behaviours: &[
+            ("longterm-file-pin", "refused"), ("pinned-folio-cleaned", "present"), ("fork-with-pins", "present"),
+            ("pinned-cow", "present"), ("early-pfn-untrack", "present"),
+        ],
+        filters_min: &REFUSED_FILE_PIN,
+    },
+    Kernel {
+        name: "7.2",
+        release_prefix: "7.2.",
+        hooks: &[
+            ("pin_user_pages", Fires("pin_user_pages")),
+            ("pin_user_pages_fast", Fires("pin_user_pages_fast")),
+            ("pin_user_pages_remote", Fires("pin_user_pages_remote")),
+            ("pin_user_pages_unlocked", AttachedOnly("pin_user_pages_unlocked", NO_UNLOCKED_CALLER)),
+            ("gup_fast", Fires("gup_fast_fallback")),
+            ("gup_slow", Fires("__gup_longterm_locked")),
+            ("unpin_user_page", AttachedOnly("unpin_user_page", NO_PAGE_UNPIN_CALLER)),
+            ("unpin_user_pages", Fires("unpin_user_pages")),
+            ("unpin_user_pages_dirty_lock", Fires("unpin_user_pages_dirty_lock")),
+            ("unpin_user_page_range_dirty_lock", AttachedOnly("unpin_user_page_range_dirty_lock", NO_RANGE_CALLER)),
+            ("unpin_folio", Fires("unpin_folio")),
+            ("unpin_folios", AttachedOnly("unpin_folios", NO_FOLIOS_CALLER)),
+            ("unpin_user_folio", Fires("unpin_user_folio")),
+            ("folio_mkclean", Fires("folio_mkclean")),
+            ("do_wp_page", Fires("do_wp_page")),
+            ("wp_page_copy", Absent),
+            ("copy_page_range", Fires("copy_page_range")),
+            ("new_anon_rmap", Fires("folio_add_new_anon_rmap")),
+            ("vma_needs_dirty_tracking", Fires("vma_needs_dirty_tracking")),
+            ("pfn_track", Fires("pfnmap_track")),
+            ("pfn_untrack", Fires("pfnmap_untrack")),
+            ("zap_single_vma", Fires("zap_vma_range_batched")),
+            ("unmap_mapping_range", Fires("unmap_mapping_range")),
+            ("process_fork", FORK_TP),
+            ("process_exit", EXIT_TP),
+        ],
+        layout: &[
+            ("folio_flags", 0), ("folio_refcount", 52), ("folio_pincount", 92), ("pg_head_bit", 6),
+            ("vma_flags", 32), ("vma_file", 88), ("vm_fault_flags", 40), ("vm_fault_page", 80),
+        ],
+        foll_source: "btf",
+        foll_values: &[("FOLL_WRITE", 0x1), ("FOLL_TOUCH", 0x10000), ("FOLL_LONGTERM", 0x100), ("FOLL_PIN", 0x80000)],
+        behaviours: &[
+            ("longterm-file-pin", "refused"), ("pinned-folio-cleaned", "present"), ("fork-with-pins", "present"),
+            ("pinned-cow", "present"), ("early-pfn-untrack", "fixed"),
+        ],
+        filters_min: &REFUSED_FILE_PIN,
+    },
+];
+
+pub fn kernel(name: &str) -> Option<&'static Kernel> {
+    KERNELS.iter().find(|k| k.name == name)
+}
