@@ -223,7 +223,12 @@ impl Side {
 /// aya's program errors with their causes (aya's own text omits the errno), without the empty
 /// "Verifier output:" tail that attach errors carry.
 pub fn describe(e: aya::programs::ProgramError) -> String {
-    let mut text = e.to_string().trim_end().trim_end_matches("Verifier output:").trim_end_matches(['.', ' ']).to_owned();
+    let mut text = e
+        .to_string()
+        .trim_end()
+        .trim_end_matches("Verifier output:")
+        .trim_end_matches(['.', ' '])
+        .to_owned();
     let mut source = std::error::Error::source(&e);
     while let Some(cause) = source {
         let cause_text = cause.to_string();

@@ -277,22 +277,38 @@ mod object_tests {
     #[test]
     fn every_hook_has_its_programs_in_the_ebpf_object() {
         let bytes = crate::loader::object_bytes();
-        assert!(!bytes.is_empty(), "built with AYA_BUILD_SKIP: no eBPF object to check");
+        assert!(
+            !bytes.is_empty(),
+            "built with AYA_BUILD_SKIP: no eBPF object to check"
+        );
         let elf = object::File::parse(bytes).expect("the eBPF object is ELF");
-        let names: Vec<String> = elf.symbols().filter_map(|s| s.name().ok().map(str::to_owned)).collect();
+        let names: Vec<String> = elf
+            .symbols()
+            .filter_map(|s| s.name().ok().map(str::to_owned))
+            .collect();
         for hook in HOOKS {
             let wanted: Vec<String> = match hook.target {
                 Target::Tracepoint { .. } => vec![format!("tracepoint_{}", hook.name)],
                 Target::Function { returns, .. } => {
-                    let mut v = vec![format!("fentry_{}", hook.name), format!("kprobe_{}", hook.name)];
+                    let mut v = vec![
+                        format!("fentry_{}", hook.name),
+                        format!("kprobe_{}", hook.name),
+                    ];
                     if returns {
-                        v.extend([format!("fexit_{}", hook.name), format!("kretprobe_{}", hook.name)]);
+                        v.extend([
+                            format!("fexit_{}", hook.name),
+                            format!("kretprobe_{}", hook.name),
+                        ]);
                     }
                     v
                 }
             };
             for w in wanted {
-                assert!(names.contains(&w), "program {w} missing for hook {}", hook.name);
+                assert!(
+                    names.contains(&w),
+                    "program {w} missing for hook {}",
+                    hook.name
+                );
             }
         }
     }

@@ -5,7 +5,10 @@
 use std::process::{Command, Output};
 
 fn pinwatch(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_pinwatch")).args(args).output().expect("run pinwatch")
+    Command::new(env!("CARGO_BIN_EXE_pinwatch"))
+        .args(args)
+        .output()
+        .expect("run pinwatch")
 }
 
 fn is_root() -> bool {
@@ -23,11 +26,17 @@ fn help_teaches_commands_examples_and_exit_codes() {
     assert_eq!(top.status.code(), Some(0));
     let text = String::from_utf8_lossy(&top.stdout);
     assert!(text.contains("doctor"), "{text}");
-    assert!(text.contains("Exit status:") && text.contains("4  the kernel has no readable BTF"), "{text}");
+    assert!(
+        text.contains("Exit status:") && text.contains("4  the kernel has no readable BTF"),
+        "{text}"
+    );
 
     let doctor = pinwatch(&["doctor", "--help"]);
     let text = String::from_utf8_lossy(&doctor.stdout);
-    assert!(text.contains("Examples:") && text.contains("--method kprobe") && text.contains("--watch"), "{text}");
+    assert!(
+        text.contains("Examples:") && text.contains("--method kprobe") && text.contains("--watch"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -41,7 +50,11 @@ fn unknown_flag_is_a_usage_error() {
 fn bad_duration_is_a_usage_error_with_examples() {
     let o = pinwatch(&["doctor", "--watch", "10"]);
     assert_eq!(o.status.code(), Some(2));
-    assert!(stderr(&o).contains("examples: 500ms, 10s, 2m"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("examples: 500ms, 10s, 2m"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[test]
@@ -49,14 +62,24 @@ fn not_root_is_refused_with_a_hint() {
     // As root, drop to nobody with setpriv; as a normal user, we already are one.
     let o = if is_root() {
         Command::new("setpriv")
-            .args(["--reuid=65534", "--regid=65534", "--clear-groups", env!("CARGO_BIN_EXE_pinwatch"), "doctor"])
+            .args([
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                env!("CARGO_BIN_EXE_pinwatch"),
+                "doctor",
+            ])
             .output()
             .expect("run setpriv (util-linux)")
     } else {
         pinwatch(&["doctor"])
     };
     assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
-    assert!(stderr(&o).contains("needs root") && stderr(&o).contains("sudo pinwatch doctor"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("needs root") && stderr(&o).contains("sudo pinwatch doctor"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[test]
@@ -67,8 +90,16 @@ fn missing_btf_is_its_own_error() {
     }
     let o = pinwatch(&["--btf", "/nonexistent/vmlinux", "doctor"]);
     assert_eq!(o.status.code(), Some(4), "{}", stderr(&o));
-    assert!(stderr(&o).contains("no kernel BTF at /nonexistent/vmlinux"), "{}", stderr(&o));
-    assert!(stderr(&o).contains("CONFIG_DEBUG_INFO_BTF"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("no kernel BTF at /nonexistent/vmlinux"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(
+        stderr(&o).contains("CONFIG_DEBUG_INFO_BTF"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[test]
@@ -82,7 +113,11 @@ fn unreadable_btf_is_reported_as_a_btf_error() {
     let o = pinwatch(&["--btf", bogus.to_str().unwrap(), "doctor"]);
     std::fs::remove_file(&bogus).ok();
     assert_eq!(o.status.code(), Some(4), "{}", stderr(&o));
-    assert!(stderr(&o).contains("cannot parse kernel BTF"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("cannot parse kernel BTF"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 /// This development host has no kprobes and refuses fentry (DESIGN.md): doctor must say so
@@ -91,7 +126,9 @@ fn unreadable_btf_is_reported_as_a_btf_error() {
 fn doctor_on_a_host_without_kprobes_explains_and_fails() {
     let kprobes = std::path::Path::new("/sys/bus/event_source/devices/kprobe").exists();
     if !is_root() || kprobes {
-        eprintln!("skipped: needs root on a kernel without kprobes (kprobe PMU present: {kprobes})");
+        eprintln!(
+            "skipped: needs root on a kernel without kprobes (kprobe PMU present: {kprobes})"
+        );
         return;
     }
     let o = pinwatch(&["doctor"]);
@@ -103,12 +140,30 @@ fn doctor_on_a_host_without_kprobes_explains_and_fails() {
 
     let json = pinwatch(&["doctor", "--json"]);
     assert_eq!(json.status.code(), Some(5));
-    let report: serde_json::Value = serde_json::from_slice(&json.stdout).expect("doctor --json is one JSON object");
+    let report: serde_json::Value =
+        serde_json::from_slice(&json.stdout).expect("doctor --json is one JSON object");
     assert_eq!(report["methods"]["kprobe"]["available"], false);
     assert_eq!(report["hooks"].as_array().map(Vec::len), Some(25));
-    assert!(report["hooks"].as_array().unwrap().iter().all(|h| h["attached"] == false));
-    for hazard in ["longterm-file-pin", "pinned-folio-cleaned", "fork-with-pins", "pinned-cow", "early-pfn-untrack"] {
-        let h = report["hazards"].as_array().unwrap().iter().find(|h| h["id"] == hazard).expect(hazard);
+    assert!(
+        report["hooks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|h| h["attached"] == false)
+    );
+    for hazard in [
+        "longterm-file-pin",
+        "pinned-folio-cleaned",
+        "fork-with-pins",
+        "pinned-cow",
+        "early-pfn-untrack",
+    ] {
+        let h = report["hazards"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|h| h["id"] == hazard)
+            .expect(hazard);
         assert_eq!(h["observable"], false, "{hazard}");
     }
 }
@@ -121,5 +176,9 @@ fn a_command_that_cannot_start_is_a_runtime_error() {
     }
     let o = pinwatch(&["doctor", "--", "/nonexistent/program"]);
     assert_eq!(o.status.code(), Some(7), "{}", stderr(&o));
-    assert!(stderr(&o).contains("cannot run `/nonexistent/program`"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("cannot run `/nonexistent/program`"),
+        "{}",
+        stderr(&o)
+    );
 }

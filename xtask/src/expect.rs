@@ -29,7 +29,11 @@ pub struct Kernel {
 /// (proving the BTF layout reached the eBPF globals) and found unpinned.
 const CLASSIFIED_UNPINNED: (&str, u64) = ("mkclean_unpinned", 16);
 /// The io_uring registration of an ext4 MAP_SHARED buffer is refused with EFAULT (6.5+).
-const REFUSED_FILE_PIN: [(&str, u64); 3] = [CLASSIFIED_UNPINNED, ("pin_failed", 1), ("dirty_tracking_needed", 1)];
+const REFUSED_FILE_PIN: [(&str, u64); 3] = [
+    CLASSIFIED_UNPINNED,
+    ("pin_failed", 1),
+    ("dirty_tracking_needed", 1),
+];
 
 use Expect::{Absent, AttachedOnly, Fires};
 
@@ -38,11 +42,14 @@ const EXIT_TP: Expect = Fires("sched:sched_process_exit");
 /// Callers of these exist only in drivers the cloud kernels do not build or the guest lacks.
 const NO_UNLOCKED_CALLER: &str = "callers are media/RDMA/acrn drivers absent from the guest";
 /// 6.1's io_uring pins with pin_user_pages and its O_DIRECT takes FOLL_GET references.
-const NO_FAST_PIN_CALLER_6_1: &str = "io_uring uses pin_user_pages and O_DIRECT get_user_pages_fast on 6.1";
+const NO_FAST_PIN_CALLER_6_1: &str =
+    "io_uring uses pin_user_pages and O_DIRECT get_user_pages_fast on 6.1";
 /// From 6.12, io_uring and the block layer unpin whole folios (unpin_user_folio).
-const NO_PAGE_UNPIN_CALLER: &str = "io_uring and O_DIRECT unpin whole folios (unpin_user_folio) here; other callers are drivers";
+const NO_PAGE_UNPIN_CALLER: &str =
+    "io_uring and O_DIRECT unpin whole folios (unpin_user_folio) here; other callers are drivers";
 /// udmabuf releases folio by folio; unpin_folios serves memfd_pin_folios' error path.
-const NO_FOLIOS_CALLER: &str = "udmabuf unpins one folio at a time; unpin_folios serves memfd_pin_folios failures";
+const NO_FOLIOS_CALLER: &str =
+    "udmabuf unpins one folio at a time; unpin_folios serves memfd_pin_folios failures";
 const NO_RANGE_CALLER: &str = "callers are RDMA umem release and (7.2) VFIO type1 contiguous runs";
 
 pub const KERNELS: &[Kernel] = &[
@@ -51,15 +58,27 @@ pub const KERNELS: &[Kernel] = &[
         release_prefix: "6.1.",
         hooks: &[
             ("pin_user_pages", Fires("pin_user_pages")),
-            ("pin_user_pages_fast", AttachedOnly("pin_user_pages_fast", NO_FAST_PIN_CALLER_6_1)),
+            (
+                "pin_user_pages_fast",
+                AttachedOnly("pin_user_pages_fast", NO_FAST_PIN_CALLER_6_1),
+            ),
             ("pin_user_pages_remote", Fires("pin_user_pages_remote")),
-            ("pin_user_pages_unlocked", AttachedOnly("pin_user_pages_unlocked", NO_UNLOCKED_CALLER)),
+            (
+                "pin_user_pages_unlocked",
+                AttachedOnly("pin_user_pages_unlocked", NO_UNLOCKED_CALLER),
+            ),
             ("gup_fast", Fires("internal_get_user_pages_fast")),
             ("gup_slow", Fires("__gup_longterm_locked")),
             ("unpin_user_page", Fires("unpin_user_page")),
             ("unpin_user_pages", Fires("unpin_user_pages")),
-            ("unpin_user_pages_dirty_lock", Fires("unpin_user_pages_dirty_lock")),
-            ("unpin_user_page_range_dirty_lock", AttachedOnly("unpin_user_page_range_dirty_lock", NO_RANGE_CALLER)),
+            (
+                "unpin_user_pages_dirty_lock",
+                Fires("unpin_user_pages_dirty_lock"),
+            ),
+            (
+                "unpin_user_page_range_dirty_lock",
+                AttachedOnly("unpin_user_page_range_dirty_lock", NO_RANGE_CALLER),
+            ),
             ("unpin_folio", Absent),
             ("unpin_folios", Absent),
             ("unpin_user_folio", Absent),
@@ -77,14 +96,27 @@ pub const KERNELS: &[Kernel] = &[
             ("process_exit", EXIT_TP),
         ],
         layout: &[
-            ("folio_flags", 0), ("folio_refcount", 52), ("folio_pincount", 88), ("pg_head_bit", 16),
-            ("vma_flags", 32), ("vma_file", 112), ("vm_fault_flags", 40), ("vm_fault_page", 80),
+            ("folio_flags", 0),
+            ("folio_refcount", 52),
+            ("folio_pincount", 88),
+            ("pg_head_bit", 16),
+            ("vma_flags", 32),
+            ("vma_file", 112),
+            ("vm_fault_flags", 40),
+            ("vm_fault_page", 80),
         ],
         foll_source: "legacy-defines",
-        foll_values: &[("FOLL_WRITE", 0x1), ("FOLL_LONGTERM", 0x10000), ("FOLL_PIN", 0x40000)],
+        foll_values: &[
+            ("FOLL_WRITE", 0x1),
+            ("FOLL_LONGTERM", 0x10000),
+            ("FOLL_PIN", 0x40000),
+        ],
         behaviours: &[
-            ("longterm-file-pin", "granted"), ("pinned-folio-cleaned", "present"), ("fork-with-pins", "present"),
-            ("pinned-cow", "present"), ("early-pfn-untrack", "present"),
+            ("longterm-file-pin", "granted"),
+            ("pinned-folio-cleaned", "present"),
+            ("fork-with-pins", "present"),
+            ("pinned-cow", "present"),
+            ("early-pfn-untrack", "present"),
         ],
         filters_min: &[CLASSIFIED_UNPINNED],
     },
@@ -95,22 +127,40 @@ pub const KERNELS: &[Kernel] = &[
             ("pin_user_pages", Fires("pin_user_pages")),
             ("pin_user_pages_fast", Fires("pin_user_pages_fast")),
             ("pin_user_pages_remote", Fires("pin_user_pages_remote")),
-            ("pin_user_pages_unlocked", AttachedOnly("pin_user_pages_unlocked", NO_UNLOCKED_CALLER)),
+            (
+                "pin_user_pages_unlocked",
+                AttachedOnly("pin_user_pages_unlocked", NO_UNLOCKED_CALLER),
+            ),
             ("gup_fast", Fires("gup_fast_fallback")),
             ("gup_slow", Fires("__gup_longterm_locked")),
-            ("unpin_user_page", AttachedOnly("unpin_user_page", NO_PAGE_UNPIN_CALLER)),
+            (
+                "unpin_user_page",
+                AttachedOnly("unpin_user_page", NO_PAGE_UNPIN_CALLER),
+            ),
             ("unpin_user_pages", Fires("unpin_user_pages")),
-            ("unpin_user_pages_dirty_lock", Fires("unpin_user_pages_dirty_lock")),
-            ("unpin_user_page_range_dirty_lock", AttachedOnly("unpin_user_page_range_dirty_lock", NO_RANGE_CALLER)),
+            (
+                "unpin_user_pages_dirty_lock",
+                Fires("unpin_user_pages_dirty_lock"),
+            ),
+            (
+                "unpin_user_page_range_dirty_lock",
+                AttachedOnly("unpin_user_page_range_dirty_lock", NO_RANGE_CALLER),
+            ),
             ("unpin_folio", Fires("unpin_folio")),
-            ("unpin_folios", AttachedOnly("unpin_folios", NO_FOLIOS_CALLER)),
+            (
+                "unpin_folios",
+                AttachedOnly("unpin_folios", NO_FOLIOS_CALLER),
+            ),
             ("unpin_user_folio", Fires("unpin_user_folio")),
             ("folio_mkclean", Fires("folio_mkclean")),
             ("do_wp_page", Fires("do_wp_page")),
             ("wp_page_copy", Absent),
             ("copy_page_range", Fires("copy_page_range")),
             ("new_anon_rmap", Fires("folio_add_new_anon_rmap")),
-            ("vma_needs_dirty_tracking", Fires("vma_needs_dirty_tracking")),
+            (
+                "vma_needs_dirty_tracking",
+                Fires("vma_needs_dirty_tracking"),
+            ),
             ("pfn_track", Fires("track_pfn_remap")),
             ("pfn_untrack", Fires("untrack_pfn")),
             ("zap_single_vma", Fires("zap_page_range_single")),
@@ -119,14 +169,28 @@ pub const KERNELS: &[Kernel] = &[
             ("process_exit", EXIT_TP),
         ],
         layout: &[
-            ("folio_flags", 0), ("folio_refcount", 52), ("folio_pincount", 92), ("pg_head_bit", 6),
-            ("vma_flags", 32), ("vma_file", 128), ("vm_fault_flags", 40), ("vm_fault_page", 80),
+            ("folio_flags", 0),
+            ("folio_refcount", 52),
+            ("folio_pincount", 92),
+            ("pg_head_bit", 6),
+            ("vma_flags", 32),
+            ("vma_file", 128),
+            ("vm_fault_flags", 40),
+            ("vm_fault_page", 80),
         ],
         foll_source: "btf",
-        foll_values: &[("FOLL_WRITE", 0x1), ("FOLL_TOUCH", 0x10000), ("FOLL_LONGTERM", 0x100), ("FOLL_PIN", 0x80000)],
+        foll_values: &[
+            ("FOLL_WRITE", 0x1),
+            ("FOLL_TOUCH", 0x10000),
+            ("FOLL_LONGTERM", 0x100),
+            ("FOLL_PIN", 0x80000),
+        ],
         behaviours: &[
-            ("longterm-file-pin", "refused"), ("pinned-folio-cleaned", "present"), ("fork-with-pins", "present"),
-            ("pinned-cow", "present"), ("early-pfn-untrack", "present"),
+            ("longterm-file-pin", "refused"),
+            ("pinned-folio-cleaned", "present"),
+            ("fork-with-pins", "present"),
+            ("pinned-cow", "present"),
+            ("early-pfn-untrack", "present"),
         ],
         filters_min: &REFUSED_FILE_PIN,
     },
@@ -137,22 +201,40 @@ pub const KERNELS: &[Kernel] = &[
             ("pin_user_pages", Fires("pin_user_pages")),
             ("pin_user_pages_fast", Fires("pin_user_pages_fast")),
             ("pin_user_pages_remote", Fires("pin_user_pages_remote")),
-            ("pin_user_pages_unlocked", AttachedOnly("pin_user_pages_unlocked", NO_UNLOCKED_CALLER)),
+            (
+                "pin_user_pages_unlocked",
+                AttachedOnly("pin_user_pages_unlocked", NO_UNLOCKED_CALLER),
+            ),
             ("gup_fast", Fires("gup_fast_fallback")),
             ("gup_slow", Fires("__gup_longterm_locked")),
-            ("unpin_user_page", AttachedOnly("unpin_user_page", NO_PAGE_UNPIN_CALLER)),
+            (
+                "unpin_user_page",
+                AttachedOnly("unpin_user_page", NO_PAGE_UNPIN_CALLER),
+            ),
             ("unpin_user_pages", Fires("unpin_user_pages")),
-            ("unpin_user_pages_dirty_lock", Fires("unpin_user_pages_dirty_lock")),
-            ("unpin_user_page_range_dirty_lock", AttachedOnly("unpin_user_page_range_dirty_lock", NO_RANGE_CALLER)),
+            (
+                "unpin_user_pages_dirty_lock",
+                Fires("unpin_user_pages_dirty_lock"),
+            ),
+            (
+                "unpin_user_page_range_dirty_lock",
+                AttachedOnly("unpin_user_page_range_dirty_lock", NO_RANGE_CALLER),
+            ),
             ("unpin_folio", Fires("unpin_folio")),
-            ("unpin_folios", AttachedOnly("unpin_folios", NO_FOLIOS_CALLER)),
+            (
+                "unpin_folios",
+                AttachedOnly("unpin_folios", NO_FOLIOS_CALLER),
+            ),
             ("unpin_user_folio", Fires("unpin_user_folio")),
             ("folio_mkclean", Fires("folio_mkclean")),
             ("do_wp_page", Fires("do_wp_page")),
             ("wp_page_copy", Absent),
             ("copy_page_range", Fires("copy_page_range")),
             ("new_anon_rmap", Fires("folio_add_new_anon_rmap")),
-            ("vma_needs_dirty_tracking", Fires("vma_needs_dirty_tracking")),
+            (
+                "vma_needs_dirty_tracking",
+                Fires("vma_needs_dirty_tracking"),
+            ),
             ("pfn_track", Fires("pfnmap_track")),
             ("pfn_untrack", Fires("pfnmap_untrack")),
             ("zap_single_vma", Fires("zap_vma_range_batched")),
@@ -161,14 +243,28 @@ pub const KERNELS: &[Kernel] = &[
             ("process_exit", EXIT_TP),
         ],
         layout: &[
-            ("folio_flags", 0), ("folio_refcount", 52), ("folio_pincount", 92), ("pg_head_bit", 6),
-            ("vma_flags", 32), ("vma_file", 88), ("vm_fault_flags", 40), ("vm_fault_page", 80),
+            ("folio_flags", 0),
+            ("folio_refcount", 52),
+            ("folio_pincount", 92),
+            ("pg_head_bit", 6),
+            ("vma_flags", 32),
+            ("vma_file", 88),
+            ("vm_fault_flags", 40),
+            ("vm_fault_page", 80),
         ],
         foll_source: "btf",
-        foll_values: &[("FOLL_WRITE", 0x1), ("FOLL_TOUCH", 0x10000), ("FOLL_LONGTERM", 0x100), ("FOLL_PIN", 0x80000)],
+        foll_values: &[
+            ("FOLL_WRITE", 0x1),
+            ("FOLL_TOUCH", 0x10000),
+            ("FOLL_LONGTERM", 0x100),
+            ("FOLL_PIN", 0x80000),
+        ],
         behaviours: &[
-            ("longterm-file-pin", "refused"), ("pinned-folio-cleaned", "present"), ("fork-with-pins", "present"),
-            ("pinned-cow", "present"), ("early-pfn-untrack", "fixed"),
+            ("longterm-file-pin", "refused"),
+            ("pinned-folio-cleaned", "present"),
+            ("fork-with-pins", "present"),
+            ("pinned-cow", "present"),
+            ("early-pfn-untrack", "fixed"),
         ],
         filters_min: &REFUSED_FILE_PIN,
     },

@@ -10,9 +10,12 @@ use anyhow::{Context as _, Result, bail};
 
 /// Where scripts/setup.sh caches kernels (same default, same override).
 pub fn cache_dir() -> PathBuf {
-    std::env::var_os("PINWATCH_CACHE").map(PathBuf::from).unwrap_or_else(|| {
-        PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| "/root".into())).join(".cache/pinwatch")
-    })
+    std::env::var_os("PINWATCH_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| "/root".into()))
+                .join(".cache/pinwatch")
+        })
 }
 
 pub struct Binaries {
@@ -26,7 +29,16 @@ const GUEST_TARGET: &str = "x86_64-unknown-linux-gnu";
 pub fn build_binaries(root: &Path) -> Result<Binaries> {
     let status = Command::new(env!("CARGO"))
         .current_dir(root)
-        .args(["build", "--release", "--target", GUEST_TARGET, "-p", "probe-user", "-p", "workloads"])
+        .args([
+            "build",
+            "--release",
+            "--target",
+            GUEST_TARGET,
+            "-p",
+            "probe-user",
+            "-p",
+            "workloads",
+        ])
         .env("RUSTFLAGS", "-C target-feature=+crt-static")
         .status()
         .context("running cargo build for the guest binaries")?;
@@ -34,30 +46,54 @@ pub fn build_binaries(root: &Path) -> Result<Binaries> {
         bail!("building the guest binaries failed");
     }
     let out = root.join("target").join(GUEST_TARGET).join("release");
-    Ok(Binaries { pinwatch: out.join("pinwatch"), workload: out.join("pinwatch-workload") })
+    Ok(Binaries {
+        pinwatch: out.join("pinwatch"),
+        workload: out.join("pinwatch-workload"),
+    })
 }
 
 /// Assembles `work/initramfs.cpio.gz` for the kernel cached in `kernel_dir`.
 pub fn initramfs(kernel_dir: &Path, bin: &Binaries, work: &Path) -> Result<PathBuf> {
     if !kernel_dir.join("ready").exists() {
-        bail!("kernel not cached in {}; run scripts/setup.sh kernels", kernel_dir.display());
+        bail!(
+            "kernel not cached in {}; run scripts/setup.sh kernels",
+            kernel_dir.display()
+        );
     }
     let tree = work.join("root");
     if tree.exists() {
         fs::remove_dir_all(&tree)?;
     }
-    for dir in ["bin", "proc", "sys", "dev", "tmp", "mnt", "images", "lib/modules"] {
+    for dir in [
+        "bin",
+        "proc",
+        "sys",
+        "dev",
+        "tmp",
+        "mnt",
+        "images",
+        "lib/modules",
+    ] {
         fs::create_dir_all(tree.join(dir))?;
     }
     copy(Path::new("/bin/busybox"), &tree.join("bin/busybox"))?;
     copy(&bin.pinwatch, &tree.join("bin/pinwatch"))?;
     copy(&bin.workload, &tree.join("bin/pinwatch-workload"))?;
     write_script(&tree.join("init"), include_str!("../guest/init.sh"))?;
-    write_script(&tree.join("bin/run-workloads"), include_str!("../guest/run-workloads.sh"))?;
-    copy(&kernel_dir.join("load-order"), &tree.join("lib/modules/load-order"))?;
+    write_script(
+        &tree.join("bin/run-workloads"),
+        include_str!("../guest/run-workloads.sh"),
+    )?;
+    copy(
+        &kernel_dir.join("load-order"),
+        &tree.join("lib/modules/load-order"),
+    )?;
     for entry in fs::read_dir(kernel_dir.join("modules"))? {
         let entry = entry?;
-        copy(&entry.path(), &tree.join("lib/modules").join(entry.file_name()))?;
+        copy(
+            &entry.path(),
+            &tree.join("lib/modules").join(entry.file_name()),
+        )?;
     }
     make_ext4_image(&tree.join("images/ext4.img"))?;
     let archive = work.join("initramfs.cpio.gz");
@@ -66,7 +102,10 @@ pub fn initramfs(kernel_dir: &Path, bin: &Binaries, work: &Path) -> Result<PathB
         tree.display(),
         archive.display()
     );
-    run(Command::new("sh").args(["-c", &script]), "packing the initramfs")?;
+    run(
+        Command::new("sh").args(["-c", &script]),
+        "packing the initramfs",
+    )?;
     Ok(archive)
 }
 
@@ -74,11 +113,17 @@ pub fn initramfs(kernel_dir: &Path, bin: &Binaries, work: &Path) -> Result<PathB
 fn make_ext4_image(path: &Path) -> Result<()> {
     let file = fs::File::create(path)?;
     file.set_len(32 << 20)?;
-    run(Command::new("mkfs.ext4").args(["-q", "-F", "-L", "pinwatch"]).arg(path), "mkfs.ext4")
+    run(
+        Command::new("mkfs.ext4")
+            .args(["-q", "-F", "-L", "pinwatch"])
+            .arg(path),
+        "mkfs.ext4",
+    )
 }
 
 fn copy(from: &Path, to: &Path) -> Result<()> {
-    fs::copy(from, to).with_context(|| format!("copying {} to {}", from.display(), to.display()))?;
+    fs::copy(from, to)
+        .with_context(|| format!("copying {} to {}", from.display(), to.display()))?;
     Ok(())
 }
 

@@ -60,7 +60,8 @@ fn vm(args: VmArgs) -> Result<()> {
         let work = root.join("target/vm").join(kernel.name);
         let initrd = guest::initramfs(&dir, &binaries, &work)?;
         let output = qemu::boot(&dir.join("vmlinuz"), &initrd, &work, args.timeout)?;
-        let results = verify::parse(&output).with_context(|| format!("kernel {name}: reading guest results"))?;
+        let results = verify::parse(&output)
+            .with_context(|| format!("kernel {name}: reading guest results"))?;
         if args.show {
             verify::show(kernel, &results);
         } else {
@@ -75,12 +76,18 @@ fn vm(args: VmArgs) -> Result<()> {
         anyhow::bail!("VM matrix failed");
     }
     if !args.show {
-        println!("\nVM matrix: {} kernel(s), all checks passed", kernels.len());
+        println!(
+            "\nVM matrix: {} kernel(s), all checks passed",
+            kernels.len()
+        );
     }
     Ok(())
 }
 
 fn workspace_root() -> Result<PathBuf> {
     let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    manifest.parent().map(PathBuf::from).context("xtask has no parent directory")
+    manifest
+        .parent()
+        .map(PathBuf::from)
+        .context("xtask has no parent directory")
 }

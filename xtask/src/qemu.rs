@@ -16,7 +16,10 @@ pub fn boot(vmlinuz: &Path, initrd: &Path, work: &Path, timeout_secs: u64) -> Re
     match boot_once(vmlinuz, initrd, work, timeout_secs) {
         Ok(out) if out.contains("PINWATCH-RESULT release") => Ok(out),
         first => {
-            eprintln!("xtask: guest produced no result ({:?}); retrying once", first.as_ref().err());
+            eprintln!(
+                "xtask: guest produced no result ({:?}); retrying once",
+                first.as_ref().err()
+            );
             boot_once(vmlinuz, initrd, work, timeout_secs)
         }
     }
@@ -53,10 +56,17 @@ fn boot_once(vmlinuz: &Path, initrd: &Path, work: &Path, timeout_secs: u64) -> R
         if start.elapsed() > Duration::from_secs(timeout_secs) {
             let _ = child.kill();
             let _ = child.wait();
-            bail!("guest still running after {timeout_secs}s (console: {})", console.display());
+            bail!(
+                "guest still running after {timeout_secs}s (console: {})",
+                console.display()
+            );
         }
         thread::sleep(Duration::from_millis(200));
     };
-    eprintln!("xtask: guest {} finished in {:.0}s ({status})", vmlinuz.display(), start.elapsed().as_secs_f64());
+    eprintln!(
+        "xtask: guest {} finished in {:.0}s ({status})",
+        vmlinuz.display(),
+        start.elapsed().as_secs_f64()
+    );
     fs::read_to_string(&results).with_context(|| format!("reading {}", results.display()))
 }

@@ -85,10 +85,8 @@ fn render_hooks(out: &mut String, hooks: &[HookStatus]) {
             method,
             hits
         );
-        if !a.attached {
-            if let Some(reason) = &a.reason {
-                let _ = writeln!(out, "  {:<34} ↳ {reason}", "");
-            }
+        if let (false, Some(reason)) = (a.attached, &a.reason) {
+            let _ = writeln!(out, "  {:<34} ↳ {reason}", "");
         }
     }
 }

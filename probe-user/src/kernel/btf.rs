@@ -129,7 +129,10 @@ mod tests {
 
     impl Blob {
         fn new() -> Self {
-            Self { types: Vec::new(), strings: vec![0] }
+            Self {
+                types: Vec::new(),
+                strings: vec![0],
+            }
         }
         fn name(&mut self, s: &str) -> u32 {
             if s.is_empty() {
@@ -170,7 +173,13 @@ mod tests {
             let mut out = Vec::new();
             out.extend_from_slice(&0xeb9f_u16.to_le_bytes());
             out.extend_from_slice(&[1, 0]);
-            for w in [24u32, 0, self.types.len() as u32, self.types.len() as u32, self.strings.len() as u32] {
+            for w in [
+                24u32,
+                0,
+                self.types.len() as u32,
+                self.types.len() as u32,
+                self.strings.len() as u32,
+            ] {
                 out.extend_from_slice(&w.to_le_bytes());
             }
             out.extend_from_slice(&self.types);
@@ -188,7 +197,9 @@ mod tests {
         b.strukt("folio", 16, &[("flags", 1, 0), ("", 2, 64)]); // 3
         b.enumeration("pageflags", &[("PG_locked", 0), ("PG_head", 6)]); // 4
         b.enumeration("", &[("FOLL_WRITE", 1), ("FOLL_PIN", 0x80000)]); // 5
-        KernelBtf { btf: Btf::from_bytes(&b.bytes()).expect("valid synthetic BTF") }
+        KernelBtf {
+            btf: Btf::from_bytes(&b.bytes()).expect("valid synthetic BTF"),
+        }
     }
 
     #[test]
@@ -213,14 +224,24 @@ mod tests {
     fn flags_fall_back_to_legacy_values_without_the_enum() {
         let mut b = Blob::new();
         b.int("int");
-        let btf = KernelBtf { btf: Btf::from_bytes(&b.bytes()).unwrap() };
-        assert_eq!(super::super::flags::FollFlags::resolve(&btf), super::super::flags::FollFlags::legacy());
-        assert_eq!(super::super::flags::FollFlags::resolve(&sample()).value("FOLL_PIN"), Some(0x80000));
+        let btf = KernelBtf {
+            btf: Btf::from_bytes(&b.bytes()).unwrap(),
+        };
+        assert_eq!(
+            super::super::flags::FollFlags::resolve(&btf),
+            super::super::flags::FollFlags::legacy()
+        );
+        assert_eq!(
+            super::super::flags::FollFlags::resolve(&sample()).value("FOLL_PIN"),
+            Some(0x80000)
+        );
     }
 
     #[test]
     fn missing_file_is_reported_as_missing() {
-        let err = KernelBtf::load(Path::new("/nonexistent/btf")).err().expect("error");
+        let err = KernelBtf::load(Path::new("/nonexistent/btf"))
+            .err()
+            .expect("error");
         assert!(matches!(err, BtfError::Missing { .. }), "{err}");
     }
 }

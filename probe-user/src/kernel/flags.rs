@@ -77,13 +77,19 @@ impl FollFlags {
         }
     }
 
-    #[cfg_attr(not(test), expect(dead_code, reason = "event decoding (detection issue) is the caller"))]
+    #[cfg_attr(
+        not(test),
+        expect(dead_code, reason = "event decoding (detection issue) is the caller")
+    )]
     pub fn value(&self, name: &str) -> Option<u32> {
         self.values.iter().find(|(n, _)| n == name).map(|(_, v)| *v)
     }
 
     /// `0x10101` → `FOLL_WRITE|FOLL_LONGTERM|…`, unknown bits as hex.
-    #[cfg_attr(not(test), expect(dead_code, reason = "event decoding (detection issue) is the caller"))]
+    #[cfg_attr(
+        not(test),
+        expect(dead_code, reason = "event decoding (detection issue) is the caller")
+    )]
     pub fn decode(&self, flags: u32) -> String {
         let mut rest = flags;
         let mut names: Vec<String> = Vec::new();

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Sets up everything (idempotent, cached) and runs every test: formatting, lints, unit and CLI
+# tests, then the real-kernel VM matrix on Debian's 6.1, 6.12 and 7.2. Exit 0 only if all pass.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash scripts/setup.sh
+step() { printf '\n==> %s\n' "$*"; }
+
+step "format"
+cargo fmt --all --check
+step "lints (userspace; eBPF object built by probe-user's build.rs)"
+cargo clippy --workspace --exclude probe-ebpf --all-targets -- -D warnings
+step "lints (eBPF, nightly, bpfel-unknown-none)"
+(cd probe-ebpf && cargo +nightly clippy --release --target bpfel-unknown-none -Z build-std=core -- -D warnings)
+step "unit and CLI tests"
+cargo test --workspace --exclude probe-ebpf
+step "real-kernel VM matrix (QEMU TCG: 6.1, 6.12, 7.2)"
+cargo xtask vm
