@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, ensure};
 
-use crate::{devmem, fork_cow, iouring, msync, odirect, pci_sysfs, process_vm, truncate, udmabuf};
+use crate::{
+    devmem, fork_cow, iouring, msync, odirect, pci_sysfs, process_vm, truncate, udmabuf, xdp_umem,
+};
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct Args {
@@ -51,6 +53,7 @@ fn steps(dir: &Path) -> Result<Vec<Step>> {
         ("iouring", step(iouring::run, defaults(&[])?)),
         ("iouring", step(iouring::run, defaults(&["--fork".into()])?)),
         ("iouring", step(iouring::run, defaults(&io_file)?)),
+        ("xdp-umem", step(xdp_umem::run, defaults(&[])?)),
         ("msync", step(msync::run, defaults(&path("msync.dat"))?)),
         ("fork-cow", step(fork_cow::run, defaults(&[])?)),
         (
@@ -107,7 +110,7 @@ mod tests {
             .iter()
             .map(|s| s.0)
             .collect();
-        assert_eq!(names.len(), 11);
+        assert_eq!(names.len(), 12);
         assert_eq!(names[..3], ["iouring"; 3]);
     }
 }

@@ -13,6 +13,7 @@ mod process_vm;
 mod sys;
 mod truncate;
 mod udmabuf;
+mod xdp_umem;
 
 use std::process::ExitCode;
 
@@ -47,6 +48,8 @@ enum Command {
     PciSysfs(pci_sysfs::Args),
     /// Create and close a udmabuf from a sealed memfd.
     Udmabuf(udmabuf::Args),
+    /// Register an AF_XDP UMEM (long-term pin_user_pages) and close the socket.
+    XdpUmem(xdp_umem::Args),
     /// ftruncate a file to 0 while it is still mapped.
     Truncate(truncate::Args),
     /// Run every workload with defaults, files inside --dir.
@@ -65,6 +68,7 @@ impl Command {
             Self::Devmem(_) => "devmem",
             Self::PciSysfs(_) => "pci-sysfs",
             Self::Udmabuf(_) => "udmabuf",
+            Self::XdpUmem(_) => "xdp-umem",
             Self::Truncate(_) => "truncate",
             Self::All(_) => "all",
         }
@@ -81,6 +85,7 @@ impl Command {
             Self::Devmem(args) => devmem::run(args),
             Self::PciSysfs(args) => pci_sysfs::run(args),
             Self::Udmabuf(args) => udmabuf::run(args),
+            Self::XdpUmem(args) => xdp_umem::run(args),
             Self::Truncate(args) => truncate::run(args),
             Self::All(args) => all::run(args),
         }

@@ -11,10 +11,13 @@ use std::{
 use anyhow::{Context as _, Result, bail};
 
 /// TCG only: KVM exists on these hosts but hangs under nested virtualisation.
+/// The guest's init writes this line last; its absence means the guest died or hung.
+const LAST_RESULT: &str = "PINWATCH-RESULT doctor-kprobe";
+
 pub fn boot(vmlinuz: &Path, initrd: &Path, work: &Path, timeout_secs: u64) -> Result<String> {
     // About one TCG boot in 25 ends early with no output: one retry (DESIGN.md).
     match boot_once(vmlinuz, initrd, work, timeout_secs) {
-        Ok(out) if out.contains("PINWATCH-RESULT release") => Ok(out),
+        Ok(out) if out.contains(LAST_RESULT) => Ok(out),
         first => {
             eprintln!(
                 "xtask: guest produced no result ({:?}); retrying once",
