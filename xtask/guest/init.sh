@@ -35,6 +35,10 @@ else
 fi
 mkdir -p /mnt/ext4/work
 
+# The report as an operator sees it (the README's main job), line by line to the result port.
+log "pass: pinwatch doctor -- workloads (human report)"
+/bin/pinwatch doctor -- /bin/run-workloads 2>&1 | sed 's/^/PINWATCH-REPORT /' >/dev/ttyS1
+
 # One pass per attach policy: auto (fentry first) and kprobe only, both over every workload.
 for method in auto kprobe; do
   log "pass: pinwatch doctor --method $method -- workloads"

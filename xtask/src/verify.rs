@@ -15,10 +15,18 @@ pub struct Pass {
 pub struct Results {
     pub release: String,
     pub passes: Vec<Pass>,
+    /// `pinwatch doctor`'s human report, as printed in the guest.
+    pub report: Vec<String>,
 }
 
-/// Lines are `PINWATCH-RESULT release <uname -r>` and `PINWATCH-RESULT doctor-<m> <code> <json>`.
+/// Lines are `PINWATCH-RESULT release <uname -r>`, `PINWATCH-RESULT doctor-<m> <code> <json>`
+/// and `PINWATCH-REPORT <line of doctor's human report>`.
 pub fn parse(output: &str) -> Result<Results> {
+    let human = output
+        .lines()
+        .filter_map(|l| l.strip_prefix("PINWATCH-REPORT "))
+        .map(str::to_owned)
+        .collect();
     let mut release = None;
     let mut passes = Vec::new();
     for line in output
@@ -42,40 +50,18 @@ pub fn parse(output: &str) -> Result<Results> {
     Ok(Results {
         release: release.context("the guest reported no kernel release")?,
         passes,
+        report: human,
     })
 }
 
-/// Prints the live hook table of each pass (the README's main job).
+/// Prints doctor's own report from inside the guest (the README's main job).
 pub fn show(kernel: &Kernel, results: &Results) {
-    println!("\n=== kernel {} ({})", kernel.name, results.release);
-    for pass in &results.passes {
-        println!(
-            "--- pinwatch doctor --method {} (exit {})",
-            pass.method, pass.exit_code
-        );
-        for hook in hooks(&pass.report) {
-            println!(
-                "  {:<34} {:<5} {:<34} {:<10} {:>8} {:>8}",
-                s(hook, "hook"),
-                hook["attached"].as_bool().unwrap_or(false),
-                s(hook, "symbol"),
-                method_of(hook),
-                hook["hits"].as_u64().map_or("-".into(), |n| n.to_string()),
-                hook["returns"]
-                    .as_u64()
-                    .map_or("-".into(), |n| n.to_string()),
-            );
-        }
-        for hz in pass.report["hazards"].as_array().into_iter().flatten() {
-            println!(
-                "  hazard {:<22} observable={} {}",
-                s(hz, "id"),
-                hz["observable"],
-                s(&hz["kernel_behaviour"], "verdict")
-            );
-        }
-        println!("  watch: {}", pass.report["watch"]);
-        println!("  verdict: {}", s(&pass.report, "verdict"));
+    println!(
+        "\n=== kernel {} ({}): pinwatch doctor -- workloads",
+        kernel.name, results.release
+    );
+    for line in &results.report {
+        println!("{line}");
     }
 }
 
@@ -87,6 +73,15 @@ pub fn check(kernel: &Kernel, results: &Results) -> Vec<String> {
         fails.push(format!(
             "{k}: booted {} (expected {}*)",
             results.release, kernel.release_prefix
+        ));
+    }
+    if !results
+        .report
+        .iter()
+        .any(|l| l.contains("OK: every hazard is observable"))
+    {
+        fails.push(format!(
+            "{k}: doctor's human report does not say every hazard is observable"
         ));
     }
     for wanted in ["auto", "kprobe"] {
@@ -298,4 +293,183 @@ fn method_of(hook: &Value) -> String {
 
 fn s<'a>(v: &'a Value, key: &str) -> &'a str {
     v[key].as_str().unwrap_or("-")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::expect;
+
+    /// A guest output where every hook of `kernel` behaves as expected, via `edit` mutated.
+    fn output(kernel: &Kernel, method: &str, edit: impl Fn(&mut Value)) -> String {
+        let hooks: Vec<Value> = kernel
+            .hooks
+            .iter()
+            .map(|(name, e)| match e {
+                Expect::Absent => serde_json::json!({"hook": name, "attached": false, "symbol": null, "method": null, "return_method": null, "hits": 0, "returns": 0}),
+                Expect::Fires(sym) | Expect::AttachedOnly(sym, _) => {
+                    let tracepoint = sym.contains(':');
+                    let m = if tracepoint { "tracepoint" } else { method };
+                    let hits = u64::from(matches!(e, Expect::Fires(_)));
+                    serde_json::json!({"hook": name, "attached": true, "symbol": sym, "method": m, "return_method": null, "hits": hits, "returns": 0})
+                }
+            })
+            .collect();
+        let layout: serde_json::Map<String, Value> = kernel
+            .layout
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).into()))
+            .collect();
+        let values: Vec<Value> = kernel
+            .foll_values
+            .iter()
+            .map(|(n, v)| serde_json::json!([n, v]))
+            .collect();
+        let hazards: Vec<Value> = kernel
+            .behaviours
+            .iter()
+            .map(|(id, v)| serde_json::json!({"id": id, "observable": true, "kernel_behaviour": {"verdict": v}}))
+            .collect();
+        let filters: serde_json::Map<String, Value> = kernel
+            .filters_min
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).into()))
+            .chain([("mkclean_unclassified".to_owned(), 0.into())])
+            .collect();
+        let mut report = serde_json::json!({
+            "hooks": hooks, "layout": layout, "hazards": hazards,
+            "foll_flags": {"source": kernel.foll_source, "values": values},
+            "watch": {"exit_status": 0, "filters": filters}, "verdict": "OK",
+        });
+        edit(&mut report);
+        let release = format!("{}99-test", kernel.release_prefix);
+        format!(
+            "PINWATCH-RESULT release {release}\nPINWATCH-REPORT OK: every hazard is observable on this kernel.\n\
+             PINWATCH-RESULT doctor-auto 0 {report}\nPINWATCH-RESULT doctor-kprobe 0 {}\n",
+            report.to_string().replace("\"fentry\"", "\"kprobe\"")
+        )
+    }
+
+    fn fails_for(kernel: &Kernel, edit: impl Fn(&mut Value)) -> Vec<String> {
+        let out = output(kernel, "fentry", edit);
+        check(kernel, &parse(&out).unwrap())
+    }
+
+    fn hook_mut<'a>(report: &'a mut Value, name: &str) -> &'a mut Value {
+        report["hooks"]
+            .as_array_mut()
+            .unwrap()
+            .iter_mut()
+            .find(|h| h["hook"] == name)
+            .unwrap()
+    }
+
+    #[test]
+    fn a_report_matching_every_expectation_passes() {
+        for kernel in expect::KERNELS {
+            assert_eq!(
+                fails_for(kernel, |_| {}),
+                Vec::<String>::new(),
+                "{}",
+                kernel.name
+            );
+        }
+    }
+
+    #[test]
+    fn a_hook_that_never_fired_fails() {
+        let k = expect::kernel("6.12").unwrap();
+        let fails = fails_for(k, |r| hook_mut(r, "folio_mkclean")["hits"] = 0.into());
+        assert!(
+            fails
+                .iter()
+                .any(|f| f.contains("folio_mkclean (folio_mkclean) attached but never fired")),
+            "{fails:?}"
+        );
+    }
+
+    #[test]
+    fn the_wrong_symbol_of_a_ladder_fails() {
+        let k = expect::kernel("7.2").unwrap();
+        let fails = fails_for(k, |r| {
+            hook_mut(r, "pfn_untrack")["symbol"] = "untrack_pfn".into()
+        });
+        assert!(
+            fails
+                .iter()
+                .any(|f| f.contains("pfn_untrack expected attached to pfnmap_untrack")),
+            "{fails:?}"
+        );
+    }
+
+    #[test]
+    fn kprobe_fallback_needs_a_recorded_fentry_refusal() {
+        let k = expect::kernel("6.1").unwrap();
+        let silent = fails_for(k, |r| hook_mut(r, "do_wp_page")["method"] = "kprobe".into());
+        assert!(
+            silent
+                .iter()
+                .any(|f| f.contains("do_wp_page attached with kprobe")),
+            "{silent:?}"
+        );
+        let explained = fails_for(k, |r| {
+            let h = hook_mut(r, "do_wp_page");
+            h["method"] = "kprobe".into();
+            h["reason"] = "fentry: too many arguments".into();
+        });
+        assert!(explained.is_empty(), "{explained:?}");
+    }
+
+    #[test]
+    fn wrong_offsets_flags_and_behaviours_fail() {
+        let k = expect::kernel("6.1").unwrap();
+        let fails = fails_for(k, |r| {
+            r["layout"]["folio_pincount"] = 92.into();
+            r["foll_flags"]["source"] = "btf".into();
+            r["hazards"][0]["kernel_behaviour"]["verdict"] = "refused".into();
+            r["watch"]["filters"]["mkclean_unclassified"] = 3.into();
+        });
+        for needle in [
+            "layout.folio_pincount",
+            "FOLL_* source",
+            "longterm-file-pin",
+            "unclassified",
+        ] {
+            assert!(
+                fails.iter().any(|f| f.contains(needle)),
+                "{needle}: {fails:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_missing_pass_or_wrong_kernel_fails() {
+        let k = expect::kernel("6.12").unwrap();
+        let out = output(k, "fentry", |_| {}).replace("6.12.99-test", "6.1.0-test");
+        let cut: String = out
+            .lines()
+            .filter(|l| !l.contains("doctor-kprobe"))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let fails = check(k, &parse(&cut).unwrap());
+        assert!(
+            fails.iter().any(|f| f.contains("booted 6.1.0-test")),
+            "{fails:?}"
+        );
+        assert!(
+            fails
+                .iter()
+                .any(|f| f.contains("no doctor --method kprobe result")),
+            "{fails:?}"
+        );
+    }
+
+    #[test]
+    fn every_kernel_lists_every_hook_once() {
+        let names: Vec<&str> = expect::KERNELS[0].hooks.iter().map(|(n, _)| *n).collect();
+        for k in expect::KERNELS {
+            let these: Vec<&str> = k.hooks.iter().map(|(n, _)| *n).collect();
+            assert_eq!(these, names, "{}", k.name);
+        }
+    }
 }

@@ -3,6 +3,7 @@
 use std::fmt::Write as _;
 
 use super::report::{HookStatus, Report};
+use crate::kernel::flags::FlagSource;
 
 pub fn render(r: &Report) -> String {
     let mut out = String::new();
@@ -30,7 +31,11 @@ pub fn render(r: &Report) -> String {
         yes_no(r.methods.kprobe.available),
         r.methods.kprobe.detail
     );
-    let _ = writeln!(out, "  FOLL_* flags from  {:?}\n", r.foll_flags.source);
+    let source = match r.foll_flags.source {
+        FlagSource::Btf => "BTF enums",
+        FlagSource::LegacyDefines => "pre-6.5 #define values (not in BTF)",
+    };
+    let _ = writeln!(out, "  FOLL_* flags       {source}\n");
     render_hooks(&mut out, &r.hooks);
     let _ = writeln!(
         out,
@@ -52,11 +57,10 @@ pub fn render(r: &Report) -> String {
     }
     if let Some(w) = &r.watch {
         let what = w.command.as_deref().unwrap_or("(time span)");
-        let _ = writeln!(
-            out,
-            "\n  watched {what} for {:.1}s, exit status {:?}",
-            w.seconds, w.exit_status
-        );
+        let status = w.exit_status.map_or("killed by a signal".to_owned(), |c| {
+            format!("exit status {c}")
+        });
+        let _ = writeln!(out, "\n  watched {what} for {:.1}s, {status}", w.seconds);
     }
     let _ = writeln!(out, "\n{}", r.verdict);
     out
@@ -65,7 +69,7 @@ pub fn render(r: &Report) -> String {
 fn render_hooks(out: &mut String, hooks: &[HookStatus]) {
     let _ = writeln!(
         out,
-        "  {:<34} {:<8} {:<36} {:<10} {:>10}",
+        "  {:<34} {:<8} {:<36} {:<14} {:>10}",
         "hook", "attached", "symbol", "method", "hits"
     );
     for h in hooks {
@@ -78,7 +82,7 @@ fn render_hooks(out: &mut String, hooks: &[HookStatus]) {
         let hits = h.hits.map_or("-".to_owned(), |n| n.to_string());
         let _ = writeln!(
             out,
-            "  {:<34} {:<8} {:<36} {:<10} {:>10}",
+            "  {:<34} {:<8} {:<36} {:<14} {:>10}",
             a.hook,
             yes_no(a.attached),
             a.symbol.as_deref().unwrap_or("-"),
