@@ -9,7 +9,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, ensure};
 
 use crate::{
-    devmem, fork_cow, iouring, msync, odirect, pci_sysfs, process_vm, truncate, udmabuf, xdp_umem,
+    devmem, fork_cow, iouring, msync, odirect, pci_sysfs, process_vm, truncate, udmabuf, vfio,
+    xdp_umem,
 };
 
 #[derive(clap::Args, Debug, Clone)]
@@ -49,11 +50,18 @@ fn steps(dir: &Path) -> Result<Vec<Step>> {
         OsString::from("--file"),
         dir.join("iouring.dat").into_os_string(),
     ];
+    let vfio_file = [
+        OsString::from("--file"),
+        dir.join("vfio.dat").into_os_string(),
+    ];
     Ok(vec![
         ("iouring", step(iouring::run, defaults(&[])?)),
         ("iouring", step(iouring::run, defaults(&["--fork".into()])?)),
         ("iouring", step(iouring::run, defaults(&io_file)?)),
         ("xdp-umem", step(xdp_umem::run, defaults(&[])?)),
+        ("vfio", step(vfio::run, defaults(&[])?)),
+        ("vfio", step(vfio::run, defaults(&["--read-only".into()])?)),
+        ("vfio", step(vfio::run, defaults(&vfio_file)?)),
         ("msync", step(msync::run, defaults(&path("msync.dat"))?)),
         ("fork-cow", step(fork_cow::run, defaults(&[])?)),
         (
@@ -110,7 +118,7 @@ mod tests {
             .iter()
             .map(|s| s.0)
             .collect();
-        assert_eq!(names.len(), 12);
+        assert_eq!(names.len(), 15);
         assert_eq!(names[..3], ["iouring"; 3]);
     }
 }

@@ -13,6 +13,7 @@ mod process_vm;
 mod sys;
 mod truncate;
 mod udmabuf;
+mod vfio;
 mod xdp_umem;
 
 use std::process::ExitCode;
@@ -50,6 +51,8 @@ enum Command {
     Udmabuf(udmabuf::Args),
     /// Register an AF_XDP UMEM (long-term pin_user_pages) and close the socket.
     XdpUmem(xdp_umem::Args),
+    /// Map anon or file memory for device DMA through VFIO type1 (long-term pin).
+    Vfio(vfio::Args),
     /// ftruncate a file to 0 while it is still mapped.
     Truncate(truncate::Args),
     /// Run every workload with defaults, files inside --dir.
@@ -69,6 +72,7 @@ impl Command {
             Self::PciSysfs(_) => "pci-sysfs",
             Self::Udmabuf(_) => "udmabuf",
             Self::XdpUmem(_) => "xdp-umem",
+            Self::Vfio(_) => "vfio",
             Self::Truncate(_) => "truncate",
             Self::All(_) => "all",
         }
@@ -86,6 +90,7 @@ impl Command {
             Self::PciSysfs(args) => pci_sysfs::run(args),
             Self::Udmabuf(args) => udmabuf::run(args),
             Self::XdpUmem(args) => xdp_umem::run(args),
+            Self::Vfio(args) => vfio::run(args),
             Self::Truncate(args) => truncate::run(args),
             Self::All(args) => all::run(args),
         }

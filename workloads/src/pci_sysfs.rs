@@ -64,12 +64,12 @@ pub fn run(args: &Args) -> Result<String> {
     ))
 }
 
-fn device_dir(bdf: &str) -> PathBuf {
+pub(crate) fn device_dir(bdf: &str) -> PathBuf {
     Path::new(PCI_DEVICES).join(bdf)
 }
 
 /// BDF (directory name) of the first device whose vendor/device ids match.
-fn find_device(vendor: u16, device: u16) -> Result<String> {
+pub(crate) fn find_device(vendor: u16, device: u16) -> Result<String> {
     let entries = fs::read_dir(PCI_DEVICES).with_context(|| format!("read_dir {PCI_DEVICES}"))?;
     for entry in entries {
         let dir = entry
@@ -89,7 +89,7 @@ fn read_id(path: &Path) -> Result<u16> {
 }
 
 /// Name of the bound driver: basename of the `driver` symlink, if any.
-fn current_driver(bdf: &str) -> Option<String> {
+pub(crate) fn current_driver(bdf: &str) -> Option<String> {
     let target = fs::read_link(device_dir(bdf).join("driver")).ok()?;
     Some(target.file_name()?.to_string_lossy().into_owned())
 }
@@ -131,7 +131,7 @@ fn bind(bdf: &str, driver: &str) -> Result<()> {
 
 /// sysfs attribute writes must be a single write(); fs::write does one for
 /// short strings.
-fn write_sysfs(path: &Path, value: &str) -> Result<()> {
+pub(crate) fn write_sysfs(path: &Path, value: &str) -> Result<()> {
     fs::write(path, value).with_context(|| format!("write {value:?} to {}", path.display()))
 }
 

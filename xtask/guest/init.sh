@@ -22,6 +22,8 @@ result "release $(uname -r)"
 while read -r m; do
   case "$m" in
     brd) insmod "/lib/modules/$m.ko" rd_nr=1 rd_size=65536 ;;
+    # QEMU's intel-iommu runs without interrupt remapping (intremap=off).
+    vfio_iommu_type1) insmod "/lib/modules/$m.ko" allow_unsafe_interrupts=1 ;;
     *) insmod "/lib/modules/$m.ko" 2>/dev/null ;;
   esac
 done </lib/modules/load-order

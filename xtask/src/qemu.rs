@@ -33,17 +33,28 @@ fn boot_once(vmlinuz: &Path, initrd: &Path, work: &Path, timeout_secs: u64) -> R
     let console = work.join("console.log");
     let _ = fs::remove_file(&results);
     let mut child = Command::new("qemu-system-x86_64")
-        .args(["-accel", "tcg", "-cpu", "max", "-m", "1024", "-smp", "1"])
+        // q35 + intel-iommu for VFIO; with intel-iommu, qemu64 is the CPU seen stable under TCG.
+        .args([
+            "-accel", "tcg", "-machine", "q35", "-cpu", "qemu64", "-m", "1024", "-smp", "1",
+        ])
         .args(["-nographic", "-no-reboot", "-nodefaults"])
         .arg("-kernel")
         .arg(vmlinuz)
         .arg("-initrd")
         .arg(initrd)
-        .args(["-append", "console=ttyS0 quiet panic=-1 oops=panic"])
+        .args([
+            "-append",
+            "console=ttyS0 quiet panic=-1 oops=panic intel_iommu=on",
+        ])
         .arg("-serial")
         .arg(format!("file:{}", console.display()))
         .arg("-serial")
         .arg(format!("file:{}", results.display()))
+        // The IOMMU first, then the devices behind it. Without interrupt remapping the guest
+        // loads vfio_iommu_type1 with allow_unsafe_interrupts=1.
+        .args(["-device", "intel-iommu,intremap=off,caching-mode=on"])
+        // QEMU's teaching device, bound to vfio-pci for the VFIO DMA-pin workloads.
+        .args(["-device", "edu"])
         // A PCI device with a 64-bit MMIO BAR for the sysfs resourceN map/zap workload.
         .args(["-device", "virtio-rng-pci,disable-legacy=on"])
         .stdin(Stdio::null())

@@ -143,6 +143,14 @@ fn check_pass(kernel: &Kernel, pass: &Pass, fails: &mut Vec<String>) {
             ));
         }
     }
+    for (name, max) in kernel.filters_max {
+        if filters[name].as_u64().unwrap_or(u64::MAX) > *max {
+            fails.push(format!(
+                "{at}: filter counter {name} = {} (expected <= {max})",
+                filters[name]
+            ));
+        }
+    }
     if filters["mkclean_unclassified"].as_u64() != Some(0) {
         fails.push(format!(
             "{at}: {} folio_mkclean calls unclassified (layout globals not applied?)",
@@ -334,6 +342,12 @@ mod tests {
             .filters_min
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).into()))
+            .chain(
+                kernel
+                    .filters_max
+                    .iter()
+                    .map(|(k, v)| ((*k).to_owned(), (*v).into())),
+            )
             .chain([("mkclean_unclassified".to_owned(), 0.into())])
             .collect();
         let mut report = serde_json::json!({

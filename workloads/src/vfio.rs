@@ -1,0 +1,241 @@
+//! VFIO type1 DMA mapping: VFIO_IOMMU_MAP_DMA long-term pins the user range with
+//! `pin_user_pages_remote(FOLL_LONGTERM [|FOLL_WRITE])` (vaddr_get_pfns in vfio_iommu_type1) and
+//! UNMAP_DMA unpins it. Pinning an ext4 MAP_SHARED mapping writable is granted on 6.1 and refused
+//! with EFAULT on 6.5+; on 6.1 a following msync cleans the pinned folios (folio_mkclean).
+//!
+//! Needs an IOMMU and a device bound to vfio-pci: the VM matrix uses QEMU's `edu` device
+//! (1234:11e8) behind an emulated intel-iommu.
+
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail, ensure};
+
+use crate::pci_sysfs::{self, parse_hex_id};
+use crate::sys::{self, DEFAULT_PAGES, Mapping};
+
+// _IO(VFIO_TYPE = ';', VFIO_BASE + n) from uapi/linux/vfio.h.
+const VFIO_GET_API_VERSION: libc::c_ulong = 0x3b64;
+const VFIO_SET_IOMMU: libc::c_ulong = 0x3b66;
+const VFIO_GROUP_GET_STATUS: libc::c_ulong = 0x3b67;
+const VFIO_GROUP_SET_CONTAINER: libc::c_ulong = 0x3b68;
+const VFIO_IOMMU_MAP_DMA: libc::c_ulong = 0x3b71;
+const VFIO_IOMMU_UNMAP_DMA: libc::c_ulong = 0x3b72;
+const VFIO_API_VERSION: libc::c_int = 0;
+const VFIO_TYPE1V2_IOMMU: libc::c_ulong = 3;
+const VFIO_GROUP_FLAGS_VIABLE: u32 = 1;
+const VFIO_DMA_MAP_FLAG_READ: u32 = 1;
+const VFIO_DMA_MAP_FLAG_WRITE: u32 = 2;
+/// Device-visible address of the mapping; any page-aligned value the IOMMU accepts.
+const IOVA: u64 = 0x10_0000;
+
+#[repr(C)]
+struct GroupStatus {
+    argsz: u32,
+    flags: u32,
+}
+
+#[repr(C)]
+struct DmaMap {
+    argsz: u32,
+    flags: u32,
+    vaddr: u64,
+    iova: u64,
+    size: u64,
+}
+
+#[repr(C)]
+struct DmaUnmap {
+    argsz: u32,
+    flags: u32,
+    iova: u64,
+    size: u64,
+}
+
+const _: () = assert!(size_of::<GroupStatus>() == 8);
+const _: () = assert!(size_of::<DmaMap>() == 32);
+const _: () = assert!(size_of::<DmaUnmap>() == 24);
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct Args {
+    /// Buffer size in 4 KiB pages.
+    #[arg(long, default_value_t = DEFAULT_PAGES)]
+    pub pages: usize,
+    /// Map this file MAP_SHARED instead of anonymous memory, and msync it while pinned.
+    #[arg(long)]
+    pub file: Option<PathBuf>,
+    /// Map for device reads only (a read-only long-term pin).
+    #[arg(long)]
+    pub read_only: bool,
+    /// PCI vendor id of the device to bind to vfio-pci.
+    #[arg(long, default_value = "0x1234", value_parser = parse_hex_id)]
+    pub vendor: u16,
+    /// PCI device id of the device to bind to vfio-pci.
+    #[arg(long, default_value = "0x11e8", value_parser = parse_hex_id)]
+    pub device: u16,
+}
+
+pub fn run(args: &Args) -> Result<String> {
+    let Ok(bdf) = pci_sysfs::find_device(args.vendor, args.device) else {
+        return Ok(format!(
+            "unavailable (no {:04x}:{:04x} device)",
+            args.vendor, args.device
+        ));
+    };
+    bind_vfio(&bdf)?;
+    let container = open_container(&bdf)?;
+    let len = sys::pages_len(args.pages)?;
+    let (file, map) = match &args.file {
+        Some(path) => sys::map_file(path, len).map(|(f, m)| (Some(f), m))?,
+        None => (None, Mapping::anon(len)?),
+    };
+    map.write_pages(0x76);
+    let kind = if args.file.is_some() { "file" } else { "anon" };
+    let flags = VFIO_DMA_MAP_FLAG_READ
+        | if args.read_only {
+            0
+        } else {
+            VFIO_DMA_MAP_FLAG_WRITE
+        };
+    if let Err(e) = map_dma(&container.fd, &map, flags) {
+        let errno = e.raw_os_error().unwrap_or(0);
+        ensure!(
+            args.file.is_some() && errno == libc::EFAULT,
+            "VFIO_IOMMU_MAP_DMA ({kind}): {e}"
+        );
+        return Ok(format!(
+            "refused errno={errno} ({})",
+            sys::errno_name(errno)
+        ));
+    }
+    if file.is_some() {
+        // Dirty the pinned pages again and write them back: writeback cleans pinned folios.
+        map.write_pages(0x77);
+        // SAFETY: the range is exactly the live mapping owned by `map`.
+        sys::cvt(unsafe { libc::msync(map.addr().cast(), map.len(), libc::MS_SYNC) })
+            .context("msync")?;
+    }
+    unmap_dma(&container.fd, map.len()).context("VFIO_IOMMU_UNMAP_DMA")?;
+    map.unmap()?;
+    Ok(format!(
+        "ok mapped+unmapped {} pages for DMA ({kind}, {})",
+        args.pages,
+        if args.read_only { "ro" } else { "rw" }
+    ))
+}
+
+/// Binds the device to vfio-pci through driver_override, unless it already is.
+fn bind_vfio(bdf: &str) -> Result<()> {
+    match pci_sysfs::current_driver(bdf).as_deref() {
+        Some("vfio-pci") => return Ok(()),
+        Some(_) => pci_sysfs::write_sysfs(&pci_sysfs::device_dir(bdf).join("driver/unbind"), bdf)?,
+        None => {}
+    }
+    pci_sysfs::write_sysfs(
+        &pci_sysfs::device_dir(bdf).join("driver_override"),
+        "vfio-pci",
+    )?;
+    pci_sysfs::write_sysfs(Path::new("/sys/bus/pci/drivers_probe"), bdf)?;
+    ensure!(
+        pci_sysfs::current_driver(bdf).as_deref() == Some("vfio-pci"),
+        "{bdf} did not bind to vfio-pci (is the vfio-pci module loaded?)"
+    );
+    Ok(())
+}
+
+/// The container, and the group that must stay open while anything is mapped.
+struct Container {
+    fd: File,
+    _group: File,
+}
+
+fn open_container(bdf: &str) -> Result<Container> {
+    let group_link = std::fs::read_link(pci_sysfs::device_dir(bdf).join("iommu_group"))
+        .with_context(|| format!("{bdf} has no IOMMU group (boot with intel_iommu=on)"))?;
+    let group_id = group_link
+        .file_name()
+        .context("IOMMU group link without a name")?;
+    let group_path = Path::new("/dev/vfio").join(group_id);
+    let container = open_rw(Path::new("/dev/vfio/vfio"))?;
+    let group = open_rw(&group_path)?;
+    ensure!(
+        ioctl(&container, VFIO_GET_API_VERSION, 0)? == VFIO_API_VERSION,
+        "unexpected VFIO API version"
+    );
+    let mut status = GroupStatus {
+        argsz: size_of::<GroupStatus>() as u32,
+        flags: 0,
+    };
+    ioctl(
+        &group,
+        VFIO_GROUP_GET_STATUS,
+        (&raw mut status) as libc::c_ulong,
+    )
+    .context("VFIO_GROUP_GET_STATUS")?;
+    if status.flags & VFIO_GROUP_FLAGS_VIABLE == 0 {
+        bail!(
+            "IOMMU group {} is not viable (other devices not bound to vfio-pci)",
+            group_path.display()
+        );
+    }
+    let fd = container.as_raw_fd();
+    ioctl(
+        &group,
+        VFIO_GROUP_SET_CONTAINER,
+        (&raw const fd) as libc::c_ulong,
+    )
+    .context("VFIO_GROUP_SET_CONTAINER")?;
+    ioctl(&container, VFIO_SET_IOMMU, VFIO_TYPE1V2_IOMMU)
+        .context("VFIO_SET_IOMMU (without interrupt remapping, load vfio_iommu_type1 allow_unsafe_interrupts=1)")?;
+    Ok(Container {
+        fd: container,
+        _group: group,
+    })
+}
+
+fn map_dma(container: &File, map: &Mapping, flags: u32) -> io::Result<()> {
+    let req = DmaMap {
+        argsz: size_of::<DmaMap>() as u32,
+        flags,
+        vaddr: map.addr() as u64,
+        iova: IOVA,
+        size: map.len() as u64,
+    };
+    ioctl(
+        container,
+        VFIO_IOMMU_MAP_DMA,
+        (&raw const req) as libc::c_ulong,
+    )
+    .map(drop)
+}
+
+fn unmap_dma(container: &File, len: usize) -> io::Result<()> {
+    let mut req = DmaUnmap {
+        argsz: size_of::<DmaUnmap>() as u32,
+        flags: 0,
+        iova: IOVA,
+        size: len as u64,
+    };
+    ioctl(
+        container,
+        VFIO_IOMMU_UNMAP_DMA,
+        (&raw mut req) as libc::c_ulong,
+    )
+    .map(drop)
+}
+
+fn open_rw(path: &Path) -> Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .with_context(|| format!("open {}", path.display()))
+}
+
+fn ioctl(file: &File, request: libc::c_ulong, arg: libc::c_ulong) -> io::Result<libc::c_int> {
+    // SAFETY: every caller passes either an integer argument or a pointer to a live, correctly
+    // sized #[repr(C)] struct that the request expects.
+    sys::cvt(unsafe { libc::ioctl(file.as_raw_fd(), request, arg) })
+}
