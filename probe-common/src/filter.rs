@@ -10,4 +10,8 @@ pub const MKCLEAN_UNCLASSIFIED: u32 = 2;
 pub const PIN_FAILED: u32 = 3;
 /// vma_needs_dirty_tracking() answered true.
 pub const DIRTY_TRACKING_NEEDED: u32 = 4;
-pub const COUNT: u32 = 5;
+/// A detailed event was lost: the ring buffer was full.
+pub const RINGBUF_FULL: u32 = 5;
+/// A long-term pin could not be tracked: the in-flight table was full.
+pub const INFLIGHT_FULL: u32 = 6;
+pub const COUNT: u32 = 7;

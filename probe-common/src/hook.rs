@@ -49,5 +49,8 @@ pub const PROCESS_FORK: u32 = 23;
 /// Tracepoint `sched:sched_process_exit`.
 pub const PROCESS_EXIT: u32 = 24;
 
+/// `check_vma_flags()`: the GUP slow path's per-VMA permission check; where a pin meets its VMA.
+pub const CHECK_VMA_FLAGS: u32 = 25;
+
 /// Number of hooks defined above.
-pub const COUNT: u32 = 25;
+pub const COUNT: u32 = 26;

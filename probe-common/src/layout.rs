@@ -5,8 +5,25 @@
 //! The eBPF side declares a `static` of the same name for each; `LAYOUT_VALID` stays 0 unless
 //! every offset a classification needs was found, and the programs then refuse to classify.
 
-/// 1 when the folio fields below were all resolved.
+/// Bit set of the groups below whose offsets were all resolved ([`valid`]).
 pub const LAYOUT_VALID: &str = "LAYOUT_VALID";
+
+/// Bits of `LAYOUT_VALID`: each group is used only when all of its offsets are known.
+pub mod valid {
+    /// `folio_maybe_dma_pinned()`: folio flags, refcount, pincount, PG_head.
+    pub const FOLIO_PIN_TEST: u32 = 1 << 0;
+    /// VMA → file → inode → superblock identity (vm_flags, vm_start, vm_pgoff, vm_file, f_inode,
+    /// i_ino, i_sb, s_dev, s_magic).
+    pub const VMA_FILE: u32 = 1 << 1;
+    /// folio → mapping → host inode, and the folio's index.
+    pub const FOLIO_FILE: u32 = 1 << 2;
+    /// task → group_leader → start_time.
+    pub const TASK_START: u32 = 1 << 3;
+    /// FOLL_LONGTERM value (BTF enum on 6.5+, legacy define before).
+    pub const FOLL: u32 = 1 << 4;
+    /// pt_regs orig_ax, ip, sp (the user side of the current system call).
+    pub const PT_REGS: u32 = 1 << 5;
+}
 /// Byte offset of `folio.flags` (a `memdesc_flags_t` wrapping the word on 7.2).
 pub const FOLIO_FLAGS_OFF: &str = "FOLIO_FLAGS_OFF";
 /// Byte offset of `folio._refcount`.
@@ -15,6 +32,26 @@ pub const FOLIO_REFCOUNT_OFF: &str = "FOLIO_REFCOUNT_OFF";
 pub const FOLIO_PINCOUNT_OFF: &str = "FOLIO_PINCOUNT_OFF";
 /// Bit number of `PG_head` in `enum pageflags` (16 on 6.1, 6 on 6.12+).
 pub const PG_HEAD_BIT: &str = "PG_HEAD_BIT";
+
+pub const VMA_FLAGS_OFF: &str = "VMA_FLAGS_OFF";
+pub const VMA_START_OFF: &str = "VMA_START_OFF";
+pub const VMA_PGOFF_OFF: &str = "VMA_PGOFF_OFF";
+pub const VMA_FILE_OFF: &str = "VMA_FILE_OFF";
+pub const FILE_INODE_OFF: &str = "FILE_INODE_OFF";
+pub const INODE_INO_OFF: &str = "INODE_INO_OFF";
+pub const INODE_SB_OFF: &str = "INODE_SB_OFF";
+pub const SB_DEV_OFF: &str = "SB_DEV_OFF";
+pub const SB_MAGIC_OFF: &str = "SB_MAGIC_OFF";
+pub const FOLIO_MAPPING_OFF: &str = "FOLIO_MAPPING_OFF";
+pub const FOLIO_INDEX_OFF: &str = "FOLIO_INDEX_OFF";
+pub const MAPPING_HOST_OFF: &str = "MAPPING_HOST_OFF";
+pub const TASK_GROUP_LEADER_OFF: &str = "TASK_GROUP_LEADER_OFF";
+pub const TASK_START_TIME_OFF: &str = "TASK_START_TIME_OFF";
+pub const PT_REGS_ORIG_AX_OFF: &str = "PT_REGS_ORIG_AX_OFF";
+pub const PT_REGS_IP_OFF: &str = "PT_REGS_IP_OFF";
+pub const PT_REGS_SP_OFF: &str = "PT_REGS_SP_OFF";
+/// Value of FOLL_LONGTERM on this kernel (0x10000 on 6.1, 0x100 from 6.5).
+pub const FOLL_LONGTERM: &str = "FOLL_LONGTERM";
 
 /// `GUP_PIN_COUNTING_BIAS`: a small folio is maybe-pinned when `_refcount >= 1024`.
 /// A macro in every kernel since 5.7, not visible in BTF; unchanged since.

@@ -4,6 +4,7 @@
 //! layout without serialization. One module per mechanism.
 #![no_std]
 
+pub mod event;
 pub mod filter;
 pub mod hook;
 pub mod layout;

@@ -1,22 +1,32 @@
 //! One way to read arguments and return values from either attach method, so each hook's logic
 //! is written once and wrapped twice (fentry/fexit and kprobe/kretprobe).
 
-use aya_ebpf::programs::{FEntryContext, FExitContext, ProbeContext, RetProbeContext};
+use aya_ebpf::programs::{FEntryContext, FExitContext, ProbeContext, RetProbeContext, tracing::StackIdContext};
+
+use crate::events::STACKS;
 
 pub trait Args {
     /// The `n`th argument as a raw 64-bit register value (0 when unavailable).
     fn arg_u64(&self, n: usize) -> u64;
+    /// Id of the current kernel stack in `STACKS`, negative when it could not be taken.
+    fn stack_id(&self) -> i64;
 }
 
 impl Args for FEntryContext {
     fn arg_u64(&self, n: usize) -> u64 {
         self.arg(n)
     }
+    fn stack_id(&self) -> i64 {
+        self.get_stackid(&STACKS, 0).map_or(-1, |id| id as i64)
+    }
 }
 
 impl Args for ProbeContext {
     fn arg_u64(&self, n: usize) -> u64 {
         self.arg(n).unwrap_or(0)
+    }
+    fn stack_id(&self) -> i64 {
+        self.get_stackid(&STACKS, 0).map_or(-1, |id| id as i64)
     }
 }
 
@@ -37,7 +47,8 @@ impl Ret for RetProbeContext {
     }
 }
 
-/// Defines `fentry_<hook>` and `kprobe_<hook>` that both call `$body(&ctx)`.
+/// Defines `fentry_<hook>` and `kprobe_<hook>` that both call `$body(&ctx)`. Bodies must be
+/// `#[inline(always)]`: the verifier refuses context reads at offsets it cannot see as constants.
 #[macro_export]
 macro_rules! entry_programs {
     ($fentry:ident, $kprobe:ident, $body:path) => {
@@ -78,6 +89,7 @@ macro_rules! return_programs {
 macro_rules! counting_hook {
     ($fentry:ident, $kprobe:ident, $hook:expr) => {
         const _: () = {
+            #[inline(always)]
             fn count<C>(_ctx: &C) {
                 $crate::counters::entry($hook);
             }

@@ -1,114 +1,183 @@
-//! GUP pin and unpin entry points (`mm/gup.c`).
+//! GUP pin and unpin entry points (`mm/gup.c`) and where a long-term pin meets its VMA.
+//!
+//! A long-term pin (FOLL_LONGTERM in the caller's flags) is carried in `INFLIGHT` from entry to
+//! return; `check_vma_flags` adds the VMA it walks and `vma_needs_dirty_tracking` the kernel's
+//! verdict; the return emits one `PinEvent`. Short-term pins (O_DIRECT…) only count.
 
-use probe_common::{filter, hook};
+use aya_ebpf::helpers::bpf_get_current_pid_tgid;
+use probe_common::{
+    event::{PinEvent, UnpinEvent, VmaInfo, kind, NEEDS_DIRTY_UNKNOWN},
+    filter, hook,
+};
 
-use crate::{args::Ret, counters, counting_hook, return_programs};
+use crate::{
+    args::{Args, Ret},
+    counters, entry_programs,
+    events::{self, INFLIGHT, WATCH_UNPIN},
+    layout, return_programs,
+};
 
-counting_hook!(
-    fentry_pin_user_pages,
-    kprobe_pin_user_pages,
-    hook::PIN_USER_PAGES
-);
-counting_hook!(
-    fentry_pin_user_pages_fast,
-    kprobe_pin_user_pages_fast,
-    hook::PIN_USER_PAGES_FAST
-);
-counting_hook!(
-    fentry_pin_user_pages_remote,
-    kprobe_pin_user_pages_remote,
-    hook::PIN_USER_PAGES_REMOTE
-);
-counting_hook!(
-    fentry_pin_user_pages_unlocked,
-    kprobe_pin_user_pages_unlocked,
-    hook::PIN_USER_PAGES_UNLOCKED
-);
-counting_hook!(fentry_gup_fast, kprobe_gup_fast, hook::GUP_FAST);
-counting_hook!(fentry_gup_slow, kprobe_gup_slow, hook::GUP_SLOW);
+/// `VM_SHARED`: same value on every kernel (include/linux/mm.h).
+const VM_SHARED: u64 = 0x8;
 
-counting_hook!(
-    fentry_unpin_user_page,
-    kprobe_unpin_user_page,
-    hook::UNPIN_USER_PAGE
-);
-counting_hook!(
-    fentry_unpin_user_pages,
-    kprobe_unpin_user_pages,
-    hook::UNPIN_USER_PAGES
-);
-counting_hook!(
-    fentry_unpin_user_pages_dirty_lock,
-    kprobe_unpin_user_pages_dirty_lock,
-    hook::UNPIN_USER_PAGES_DIRTY_LOCK
-);
-counting_hook!(
-    fentry_unpin_user_page_range_dirty_lock,
-    kprobe_unpin_user_page_range_dirty_lock,
-    hook::UNPIN_USER_PAGE_RANGE_DIRTY_LOCK
-);
-counting_hook!(fentry_unpin_folio, kprobe_unpin_folio, hook::UNPIN_FOLIO);
-counting_hook!(fentry_unpin_folios, kprobe_unpin_folios, hook::UNPIN_FOLIOS);
-counting_hook!(
-    fentry_unpin_user_folio,
-    kprobe_unpin_user_folio,
-    hook::UNPIN_USER_FOLIO
-);
+/// Argument positions of (start, nr_pages, gup_flags) in each pin entry point.
+struct PinArgs {
+    start: usize,
+    nr_pages: usize,
+    gup_flags: usize,
+}
+
+#[inline(always)]
+
+fn on_pin_entry<C: Args>(ctx: &C, hook: u32, at: PinArgs) {
+    counters::entry(hook);
+    let gup_flags = ctx.arg_u64(at.gup_flags) as u32;
+    match layout::foll_longterm() {
+        Some(longterm) if gup_flags & longterm != 0 => {}
+        _ => return,
+    }
+    let event = PinEvent {
+        header: events::header(kind::PIN),
+        hook,
+        gup_flags,
+        start: ctx.arg_u64(at.start),
+        nr_pages: ctx.arg_u64(at.nr_pages),
+        ret: 0,
+        stack_id: ctx.stack_id(),
+        vma: VmaInfo { needs_dirty: NEEDS_DIRTY_UNKNOWN, ..VmaInfo::default() },
+    };
+    if INFLIGHT.insert(bpf_get_current_pid_tgid(), event, 0).is_err() {
+        counters::filtered(filter::INFLIGHT_FULL);
+    }
+}
 
 /// The pin entry points return the number of pages pinned or a negative errno; a refusal of a
 /// long-term file pin shows up here as -EFAULT on 6.5+. `pin_user_pages_fast` returns `int`, so
 /// only the low 32 bits of the register are meaningful: compare them as `i32` (page counts of a
 /// single call never reach 2^31).
-macro_rules! pin_return {
-    ($fexit:ident, $kretprobe:ident, $hook:expr) => {
+#[inline(always)]
+fn on_pin_return<C: Ret>(ctx: &C, hook: u32) {
+    counters::ret(hook);
+    let ret = ctx.ret_i64() as i32;
+    if ret < 0 {
+        counters::filtered(filter::PIN_FAILED);
+    }
+    let key = bpf_get_current_pid_tgid();
+    let Some(inflight) = INFLIGHT.get_ptr_mut(key) else { return };
+    // SAFETY: the map value stays valid until removed below; this task is its only writer.
+    let mut event = unsafe { *inflight };
+    let _ = INFLIGHT.remove(key);
+    if event.hook != hook {
+        return;
+    }
+    event.ret = i64::from(ret);
+    event.header.ts_ns = events::header(kind::PIN).ts_ns;
+    events::emit(&event);
+    let shared_file = event.vma.ino != 0 && event.vma.vm_flags & VM_SHARED != 0;
+    if ret > 0 && shared_file {
+        let _ = WATCH_UNPIN.insert(key, ret as u64, 0);
+    }
+}
+
+macro_rules! pin_hook {
+    ($fentry:ident, $kprobe:ident, $fexit:ident, $kretprobe:ident, $hook:expr, $args:expr) => {
         const _: () = {
-            fn on_return<C: Ret>(ctx: &C) {
-                counters::ret($hook);
-                if (ctx.ret_i64() as i32) < 0 {
-                    counters::filtered(filter::PIN_FAILED);
-                }
+            #[inline(always)]
+            fn entry<C: Args>(ctx: &C) {
+                on_pin_entry(ctx, $hook, $args);
             }
-            return_programs!($fexit, $kretprobe, on_return);
+            #[inline(always)]
+            fn exit<C: Ret>(ctx: &C) {
+                on_pin_return(ctx, $hook);
+            }
+            entry_programs!($fentry, $kprobe, entry);
+            return_programs!($fexit, $kretprobe, exit);
         };
     };
 }
 
-pin_return!(
-    fexit_pin_user_pages,
-    kretprobe_pin_user_pages,
-    hook::PIN_USER_PAGES
-);
-pin_return!(
-    fexit_pin_user_pages_fast,
-    kretprobe_pin_user_pages_fast,
-    hook::PIN_USER_PAGES_FAST
-);
-pin_return!(
-    fexit_pin_user_pages_remote,
-    kretprobe_pin_user_pages_remote,
-    hook::PIN_USER_PAGES_REMOTE
-);
-pin_return!(
-    fexit_pin_user_pages_unlocked,
-    kretprobe_pin_user_pages_unlocked,
-    hook::PIN_USER_PAGES_UNLOCKED
-);
+// 6.1: pin_user_pages(start, nr_pages, gup_flags, pages, vmas); later without vmas.
+pin_hook!(fentry_pin_user_pages, kprobe_pin_user_pages, fexit_pin_user_pages, kretprobe_pin_user_pages,
+    hook::PIN_USER_PAGES, PinArgs { start: 0, nr_pages: 1, gup_flags: 2 });
+pin_hook!(fentry_pin_user_pages_fast, kprobe_pin_user_pages_fast, fexit_pin_user_pages_fast, kretprobe_pin_user_pages_fast,
+    hook::PIN_USER_PAGES_FAST, PinArgs { start: 0, nr_pages: 1, gup_flags: 2 });
+// pin_user_pages_remote(mm, start, nr_pages, gup_flags, ...).
+pin_hook!(fentry_pin_user_pages_remote, kprobe_pin_user_pages_remote, fexit_pin_user_pages_remote, kretprobe_pin_user_pages_remote,
+    hook::PIN_USER_PAGES_REMOTE, PinArgs { start: 1, nr_pages: 2, gup_flags: 3 });
+// pin_user_pages_unlocked(start, nr_pages, pages, gup_flags).
+pin_hook!(fentry_pin_user_pages_unlocked, kprobe_pin_user_pages_unlocked, fexit_pin_user_pages_unlocked, kretprobe_pin_user_pages_unlocked,
+    hook::PIN_USER_PAGES_UNLOCKED, PinArgs { start: 0, nr_pages: 1, gup_flags: 3 });
+
+crate::counting_hook!(fentry_gup_fast, kprobe_gup_fast, hook::GUP_FAST);
+crate::counting_hook!(fentry_gup_slow, kprobe_gup_slow, hook::GUP_SLOW);
+
+/// `check_vma_flags(vma, gup_flags)`: the first VMA an in-flight long-term pin walks.
+#[inline(always)]
+fn on_check_vma_flags<C: Args>(ctx: &C) {
+    counters::entry(hook::CHECK_VMA_FLAGS);
+    let Some(inflight) = INFLIGHT.get_ptr_mut(bpf_get_current_pid_tgid()) else { return };
+    // SAFETY: valid map value of this task's own in-flight pin.
+    unsafe {
+        if (*inflight).vma.seen == 0 {
+            let needs_dirty = (*inflight).vma.needs_dirty;
+            (*inflight).vma = layout::vma_info(ctx.arg_u64(0));
+            (*inflight).vma.needs_dirty = needs_dirty;
+        }
+    }
+}
+entry_programs!(fentry_check_vma_flags, kprobe_check_vma_flags, on_check_vma_flags);
 
 /// `vma_needs_dirty_tracking()` returns bool: true means a long-term writable pin is refused.
+#[inline(always)]
 fn dirty_tracking_return<C: Ret>(ctx: &C) {
     counters::ret(hook::VMA_NEEDS_DIRTY_TRACKING);
-    if ctx.ret_i64() & 0xff != 0 {
+    let needs = ctx.ret_i64() & 0xff != 0;
+    if needs {
         counters::filtered(filter::DIRTY_TRACKING_NEEDED);
+    }
+    if let Some(inflight) = INFLIGHT.get_ptr_mut(bpf_get_current_pid_tgid()) {
+        // SAFETY: valid map value of this task's own in-flight pin.
+        unsafe { (*inflight).vma.needs_dirty = u32::from(needs) };
+    }
+}
+crate::counting_hook!(fentry_vma_needs_dirty_tracking, kprobe_vma_needs_dirty_tracking, hook::VMA_NEEDS_DIRTY_TRACKING);
+return_programs!(fexit_vma_needs_dirty_tracking, kretprobe_vma_needs_dirty_tracking, dirty_tracking_return);
+
+/// Unpins are hot (O_DIRECT unpins every request): one hash lookup, and an event only for a
+/// task on the watch list. `pages` is the count argument's position, or `None` for one page.
+#[inline(always)]
+fn on_unpin<C: Args>(ctx: &C, hook: u32, pages: Option<usize>) {
+    counters::entry(hook);
+    let key = bpf_get_current_pid_tgid();
+    let Some(remaining) = WATCH_UNPIN.get_ptr_mut(key) else { return };
+    let pages = pages.map_or(1, |n| ctx.arg_u64(n));
+    events::emit(&UnpinEvent { header: events::header(kind::UNPIN), hook, _pad: 0, pages });
+    // SAFETY: valid map value owned by this task's entry.
+    let left = unsafe { (*remaining).saturating_sub(pages) };
+    if left == 0 {
+        let _ = WATCH_UNPIN.remove(key);
+    } else {
+        // SAFETY: as above.
+        unsafe { *remaining = left };
     }
 }
 
-counting_hook!(
-    fentry_vma_needs_dirty_tracking,
-    kprobe_vma_needs_dirty_tracking,
-    hook::VMA_NEEDS_DIRTY_TRACKING
-);
-return_programs!(
-    fexit_vma_needs_dirty_tracking,
-    kretprobe_vma_needs_dirty_tracking,
-    dirty_tracking_return
-);
+macro_rules! unpin_hook {
+    ($fentry:ident, $kprobe:ident, $hook:expr, $pages:expr) => {
+        const _: () = {
+            #[inline(always)]
+            fn entry<C: Args>(ctx: &C) {
+                on_unpin(ctx, $hook, $pages);
+            }
+            entry_programs!($fentry, $kprobe, entry);
+        };
+    };
+}
+
+unpin_hook!(fentry_unpin_user_page, kprobe_unpin_user_page, hook::UNPIN_USER_PAGE, None);
+unpin_hook!(fentry_unpin_user_pages, kprobe_unpin_user_pages, hook::UNPIN_USER_PAGES, Some(1));
+unpin_hook!(fentry_unpin_user_pages_dirty_lock, kprobe_unpin_user_pages_dirty_lock, hook::UNPIN_USER_PAGES_DIRTY_LOCK, Some(1));
+unpin_hook!(fentry_unpin_user_page_range_dirty_lock, kprobe_unpin_user_page_range_dirty_lock, hook::UNPIN_USER_PAGE_RANGE_DIRTY_LOCK, Some(1));
+unpin_hook!(fentry_unpin_folio, kprobe_unpin_folio, hook::UNPIN_FOLIO, None);
+unpin_hook!(fentry_unpin_folios, kprobe_unpin_folios, hook::UNPIN_FOLIOS, Some(1));
+unpin_hook!(fentry_unpin_user_folio, kprobe_unpin_user_folio, hook::UNPIN_USER_FOLIO, Some(1));

@@ -1,20 +1,30 @@
 //! Kernel struct layout, written by userspace from BTF before load (see probe_common::layout).
 //!
-//! The statics start at 0 and live in .rodata, so the verifier treats them as constants.
+//! The statics start at 0 and live in .rodata; each group of offsets is used only when its bit
+//! in `LAYOUT_VALID` says userspace resolved all of them.
 
-use aya_ebpf::helpers::bpf_probe_read_kernel;
-use probe_common::layout::GUP_PIN_COUNTING_BIAS;
+use aya_ebpf::helpers::{bpf_get_current_task, bpf_probe_read_kernel};
+use probe_common::{
+    event::{NEEDS_DIRTY_UNKNOWN, Syscall, VmaInfo},
+    layout::{GUP_PIN_COUNTING_BIAS, valid},
+};
 
-#[unsafe(no_mangle)]
-static LAYOUT_VALID: u32 = 0;
-#[unsafe(no_mangle)]
-static FOLIO_FLAGS_OFF: u32 = 0;
-#[unsafe(no_mangle)]
-static FOLIO_REFCOUNT_OFF: u32 = 0;
-#[unsafe(no_mangle)]
-static FOLIO_PINCOUNT_OFF: u32 = 0;
-#[unsafe(no_mangle)]
-static PG_HEAD_BIT: u32 = 0;
+macro_rules! globals {
+    ($($name:ident),* $(,)?) => {
+        $(
+            #[unsafe(no_mangle)]
+            static $name: u32 = 0;
+        )*
+    };
+}
+
+globals!(
+    LAYOUT_VALID, FOLIO_FLAGS_OFF, FOLIO_REFCOUNT_OFF, FOLIO_PINCOUNT_OFF, PG_HEAD_BIT,
+    VMA_FLAGS_OFF, VMA_START_OFF, VMA_PGOFF_OFF, VMA_FILE_OFF, FILE_INODE_OFF, INODE_INO_OFF,
+    INODE_SB_OFF, SB_DEV_OFF, SB_MAGIC_OFF, FOLIO_MAPPING_OFF, FOLIO_INDEX_OFF, MAPPING_HOST_OFF,
+    TASK_GROUP_LEADER_OFF, TASK_START_TIME_OFF, FOLL_LONGTERM, PT_REGS_ORIG_AX_OFF,
+    PT_REGS_IP_OFF, PT_REGS_SP_OFF,
+);
 
 #[inline(always)]
 fn get(global: &u32) -> u32 {
@@ -24,26 +34,121 @@ fn get(global: &u32) -> u32 {
 }
 
 #[inline(always)]
-fn read<T>(base: u64, offset: u32) -> Option<T> {
-    // SAFETY: bpf_probe_read_kernel copes with any address; a bad one returns an error.
-    unsafe { bpf_probe_read_kernel((base + offset as u64) as *const T).ok() }
+pub fn has(group: u32) -> bool {
+    get(&LAYOUT_VALID) & group == group
 }
 
-/// The kernel's own `folio_maybe_dma_pinned()`: a large folio is pinned when `_pincount > 0`,
-/// a small one when `_refcount >= GUP_PIN_COUNTING_BIAS` (which can be a false positive, hence
-/// "maybe"). `None` when the layout is unknown or the folio cannot be read.
 #[inline(always)]
-pub fn folio_maybe_dma_pinned(folio: u64) -> Option<bool> {
-    if get(&LAYOUT_VALID) == 0 || folio == 0 {
+fn read<T>(base: u64, offset: &u32) -> Option<T> {
+    if base == 0 {
         return None;
     }
-    let flags: u64 = read(folio, get(&FOLIO_FLAGS_OFF))?;
-    let large = flags & (1u64 << (get(&PG_HEAD_BIT) & 63)) != 0;
-    if large {
-        let pincount: i32 = read(folio, get(&FOLIO_PINCOUNT_OFF))?;
-        Some(pincount > 0)
-    } else {
-        let refcount: u32 = read(folio, get(&FOLIO_REFCOUNT_OFF))?;
-        Some(refcount >= GUP_PIN_COUNTING_BIAS)
+    // SAFETY: bpf_probe_read_kernel copes with any address; a bad one returns an error.
+    unsafe { bpf_probe_read_kernel((base + get(offset) as u64) as *const T).ok() }
+}
+
+pub struct FolioPins {
+    pub large: bool,
+    pub refcount: u32,
+    pub pincount: i32,
+}
+
+impl FolioPins {
+    /// The kernel's own `folio_maybe_dma_pinned()`: a large folio is pinned when `_pincount > 0`,
+    /// a small one when `_refcount >= GUP_PIN_COUNTING_BIAS` (which can be a false positive,
+    /// hence "maybe").
+    #[inline(always)]
+    pub fn maybe_dma_pinned(&self) -> bool {
+        if self.large { self.pincount > 0 } else { self.refcount >= GUP_PIN_COUNTING_BIAS }
     }
+}
+
+#[inline(always)]
+pub fn folio_pins(folio: u64) -> Option<FolioPins> {
+    if !has(valid::FOLIO_PIN_TEST) {
+        return None;
+    }
+    let flags: u64 = read(folio, &FOLIO_FLAGS_OFF)?;
+    let large = flags & (1u64 << (get(&PG_HEAD_BIT) & 63)) != 0;
+    let refcount: u32 = read(folio, &FOLIO_REFCOUNT_OFF)?;
+    let pincount: i32 = if large { read(folio, &FOLIO_PINCOUNT_OFF)? } else { 0 };
+    Some(FolioPins { large, refcount, pincount })
+}
+
+/// Identity of an inode: (ino, dev, fs magic).
+#[inline(always)]
+fn inode_identity(inode: u64) -> Option<(u64, u32, u32)> {
+    let ino: u64 = read(inode, &INODE_INO_OFF)?;
+    let sb: u64 = read(inode, &INODE_SB_OFF)?;
+    let dev: u32 = read(sb, &SB_DEV_OFF)?;
+    let magic: u64 = read(sb, &SB_MAGIC_OFF)?;
+    Some((ino, dev, magic as u32))
+}
+
+/// The VMA a pin walks: flags, where it starts, and the file behind it (0s when anonymous).
+#[inline(always)]
+pub fn vma_info(vma: u64) -> VmaInfo {
+    let mut info = VmaInfo { needs_dirty: NEEDS_DIRTY_UNKNOWN, ..VmaInfo::default() };
+    if !has(valid::VMA_FILE) {
+        return info;
+    }
+    info.vm_flags = read(vma, &VMA_FLAGS_OFF).unwrap_or(0);
+    info.vm_start = read(vma, &VMA_START_OFF).unwrap_or(0);
+    info.vm_pgoff = read(vma, &VMA_PGOFF_OFF).unwrap_or(0);
+    let file: u64 = read(vma, &VMA_FILE_OFF).unwrap_or(0);
+    let inode: u64 = read(file, &FILE_INODE_OFF).unwrap_or(0);
+    if let Some((ino, dev, magic)) = inode_identity(inode) {
+        (info.ino, info.dev, info.fs_magic) = (ino, dev, magic);
+    }
+    info.seen = 1;
+    info
+}
+
+/// (ino, dev, magic, index) of a page-cache folio; `None` for anonymous or unreadable ones.
+#[inline(always)]
+pub fn folio_file(folio: u64) -> Option<(u64, u32, u32, u64)> {
+    if !has(valid::FOLIO_FILE) {
+        return None;
+    }
+    let mapping: u64 = read(folio, &FOLIO_MAPPING_OFF)?;
+    // The low bits tag anon (1) and movable/KSM (2) mappings: not a file's address_space.
+    if mapping & 3 != 0 {
+        return None;
+    }
+    let host: u64 = read(mapping, &MAPPING_HOST_OFF)?;
+    let (ino, dev, magic) = inode_identity(host)?;
+    let index: u64 = read(folio, &FOLIO_INDEX_OFF)?;
+    Some((ino, dev, magic, index))
+}
+
+/// Start time of the current thread group's leader (0 when unknown).
+#[inline(always)]
+pub fn task_start_ns() -> u64 {
+    if !has(valid::TASK_START) {
+        return 0;
+    }
+    // SAFETY: the helper has no preconditions.
+    let task = unsafe { bpf_get_current_task() };
+    let leader: u64 = read(task, &TASK_GROUP_LEADER_OFF).unwrap_or(0);
+    read(leader, &TASK_START_TIME_OFF).unwrap_or(0)
+}
+
+/// The user system call the current task is in.
+#[inline(always)]
+pub fn current_syscall() -> Syscall {
+    if !has(valid::PT_REGS) {
+        return Syscall::default();
+    }
+    // SAFETY: both helpers accept the current task from any tracing context.
+    let regs = unsafe { aya_ebpf::helpers::generated::bpf_task_pt_regs(aya_ebpf::helpers::generated::bpf_get_current_task_btf()) } as u64;
+    Syscall {
+        nr: read(regs, &PT_REGS_ORIG_AX_OFF).unwrap_or(0),
+        user_ip: read(regs, &PT_REGS_IP_OFF).unwrap_or(0),
+        user_sp: read(regs, &PT_REGS_SP_OFF).unwrap_or(0),
+    }
+}
+
+#[inline(always)]
+pub fn foll_longterm() -> Option<u32> {
+    has(valid::FOLL).then(|| get(&FOLL_LONGTERM))
 }

@@ -10,6 +10,7 @@
 mod args;
 mod counters;
 mod cow;
+mod events;
 mod gup;
 mod layout;
 mod pfn;

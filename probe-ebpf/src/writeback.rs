@@ -1,20 +1,42 @@
 //! Writeback cleaning page-cache folios (`folio_mkclean`, `mm/rmap.c`).
 //!
 //! Hot: runs for every dirty folio written back. The fast path is one classification and one
-//! counter bump; only folios the kernel itself would call maybe-DMA-pinned count as pinned.
+//! counter bump; only a folio the kernel itself would call maybe-DMA-pinned becomes an event.
 
-use probe_common::{filter, hook};
+use probe_common::{
+    event::{MkcleanEvent, kind},
+    filter, hook,
+};
 
-use crate::{args::Args, counters, entry_programs, layout};
+use crate::{args::Args, counters, entry_programs, events, layout};
+
+#[inline(always)]
 
 fn on_mkclean<C: Args>(ctx: &C) {
     counters::entry(hook::FOLIO_MKCLEAN);
-    let slot = match layout::folio_maybe_dma_pinned(ctx.arg_u64(0)) {
-        Some(true) => filter::MKCLEAN_PINNED,
-        Some(false) => filter::MKCLEAN_UNPINNED,
-        None => filter::MKCLEAN_UNCLASSIFIED,
+    let folio = ctx.arg_u64(0);
+    let Some(pins) = layout::folio_pins(folio) else {
+        counters::filtered(filter::MKCLEAN_UNCLASSIFIED);
+        return;
     };
-    counters::filtered(slot);
+    if !pins.maybe_dma_pinned() {
+        counters::filtered(filter::MKCLEAN_UNPINNED);
+        return;
+    }
+    counters::filtered(filter::MKCLEAN_PINNED);
+    let (ino, dev, fs_magic, index) = layout::folio_file(folio).unwrap_or((0, 0, 0, 0));
+    events::emit(&MkcleanEvent {
+        header: events::header(kind::MKCLEAN_PINNED),
+        folio,
+        index,
+        ino,
+        dev,
+        fs_magic,
+        refcount: pins.refcount,
+        pincount: pins.pincount,
+        large: u32::from(pins.large),
+        _pad: 0,
+    });
 }
 
 entry_programs!(fentry_folio_mkclean, kprobe_folio_mkclean, on_mkclean);

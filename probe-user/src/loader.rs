@@ -1,9 +1,7 @@
 //! The embedded eBPF object, loaded with this kernel's layout written into its globals.
 
 use aya::{Ebpf, EbpfLoader};
-use probe_common::layout as globals;
-
-use crate::kernel::layout::{FolioPinTest, Layout};
+use crate::kernel::{flags::FollFlags, layout::Layout};
 
 /// Built by build.rs (aya-build) from the probe-ebpf crate.
 static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/probe-ebpf"));
@@ -17,31 +15,19 @@ pub enum LoadError {
 }
 
 /// Parses the object and creates its maps; programs are loaded later, one by one, by the
-/// attach ladder. Without a complete folio layout the programs run but refuse to classify.
-pub fn load(layout: &Layout) -> Result<Ebpf, LoadError> {
+/// attach ladder. Offsets BTF did not yield leave their group's `LAYOUT_VALID` bit clear, and the
+/// programs then count without classifying.
+pub fn load(layout: &Layout, foll: &FollFlags) -> Result<Ebpf, LoadError> {
     if OBJECT.is_empty() {
         return Err(LoadError::NoObject);
     }
-    let (valid, test) = match layout.folio_pin_test() {
-        Some(test) => (1u32, test),
-        None => (
-            0u32,
-            FolioPinTest {
-                flags: 0,
-                refcount: 0,
-                pincount: 0,
-                pg_head_bit: 0,
-            },
-        ),
-    };
-    let ebpf = EbpfLoader::new()
-        .override_global(globals::LAYOUT_VALID, &valid, true)
-        .override_global(globals::FOLIO_FLAGS_OFF, &test.flags, true)
-        .override_global(globals::FOLIO_REFCOUNT_OFF, &test.refcount, true)
-        .override_global(globals::FOLIO_PINCOUNT_OFF, &test.pincount, true)
-        .override_global(globals::PG_HEAD_BIT, &test.pg_head_bit, true)
-        .load(OBJECT)?;
-    Ok(ebpf)
+    let (valid, globals) = layout.globals(foll);
+    let mut loader = EbpfLoader::new();
+    loader.override_global(probe_common::layout::LAYOUT_VALID, &valid, true);
+    for (name, value) in &globals {
+        loader.override_global(name, value, true);
+    }
+    Ok(loader.load(OBJECT)?)
 }
 
 /// The raw object, for tests that inspect which programs it carries.

@@ -213,6 +213,13 @@ pub const HOOKS: &[Hook] = &[
         target: func(&["unmap_mapping_range"]),
         feeds: &[(EarlyPfnUntrack, Need::WhereAvailable)],
     },
+    // Where a slow-path pin meets each VMA (all three kernels; static but kprobe-able).
+    Hook {
+        id: hook::CHECK_VMA_FLAGS,
+        name: "check_vma_flags",
+        target: func(&["check_vma_flags"]),
+        feeds: &[(LongtermFilePin, Need::Core)],
+    },
     Hook {
         id: hook::PROCESS_FORK,
         name: "process_fork",

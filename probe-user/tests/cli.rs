@@ -143,7 +143,7 @@ fn doctor_on_a_host_without_kprobes_explains_and_fails() {
     let report: serde_json::Value =
         serde_json::from_slice(&json.stdout).expect("doctor --json is one JSON object");
     assert_eq!(report["methods"]["kprobe"]["available"], false);
-    assert_eq!(report["hooks"].as_array().map(Vec::len), Some(25));
+    assert_eq!(report["hooks"].as_array().map(Vec::len), Some(26));
     assert!(
         report["hooks"]
             .as_array()

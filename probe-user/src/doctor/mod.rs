@@ -52,8 +52,8 @@ pub fn run(opts: &Options) -> Result<(Report, u8), Error> {
     let kallsyms = Kallsyms::read().map_err(Error::Kallsyms)?;
     let aya_btf = aya::Btf::parse_file(&opts.btf_path, aya::Endianness::default()).ok();
 
-    let methods = trial_methods(&layout, &capabilities, aya_btf.as_ref())?;
-    let mut ebpf = loader::load(&layout)?;
+    let methods = trial_methods(&layout, &foll_flags, &capabilities, aya_btf.as_ref())?;
+    let mut ebpf = loader::load(&layout, &foll_flags)?;
     let attachments: Vec<Attachment> = {
         let mut attacher = Attacher {
             ebpf: &mut ebpf,
@@ -92,10 +92,11 @@ pub fn run(opts: &Options) -> Result<(Report, u8), Error> {
 /// instance of the object (so the real ladder can still load its own programs).
 fn trial_methods(
     layout: &Layout,
+    foll: &FollFlags,
     caps: &Capabilities,
     btf: Option<&aya::Btf>,
 ) -> Result<Methods, Error> {
-    let mut ebpf = loader::load(layout)?;
+    let mut ebpf = loader::load(layout, foll)?;
     let fentry = match btf {
         None => Err("kernel BTF could not be parsed by the loader".to_owned()),
         Some(btf) => attach::program::<aya::programs::FEntry>(&mut ebpf, "fentry_folio_mkclean")
@@ -207,7 +208,7 @@ fn hazard_statuses(
                 })
                 .map(|(hook, _)| hook.name)
                 .collect();
-            if hazard == Hazard::PinnedFolioCleaned && layout.folio_pin_test().is_none() {
+            if hazard == Hazard::PinnedFolioCleaned && !layout.has_folio_pin_test() {
                 missing.push("folio layout in BTF (_refcount, _pincount, flags, PG_head)");
             }
             HazardStatus {

@@ -77,10 +77,6 @@ impl FollFlags {
         }
     }
 
-    #[cfg_attr(
-        not(test),
-        expect(dead_code, reason = "event decoding (detection issue) is the caller")
-    )]
     pub fn value(&self, name: &str) -> Option<u32> {
         self.values.iter().find(|(n, _)| n == name).map(|(_, v)| *v)
     }

@@ -1,11 +1,13 @@
 //! Kernel struct layout pinwatch's eBPF programs need, resolved from BTF.
 //!
-//! Each field is resolved on its own, so a kernel that renamed one field degrades only the
-//! classification that reads it. The layouts differ across 6.1 / 6.12 / 7.2 (kernel-facts §3.2).
+//! Each field is resolved on its own, and the eBPF side uses a group of fields only when all of
+//! them were found, so a kernel that renamed one field degrades only what reads it. The layouts
+//! differ across 6.1 / 6.12 / 7.2 (kernel-facts §3.2).
 
+use probe_common::layout::{self as names, valid};
 use serde::Serialize;
 
-use super::btf::KernelBtf;
+use super::{btf::KernelBtf, flags::FollFlags};
 
 /// Offsets (bytes) and bit numbers, `None` when this kernel's BTF does not have them.
 #[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
@@ -14,47 +16,134 @@ pub struct Layout {
     pub folio_refcount: Option<u32>,
     pub folio_pincount: Option<u32>,
     pub pg_head_bit: Option<u32>,
+    pub folio_mapping: Option<u32>,
+    pub folio_index: Option<u32>,
+    pub mapping_host: Option<u32>,
     pub vma_flags: Option<u32>,
+    pub vma_start: Option<u32>,
+    pub vma_pgoff: Option<u32>,
     pub vma_file: Option<u32>,
+    pub file_inode: Option<u32>,
+    pub inode_ino: Option<u32>,
+    pub inode_sb: Option<u32>,
+    pub sb_dev: Option<u32>,
+    pub sb_magic: Option<u32>,
+    pub task_group_leader: Option<u32>,
+    pub task_start_time: Option<u32>,
+    pub pt_regs_orig_ax: Option<u32>,
+    pub pt_regs_ip: Option<u32>,
+    pub pt_regs_sp: Option<u32>,
     pub vm_fault_flags: Option<u32>,
     pub vm_fault_page: Option<u32>,
 }
 
 impl Layout {
     pub fn resolve(btf: &KernelBtf) -> Self {
+        let m = |s: &str, f: &str| btf.member_offset(s, f);
         Self {
-            folio_flags: btf.member_offset("folio", "flags"),
-            folio_refcount: btf.member_offset("folio", "_refcount"),
+            folio_flags: m("folio", "flags"),
+            folio_refcount: m("folio", "_refcount"),
             folio_pincount: folio_pincount(btf),
-            pg_head_bit: btf
-                .enum_value("PG_head")
-                .and_then(|v| u32::try_from(v).ok()),
+            pg_head_bit: btf.enum_value("PG_head").and_then(|v| u32::try_from(v).ok()),
+            folio_mapping: m("folio", "mapping"),
+            // 7.2 renamed page.index to __folio_index; the folio keeps `index`.
+            folio_index: m("folio", "index").or_else(|| m("folio", "__folio_index")),
+            mapping_host: m("address_space", "host"),
             // 6.12 wraps vm_flags in a union with __vm_flags; 7.2 adds a bitmap view. Same word.
-            vma_flags: btf.member_offset("vm_area_struct", "vm_flags"),
-            vma_file: btf.member_offset("vm_area_struct", "vm_file"),
-            vm_fault_flags: btf.member_offset("vm_fault", "flags"),
-            vm_fault_page: btf.member_offset("vm_fault", "page"),
+            vma_flags: m("vm_area_struct", "vm_flags"),
+            vma_start: m("vm_area_struct", "vm_start"),
+            vma_pgoff: m("vm_area_struct", "vm_pgoff"),
+            vma_file: m("vm_area_struct", "vm_file"),
+            file_inode: m("file", "f_inode"),
+            inode_ino: m("inode", "i_ino"),
+            inode_sb: m("inode", "i_sb"),
+            sb_dev: m("super_block", "s_dev"),
+            sb_magic: m("super_block", "s_magic"),
+            task_group_leader: m("task_struct", "group_leader"),
+            task_start_time: m("task_struct", "start_time"),
+            pt_regs_orig_ax: m("pt_regs", "orig_ax"),
+            pt_regs_ip: m("pt_regs", "ip"),
+            pt_regs_sp: m("pt_regs", "sp"),
+            vm_fault_flags: m("vm_fault", "flags"),
+            vm_fault_page: m("vm_fault", "page"),
         }
     }
 
-    /// The fields the in-kernel `folio_maybe_dma_pinned()` test reads, when all are known.
-    pub fn folio_pin_test(&self) -> Option<FolioPinTest> {
-        Some(FolioPinTest {
-            flags: self.folio_flags?,
-            refcount: self.folio_refcount?,
-            pincount: self.folio_pincount?,
-            pg_head_bit: self.pg_head_bit?,
-        })
+    /// Whether `folio_maybe_dma_pinned()` can be evaluated in the kernel.
+    pub fn has_folio_pin_test(&self) -> bool {
+        self.globals(&FollFlags::legacy()).0 & valid::FOLIO_PIN_TEST != 0
     }
-}
 
-/// Everything `probe-ebpf`'s `layout::folio_maybe_dma_pinned` needs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct FolioPinTest {
-    pub flags: u32,
-    pub refcount: u32,
-    pub pincount: u32,
-    pub pg_head_bit: u32,
+    /// The `LAYOUT_VALID` bit set and every global to write into the eBPF object (0 stands in
+    /// for an unknown offset; its group's bit is then clear and the programs never read it).
+    pub fn globals(&self, foll: &FollFlags) -> (u32, Vec<(&'static str, u32)>) {
+        let groups: [(u32, Vec<(&'static str, Option<u32>)>); 6] = [
+            (
+                valid::FOLIO_PIN_TEST,
+                vec![
+                    (names::FOLIO_FLAGS_OFF, self.folio_flags),
+                    (names::FOLIO_REFCOUNT_OFF, self.folio_refcount),
+                    (names::FOLIO_PINCOUNT_OFF, self.folio_pincount),
+                    (names::PG_HEAD_BIT, self.pg_head_bit),
+                ],
+            ),
+            (
+                valid::VMA_FILE,
+                vec![
+                    (names::VMA_FLAGS_OFF, self.vma_flags),
+                    (names::VMA_START_OFF, self.vma_start),
+                    (names::VMA_PGOFF_OFF, self.vma_pgoff),
+                    (names::VMA_FILE_OFF, self.vma_file),
+                    (names::FILE_INODE_OFF, self.file_inode),
+                    (names::INODE_INO_OFF, self.inode_ino),
+                    (names::INODE_SB_OFF, self.inode_sb),
+                    (names::SB_DEV_OFF, self.sb_dev),
+                    (names::SB_MAGIC_OFF, self.sb_magic),
+                ],
+            ),
+            (
+                valid::FOLIO_FILE,
+                vec![
+                    (names::FOLIO_MAPPING_OFF, self.folio_mapping),
+                    (names::FOLIO_INDEX_OFF, self.folio_index),
+                    (names::MAPPING_HOST_OFF, self.mapping_host),
+                    (names::INODE_INO_OFF, self.inode_ino),
+                    (names::INODE_SB_OFF, self.inode_sb),
+                    (names::SB_DEV_OFF, self.sb_dev),
+                    (names::SB_MAGIC_OFF, self.sb_magic),
+                ],
+            ),
+            (
+                valid::TASK_START,
+                vec![
+                    (names::TASK_GROUP_LEADER_OFF, self.task_group_leader),
+                    (names::TASK_START_TIME_OFF, self.task_start_time),
+                ],
+            ),
+            (valid::FOLL, vec![(names::FOLL_LONGTERM, foll.value("FOLL_LONGTERM"))]),
+            (
+                valid::PT_REGS,
+                vec![
+                    (names::PT_REGS_ORIG_AX_OFF, self.pt_regs_orig_ax),
+                    (names::PT_REGS_IP_OFF, self.pt_regs_ip),
+                    (names::PT_REGS_SP_OFF, self.pt_regs_sp),
+                ],
+            ),
+        ];
+        let mut bits = 0;
+        let mut globals: Vec<(&'static str, u32)> = Vec::new();
+        for (bit, fields) in groups {
+            if fields.iter().all(|(_, v)| v.is_some()) {
+                bits |= bit;
+            }
+            for (name, value) in fields {
+                if !globals.iter().any(|(n, _)| *n == name) {
+                    globals.push((name, value.unwrap_or(0)));
+                }
+            }
+        }
+        (bits, globals)
+    }
 }
 
 /// `folio._pincount` exists from 6.2 on (and as a folio alias on 6.1 Debian); older kernels keep
@@ -64,4 +153,60 @@ fn folio_pincount(btf: &KernelBtf) -> Option<u32> {
         let in_tail = btf.member_offset("page", "compound_pincount")?;
         Some(btf.struct_size("page")? + in_tail)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn full() -> Layout {
+        Layout {
+            folio_flags: Some(0),
+            folio_refcount: Some(52),
+            folio_pincount: Some(92),
+            pg_head_bit: Some(6),
+            folio_mapping: Some(24),
+            folio_index: Some(32),
+            mapping_host: Some(0),
+            vma_flags: Some(32),
+            vma_start: Some(0),
+            vma_pgoff: Some(120),
+            vma_file: Some(128),
+            file_inode: Some(40),
+            inode_ino: Some(64),
+            inode_sb: Some(40),
+            sb_dev: Some(16),
+            sb_magic: Some(96),
+            task_group_leader: Some(1000),
+            task_start_time: Some(2000),
+            pt_regs_orig_ax: Some(120),
+            pt_regs_ip: Some(128),
+            pt_regs_sp: Some(152),
+            vm_fault_flags: Some(40),
+            vm_fault_page: Some(80),
+        }
+    }
+
+    #[test]
+    fn a_complete_layout_validates_every_group() {
+        let (bits, globals) = full().globals(&FollFlags::legacy());
+        assert_eq!(bits, 0b11_1111);
+        assert!(globals.contains(&(names::FOLL_LONGTERM, 0x10000)));
+        assert!(globals.contains(&(names::FOLIO_PINCOUNT_OFF, 92)));
+        let mut unique: Vec<_> = globals.iter().map(|(n, _)| *n).collect();
+        unique.dedup();
+        assert_eq!(unique.len(), globals.len(), "shared offsets are written once");
+    }
+
+    #[test]
+    fn a_missing_field_clears_only_its_groups() {
+        let layout = Layout { inode_sb: None, ..full() };
+        let (bits, globals) = layout.globals(&FollFlags::legacy());
+        assert_eq!(bits & valid::VMA_FILE, 0);
+        assert_eq!(bits & valid::FOLIO_FILE, 0);
+        assert_ne!(bits & valid::FOLIO_PIN_TEST, 0);
+        assert!(globals.contains(&(names::INODE_SB_OFF, 0)));
+        assert!(layout.has_folio_pin_test());
+        assert!(!Layout { pg_head_bit: None, ..full() }.has_folio_pin_test());
+    }
 }

@@ -1,0 +1,113 @@
+//! Detailed events, sent through the `EVENTS` ring buffer. Rare by construction: long-term pins
+//! (registration time), unpins of a task being watched right after a granted file pin, and
+//! folios cleaned by writeback while maybe-DMA-pinned. Hot paths never reach here.
+//!
+//! Every record starts with a [`Header`]; `kind` says which struct follows. Layouts are fixed
+//! with explicit padding and checked by size assertions on both sides.
+
+/// Values of [`Header::kind`].
+pub mod kind {
+    pub const PIN: u32 = 1;
+    pub const UNPIN: u32 = 2;
+    pub const MKCLEAN_PINNED: u32 = 3;
+}
+
+/// `Header::pid_tgid` is the kernel's `tgid << 32 | pid`; `task_start_ns` is the thread-group
+/// leader's start time, so a reused tgid never merges with a dead process. `syscall` identifies
+/// the user system call the kernel is serving (its number, and the user instruction and stack
+/// pointers it will return to): equal values on a pin and an unpin mean "same system call".
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Header {
+    pub kind: u32,
+    pub cpu: u32,
+    pub ts_ns: u64,
+    pub pid_tgid: u64,
+    pub task_start_ns: u64,
+    pub comm: [u8; 16],
+    pub syscall: Syscall,
+}
+
+/// The user registers of the system call in progress (`task_pt_regs(current)`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Syscall {
+    pub nr: u64,
+    pub user_ip: u64,
+    pub user_sp: u64,
+}
+
+/// What pinwatch learned about the VMA a pin walked (slow path, `check_vma_flags`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct VmaInfo {
+    /// 1 when the fields below were captured.
+    pub seen: u32,
+    /// `vma_needs_dirty_tracking()`'s answer: 0 no, 1 yes, 2 not asked (the function does not
+    /// exist before 6.5, or GUP never reached it).
+    pub needs_dirty: u32,
+    pub vm_flags: u64,
+    pub vm_start: u64,
+    pub vm_pgoff: u64,
+    /// `vm_file->f_inode`: 0 for anonymous memory.
+    pub ino: u64,
+    pub dev: u32,
+    /// `i_sb->s_magic` (EXT4 0xef53, XFS 0x58465342, TMPFS 0x01021994, HUGETLBFS 0x958458f6…).
+    pub fs_magic: u32,
+}
+
+pub const NEEDS_DIRTY_UNKNOWN: u32 = 2;
+
+/// A long-term pin call returned (`ret` pages pinned, or a negative errno).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PinEvent {
+    pub header: Header,
+    /// `probe_common::hook` id of the entry point.
+    pub hook: u32,
+    /// The caller's gup_flags as passed to the entry point.
+    pub gup_flags: u32,
+    pub start: u64,
+    pub nr_pages: u64,
+    pub ret: i64,
+    /// Kernel stack of the caller (`STACKS` map), negative when unavailable.
+    pub stack_id: i64,
+    pub vma: VmaInfo,
+}
+
+/// Pages unpinned by a watched task (one just granted a long-term file pin).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct UnpinEvent {
+    pub header: Header,
+    pub hook: u32,
+    pub _pad: u32,
+    pub pages: u64,
+}
+
+/// `folio_mkclean()` on a folio the kernel's own test calls maybe-DMA-pinned.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MkcleanEvent {
+    pub header: Header,
+    pub folio: u64,
+    /// Page-cache index of the folio in its file.
+    pub index: u64,
+    pub ino: u64,
+    pub dev: u32,
+    pub fs_magic: u32,
+    pub refcount: u32,
+    /// `_pincount` of a large folio; 0 for a small one (its pins live in `refcount`).
+    pub pincount: i32,
+    pub large: u32,
+    pub _pad: u32,
+}
+
+const _: () = assert!(size_of::<Header>() == 72);
+const _: () = assert!(size_of::<VmaInfo>() == 48);
+const _: () = assert!(size_of::<PinEvent>() == 72 + 40 + 48);
+const _: () = assert!(size_of::<UnpinEvent>() == 72 + 16);
+const _: () = assert!(size_of::<MkcleanEvent>() == 72 + 48);
+
+/// The largest record, for sizing reads.
+pub const MAX_EVENT_SIZE: usize = size_of::<PinEvent>();
