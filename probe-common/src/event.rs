@@ -28,13 +28,16 @@ pub struct Header {
     pub syscall: Syscall,
 }
 
-/// The user registers of the system call in progress (`task_pt_regs(current)`).
+/// The user registers of the system call in progress (`task_pt_regs(current)`): its number,
+/// where it returns to, and its first three arguments (two ioctls from the same libc wrapper
+/// differ in fd, request or argument).
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Syscall {
     pub nr: u64,
     pub user_ip: u64,
     pub user_sp: u64,
+    pub args: [u64; 3],
 }
 
 /// What pinwatch learned about the VMA a pin walked (slow path, `check_vma_flags`).
@@ -103,11 +106,11 @@ pub struct MkcleanEvent {
     pub _pad: u32,
 }
 
-const _: () = assert!(size_of::<Header>() == 72);
+const _: () = assert!(size_of::<Header>() == 96);
 const _: () = assert!(size_of::<VmaInfo>() == 48);
-const _: () = assert!(size_of::<PinEvent>() == 72 + 40 + 48);
-const _: () = assert!(size_of::<UnpinEvent>() == 72 + 16);
-const _: () = assert!(size_of::<MkcleanEvent>() == 72 + 48);
+const _: () = assert!(size_of::<PinEvent>() == 96 + 40 + 48);
+const _: () = assert!(size_of::<UnpinEvent>() == 96 + 16);
+const _: () = assert!(size_of::<MkcleanEvent>() == 96 + 48);
 
 /// The largest record, for sizing reads.
 pub const MAX_EVENT_SIZE: usize = size_of::<PinEvent>();

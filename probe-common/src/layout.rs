@@ -50,6 +50,10 @@ pub const TASK_START_TIME_OFF: &str = "TASK_START_TIME_OFF";
 pub const PT_REGS_ORIG_AX_OFF: &str = "PT_REGS_ORIG_AX_OFF";
 pub const PT_REGS_IP_OFF: &str = "PT_REGS_IP_OFF";
 pub const PT_REGS_SP_OFF: &str = "PT_REGS_SP_OFF";
+/// x86-64 syscall argument registers: di, si, dx.
+pub const PT_REGS_DI_OFF: &str = "PT_REGS_DI_OFF";
+pub const PT_REGS_SI_OFF: &str = "PT_REGS_SI_OFF";
+pub const PT_REGS_DX_OFF: &str = "PT_REGS_DX_OFF";
 /// Value of FOLL_LONGTERM on this kernel (0x10000 on 6.1, 0x100 from 6.5).
 pub const FOLL_LONGTERM: &str = "FOLL_LONGTERM";
 

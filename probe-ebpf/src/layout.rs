@@ -23,7 +23,7 @@ globals!(
     VMA_FLAGS_OFF, VMA_START_OFF, VMA_PGOFF_OFF, VMA_FILE_OFF, FILE_INODE_OFF, INODE_INO_OFF,
     INODE_SB_OFF, SB_DEV_OFF, SB_MAGIC_OFF, FOLIO_MAPPING_OFF, FOLIO_INDEX_OFF, MAPPING_HOST_OFF,
     TASK_GROUP_LEADER_OFF, TASK_START_TIME_OFF, FOLL_LONGTERM, PT_REGS_ORIG_AX_OFF,
-    PT_REGS_IP_OFF, PT_REGS_SP_OFF,
+    PT_REGS_IP_OFF, PT_REGS_SP_OFF, PT_REGS_DI_OFF, PT_REGS_SI_OFF, PT_REGS_DX_OFF,
 );
 
 #[inline(always)]
@@ -145,6 +145,11 @@ pub fn current_syscall() -> Syscall {
         nr: read(regs, &PT_REGS_ORIG_AX_OFF).unwrap_or(0),
         user_ip: read(regs, &PT_REGS_IP_OFF).unwrap_or(0),
         user_sp: read(regs, &PT_REGS_SP_OFF).unwrap_or(0),
+        args: [
+            read(regs, &PT_REGS_DI_OFF).unwrap_or(0),
+            read(regs, &PT_REGS_SI_OFF).unwrap_or(0),
+            read(regs, &PT_REGS_DX_OFF).unwrap_or(0),
+        ],
     }
 }
 

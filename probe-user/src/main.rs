@@ -2,10 +2,13 @@
 
 mod attach;
 mod cli;
+mod correlate;
 mod counters;
 mod doctor;
 mod error;
+mod events;
 mod exit;
+mod findings;
 mod hazards;
 mod kernel;
 mod loader;

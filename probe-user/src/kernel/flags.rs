@@ -82,10 +82,6 @@ impl FollFlags {
     }
 
     /// `0x10101` → `FOLL_WRITE|FOLL_LONGTERM|…`, unknown bits as hex.
-    #[cfg_attr(
-        not(test),
-        expect(dead_code, reason = "event decoding (detection issue) is the caller")
-    )]
     pub fn decode(&self, flags: u32) -> String {
         let mut rest = flags;
         let mut names: Vec<String> = Vec::new();

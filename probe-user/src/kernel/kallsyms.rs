@@ -14,10 +14,13 @@ pub struct Symbol {
     pub traceable: Option<bool>,
 }
 
-/// Text symbols indexed by their name without clone suffixes.
+/// Text symbols indexed by their name without clone suffixes, and by address for symbolizing
+/// kernel stacks.
 #[derive(Debug, Default)]
 pub struct Kallsyms {
     by_base: HashMap<String, Vec<Symbol>>,
+    /// (address, name), sorted by address; empty when addresses are hidden (kptr_restrict).
+    by_addr: Vec<(u64, String)>,
 }
 
 /// Suffixes GCC appends to specialised clones. `.cold` parts are not function entries.
@@ -39,13 +42,21 @@ impl Kallsyms {
                 .collect()
         });
         let mut by_base: HashMap<String, Vec<Symbol>> = HashMap::new();
+        let mut by_addr = Vec::new();
         for line in kallsyms.lines() {
             let mut fields = line.split_whitespace();
-            let (Some(_addr), Some(kind), Some(name)) =
+            let (Some(addr), Some(kind), Some(name)) =
                 (fields.next(), fields.next(), fields.next())
             else {
                 continue;
             };
+            // Zero addresses mean kptr_restrict hides them: no symbolization then.
+            if let Ok(addr) = u64::from_str_radix(addr, 16)
+                && addr != 0
+                && matches!(kind, "t" | "T")
+            {
+                by_addr.push((addr, name.to_owned()));
+            }
             if !matches!(kind, "t" | "T") || name.ends_with(".cold") || name.contains(".cold.") {
                 continue;
             }
@@ -60,7 +71,14 @@ impl Kallsyms {
                 .or_default()
                 .push(symbol);
         }
-        Self { by_base }
+        by_addr.sort_unstable();
+        Self { by_base, by_addr }
+    }
+
+    /// The function containing `addr`, for kernel stack frames.
+    pub fn symbolize(&self, addr: u64) -> Option<&str> {
+        let idx = self.by_addr.partition_point(|(a, _)| *a <= addr);
+        idx.checked_sub(1).map(|i| self.by_addr[i].1.as_str())
     }
 
     /// The symbol to attach to for `wanted`: the exact name if present, else its first clone.
@@ -165,6 +183,14 @@ ffffffffc0001000 t vaddr_get_pfns\t[vfio_iommu_type1]
             k.resolve("gup_must_unshare").unwrap().traceable,
             Some(false)
         );
+    }
+
+    #[test]
+    fn addresses_symbolize_to_the_enclosing_function() {
+        let k = Kallsyms::parse(SAMPLE, None);
+        assert_eq!(k.symbolize(0xffffffff81004010), Some("do_wp_page"));
+        assert_eq!(k.symbolize(0xffffffffc0001004), Some("vaddr_get_pfns"));
+        assert_eq!(k.symbolize(0x1000), None);
     }
 
     #[test]

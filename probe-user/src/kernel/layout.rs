@@ -33,6 +33,9 @@ pub struct Layout {
     pub pt_regs_orig_ax: Option<u32>,
     pub pt_regs_ip: Option<u32>,
     pub pt_regs_sp: Option<u32>,
+    pub pt_regs_di: Option<u32>,
+    pub pt_regs_si: Option<u32>,
+    pub pt_regs_dx: Option<u32>,
     pub vm_fault_flags: Option<u32>,
     pub vm_fault_page: Option<u32>,
 }
@@ -64,6 +67,9 @@ impl Layout {
             pt_regs_orig_ax: m("pt_regs", "orig_ax"),
             pt_regs_ip: m("pt_regs", "ip"),
             pt_regs_sp: m("pt_regs", "sp"),
+            pt_regs_di: m("pt_regs", "di"),
+            pt_regs_si: m("pt_regs", "si"),
+            pt_regs_dx: m("pt_regs", "dx"),
             vm_fault_flags: m("vm_fault", "flags"),
             vm_fault_page: m("vm_fault", "page"),
         }
@@ -127,6 +133,9 @@ impl Layout {
                     (names::PT_REGS_ORIG_AX_OFF, self.pt_regs_orig_ax),
                     (names::PT_REGS_IP_OFF, self.pt_regs_ip),
                     (names::PT_REGS_SP_OFF, self.pt_regs_sp),
+                    (names::PT_REGS_DI_OFF, self.pt_regs_di),
+                    (names::PT_REGS_SI_OFF, self.pt_regs_si),
+                    (names::PT_REGS_DX_OFF, self.pt_regs_dx),
                 ],
             ),
         ];
@@ -182,6 +191,9 @@ mod tests {
             pt_regs_orig_ax: Some(120),
             pt_regs_ip: Some(128),
             pt_regs_sp: Some(152),
+            pt_regs_di: Some(112),
+            pt_regs_si: Some(104),
+            pt_regs_dx: Some(96),
             vm_fault_flags: Some(40),
             vm_fault_page: Some(80),
         }

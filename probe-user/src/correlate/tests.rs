@@ -1,0 +1,186 @@
+//! Synthetic event streams through the correlator. Times are in ms for readability.
+
+use probe_common::event::Syscall;
+
+use super::*;
+use crate::events::Vma;
+
+const MS: u64 = 1_000_000;
+const EXT4: u32 = 0xef53;
+const TMPFS: u32 = 0x0102_1994;
+const WRITE_LONGTERM: u32 = 0x10001; // 6.1 values
+const READ_LONGTERM: u32 = 0x10000;
+const SHARED: u64 = 0xfb; // VM_READ|VM_WRITE|VM_SHARED|VM_MAY*
+const PRIVATE: u64 = 0x73;
+
+fn task(tgid: u32, start: u64) -> Task {
+    Task { tgid, tid: tgid, start_ns: start, comm: format!("p{tgid}") }
+}
+
+fn call(request: u64) -> Syscall {
+    Syscall { nr: 16, user_ip: 0x4000, user_sp: 0x7ff0, args: [3, request, 0x1000] }
+}
+
+struct PinSpec {
+    at: u64,
+    task: Task,
+    flags: u32,
+    vm_flags: u64,
+    magic: Option<u32>,
+    verdict: Option<bool>,
+    ret: i64,
+    syscall: Syscall,
+}
+
+fn spec(at: u64) -> PinSpec {
+    PinSpec { at, task: task(42, 1), flags: WRITE_LONGTERM, vm_flags: SHARED, magic: Some(EXT4), verdict: None, ret: 16, syscall: call(1) }
+}
+
+fn pin(s: PinSpec) -> Event {
+    Event::Pin(Pin {
+        at_ns: s.at * MS,
+        task: s.task,
+        syscall: s.syscall,
+        hook: "pin_user_pages_remote",
+        gup_flags: s.flags,
+        start: 0x7000_0000,
+        nr_pages: 16,
+        ret: s.ret,
+        stack_id: None,
+        vma: Some(Vma {
+            flags: s.vm_flags,
+            start: 0x7000_0000,
+            pgoff: 0,
+            file: s.magic.map(|fs_magic| FileId { dev: 1, ino: 12, fs_magic }),
+            needs_dirty_tracking: s.verdict,
+        }),
+        pinner: "vfio".into(),
+        path: Some("/mnt/ext4/vm.img".into()),
+    })
+}
+
+fn unpin(at: u64, task: Task, syscall: Syscall, pages: u64) -> Event {
+    Event::Unpin(Unpin { at_ns: at * MS, task, syscall, pages })
+}
+
+fn clean(at: u64, index: u64) -> Event {
+    Event::MkcleanPinned(Mkclean {
+        at_ns: at * MS,
+        task: task(7, 5),
+        file: Some(FileId { dev: 1, ino: 12, fs_magic: EXT4 }),
+        index,
+        large: false,
+        refcount: 1025,
+        pincount: 0,
+    })
+}
+
+/// Runs a stream (pushed in the given order, `now` advancing to each event's time) and returns
+/// (hazard, outcome, pages) of every finding.
+fn run(events: Vec<Event>) -> (Vec<(Hazard, Outcome, u64)>, Stats) {
+    let mut c = Correlator::new(Config { reorder_ns: 5 * MS, settle_ns: 100 * MS, max_pins: 8 }, FollFlags::legacy());
+    for e in events {
+        let now = e.at_ns();
+        c.push(e);
+        c.advance(now);
+    }
+    let (findings, stats) = c.finish();
+    (findings.iter().map(|f| (f.hazard, f.outcome, f.pages)).collect(), stats)
+}
+
+use Hazard::{LongtermFilePin as LFP, PinnedFolioCleaned as PFC};
+use Outcome::*;
+
+#[test]
+fn longterm_file_pin_outcomes() {
+    let sixteen_unpins = |at: u64| (0..16u64).map(move |i| unpin(at + i, task(42, 1), call(1), 1));
+    let cases: Vec<(&str, Vec<Event>, Vec<(Hazard, Outcome, u64)>)> = vec![
+        ("6.12+ refuses: EFAULT with the kernel's verdict", vec![pin(PinSpec { ret: -14, verdict: Some(true), ..spec(10) })], vec![(LFP, Refused, 16)]),
+        ("6.1 grants and the caller keeps it", vec![pin(spec(10))], vec![(LFP, Granted, 16)]),
+        (
+            "6.1 io_uring: unpinned within the same syscall",
+            std::iter::once(pin(spec(10))).chain(sixteen_unpins(11)).collect(),
+            vec![(LFP, ReleasedByCaller, 16)],
+        ),
+        (
+            "a later unmap (another ioctl request) does not make it released-by-caller",
+            vec![pin(spec(10)), unpin(20, task(42, 1), call(2), 16)],
+            vec![(LFP, Granted, 16)],
+        ),
+        (
+            "pid reuse: the same tgid with another start time is another process",
+            std::iter::once(pin(spec(10))).chain((0..16u64).map(|i| unpin(11 + i, task(42, 2), call(1), 1))).collect(),
+            vec![(LFP, Granted, 16)],
+        ),
+        (
+            "an unpin delivered before its pin (other CPU) is reordered",
+            vec![unpin(12, task(42, 1), call(1), 16), pin(spec(10))],
+            vec![(LFP, ReleasedByCaller, 16)],
+        ),
+    ];
+    for (name, events, want) in cases {
+        assert_eq!(run(events).0, want, "{name}");
+    }
+}
+
+#[test]
+fn correct_uses_stay_silent() {
+    let cases: Vec<(&str, PinSpec)> = vec![
+        ("tmpfs/memfd/shmem", PinSpec { magic: Some(TMPFS), ..spec(10) }),
+        ("anonymous memory", PinSpec { magic: None, ..spec(10) }),
+        ("MAP_PRIVATE file", PinSpec { vm_flags: PRIVATE, ..spec(10) }),
+        ("read-only pin", PinSpec { flags: READ_LONGTERM, ..spec(10) }),
+        ("the kernel says no dirty tracking", PinSpec { verdict: Some(false), ..spec(10) }),
+    ];
+    for (name, s) in cases {
+        let (findings, stats) = run(vec![pin(s)]);
+        assert_eq!(findings, vec![], "{name}");
+        assert_eq!(stats.harmless_pins, 1, "{name}");
+    }
+}
+
+#[test]
+fn cleaned_pinned_folios_are_attributed_to_their_pin() {
+    let mut events = vec![pin(spec(10))];
+    events.extend((0..16u64).map(|i| clean(12 + i, i)));
+    let (findings, _) = run(events);
+    assert_eq!(findings, vec![(PFC, Attributed, 16), (LFP, Granted, 16)]);
+}
+
+#[test]
+fn a_clean_outside_the_pinned_range_or_before_any_pin_is_unattributed() {
+    let (findings, _) = run(vec![clean(5, 3), pin(spec(10)), clean(12, 99)]);
+    assert_eq!(findings, vec![(PFC, Unattributed, 2), (LFP, Granted, 16)]);
+}
+
+#[test]
+fn a_clean_delivered_before_its_pin_is_still_attributed() {
+    let (findings, _) = run(vec![clean(12, 0), pin(spec(10))]);
+    assert_eq!(findings, vec![(PFC, Attributed, 1), (LFP, Granted, 16)]);
+}
+
+#[test]
+fn an_unpinned_pin_no_longer_owns_its_pages() {
+    let (findings, _) = run(vec![pin(spec(10)), unpin(200, task(42, 1), call(2), 16), clean(300, 0)]);
+    assert_eq!(findings, vec![(LFP, Granted, 16), (PFC, Unattributed, 1)]);
+}
+
+#[test]
+fn full_tables_evict_the_oldest_and_count_it() {
+    let pins: Vec<Event> = (0..10).map(|i| pin(PinSpec { task: task(100 + i, 1), ..spec(10) })).collect();
+    let (findings, stats) = run(pins);
+    assert_eq!(stats.evicted_pins, 2);
+    assert_eq!(findings.len(), 8);
+}
+
+#[test]
+fn findings_carry_what_an_engineer_needs() {
+    let mut c = Correlator::new(Config::default(), FollFlags::legacy());
+    c.push(pin(PinSpec { ret: -14, verdict: Some(true), ..spec(10) }));
+    let (findings, _) = c.finish();
+    let f = &findings[0];
+    assert_eq!((f.process.tgid, f.process.comm.as_str(), f.process.start_ns), (42, "p42", 1));
+    assert_eq!((f.pinner.as_str(), f.mapping.fs, f.mapping.path.as_deref()), ("vfio", "ext4", Some("/mnt/ext4/vm.img")));
+    assert_eq!(f.gup_flags, "FOLL_WRITE|FOLL_LONGTERM");
+    assert!(f.advice.contains("memfd"));
+}

@@ -1,0 +1,239 @@
+//! Ring-buffer bytes → typed events. Nothing from aya or the wire layout leaks past this module,
+//! and no input makes it panic: short or unknown records are errors.
+
+use probe_common::event::{self as wire, Header, MkcleanEvent, PinEvent, UnpinEvent, kind};
+
+use crate::probes;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    #[error("record of {len} bytes is shorter than its {need}-byte layout")]
+    Short { len: usize, need: usize },
+    #[error("unknown record kind {0}")]
+    UnknownKind(u32),
+}
+
+/// The process (thread group) an event came from. `start_ns` tells reused tgids apart.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+pub struct Task {
+    pub tgid: u32,
+    pub tid: u32,
+    pub start_ns: u64,
+    pub comm: String,
+}
+
+/// A file as the kernel names it: superblock device, inode number, filesystem magic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct FileId {
+    pub dev: u32,
+    pub ino: u64,
+    pub fs_magic: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Vma {
+    pub flags: u64,
+    pub start: u64,
+    pub pgoff: u64,
+    pub file: Option<FileId>,
+    /// The kernel's own `vma_needs_dirty_tracking()` answer, where it was asked.
+    pub needs_dirty_tracking: Option<bool>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pin {
+    pub at_ns: u64,
+    pub task: Task,
+    pub syscall: wire::Syscall,
+    pub hook: &'static str,
+    pub gup_flags: u32,
+    pub start: u64,
+    pub nr_pages: u64,
+    /// Pages pinned, or a negative errno.
+    pub ret: i64,
+    pub stack_id: Option<u32>,
+    pub vma: Option<Vma>,
+    /// Who pinned (io_uring, vfio…), named from the kernel stack by the runtime.
+    pub pinner: String,
+    /// Path of the mapped file, resolved by the runtime while the process lives.
+    pub path: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unpin {
+    pub at_ns: u64,
+    pub task: Task,
+    pub syscall: wire::Syscall,
+    pub pages: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mkclean {
+    pub at_ns: u64,
+    pub task: Task,
+    pub file: Option<FileId>,
+    /// Page-cache index of the folio.
+    pub index: u64,
+    pub large: bool,
+    pub refcount: u32,
+    pub pincount: i32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    Pin(Pin),
+    Unpin(Unpin),
+    MkcleanPinned(Mkclean),
+}
+
+impl Event {
+    pub fn at_ns(&self) -> u64 {
+        match self {
+            Event::Pin(e) => e.at_ns,
+            Event::Unpin(e) => e.at_ns,
+            Event::MkcleanPinned(e) => e.at_ns,
+        }
+    }
+}
+
+pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
+    let header: Header = read(bytes)?;
+    match header.kind {
+        kind::PIN => Ok(Event::Pin(pin(read(bytes)?))),
+        kind::UNPIN => {
+            let u: UnpinEvent = read(bytes)?;
+            Ok(Event::Unpin(Unpin { at_ns: u.header.ts_ns, task: task(&u.header), syscall: u.header.syscall, pages: u.pages }))
+        }
+        kind::MKCLEAN_PINNED => Ok(Event::MkcleanPinned(mkclean(read(bytes)?))),
+        other => Err(DecodeError::UnknownKind(other)),
+    }
+}
+
+/// Copies a plain-old-data wire struct out of `bytes`.
+fn read<T: Copy>(bytes: &[u8]) -> Result<T, DecodeError> {
+    let need = size_of::<T>();
+    if bytes.len() < need {
+        return Err(DecodeError::Short { len: bytes.len(), need });
+    }
+    // SAFETY: the length was checked; T is a #[repr(C)] struct of integers and integer arrays
+    // (probe_common::event), valid for every bit pattern; read_unaligned needs no alignment.
+    Ok(unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast::<T>()) })
+}
+
+fn task(h: &Header) -> Task {
+    let len = h.comm.iter().position(|&b| b == 0).unwrap_or(h.comm.len());
+    Task {
+        tgid: (h.pid_tgid >> 32) as u32,
+        tid: h.pid_tgid as u32,
+        start_ns: h.task_start_ns,
+        comm: String::from_utf8_lossy(&h.comm[..len]).into_owned(),
+    }
+}
+
+fn pin(p: PinEvent) -> Pin {
+    let v = p.vma;
+    let vma = (v.seen != 0).then(|| Vma {
+        flags: v.vm_flags,
+        start: v.vm_start,
+        pgoff: v.vm_pgoff,
+        file: (v.ino != 0).then_some(FileId { dev: v.dev, ino: v.ino, fs_magic: v.fs_magic }),
+        needs_dirty_tracking: match v.needs_dirty {
+            0 => Some(false),
+            1 => Some(true),
+            _ => None,
+        },
+    });
+    Pin {
+        at_ns: p.header.ts_ns,
+        task: task(&p.header),
+        syscall: p.header.syscall,
+        hook: probes::HOOKS.iter().find(|h| h.id == p.hook).map_or("unknown", |h| h.name),
+        gup_flags: p.gup_flags,
+        start: p.start,
+        nr_pages: p.nr_pages,
+        ret: p.ret,
+        stack_id: u32::try_from(p.stack_id).ok(),
+        vma,
+        pinner: "unknown".to_owned(),
+        path: None,
+    }
+}
+
+fn mkclean(m: MkcleanEvent) -> Mkclean {
+    Mkclean {
+        at_ns: m.header.ts_ns,
+        task: task(&m.header),
+        file: (m.ino != 0).then_some(FileId { dev: m.dev, ino: m.ino, fs_magic: m.fs_magic }),
+        index: m.index,
+        large: m.large != 0,
+        refcount: m.refcount,
+        pincount: m.pincount,
+    }
+}
+
+/// Wire records as bytes, for tests here and in the correlator.
+#[cfg(test)]
+pub fn bytes_of<T: Copy>(value: &T) -> Vec<u8> {
+    // SAFETY: T is a plain #[repr(C)] wire struct; viewing it as bytes is always valid.
+    unsafe { std::slice::from_raw_parts((value as *const T).cast::<u8>(), size_of::<T>()).to_vec() }
+}
+
+#[cfg(test)]
+mod tests {
+    use probe_common::{event::VmaInfo, hook};
+
+    use super::*;
+
+    fn header(kind: u32) -> Header {
+        let mut comm = [0u8; 16];
+        comm[..4].copy_from_slice(b"qemu");
+        Header { kind, ts_ns: 7, pid_tgid: (42 << 32) | 43, task_start_ns: 99, comm, ..Header::default() }
+    }
+
+    #[test]
+    fn a_pin_decodes_with_its_vma_and_task() {
+        let wire = PinEvent {
+            header: header(kind::PIN),
+            hook: hook::PIN_USER_PAGES_REMOTE,
+            gup_flags: 0x10001,
+            start: 0x7000,
+            nr_pages: 16,
+            ret: 16,
+            stack_id: 3,
+            vma: VmaInfo { seen: 1, needs_dirty: 2, vm_flags: 0xfb, vm_start: 0x7000, vm_pgoff: 0, ino: 12, dev: 0x100000, fs_magic: 0xef53 },
+        };
+        let Event::Pin(pin) = decode(&bytes_of(&wire)).unwrap() else { panic!("not a pin") };
+        assert_eq!(pin.task, Task { tgid: 42, tid: 43, start_ns: 99, comm: "qemu".into() });
+        assert_eq!(pin.hook, "pin_user_pages_remote");
+        assert_eq!(pin.stack_id, Some(3));
+        let vma = pin.vma.unwrap();
+        assert_eq!(vma.file, Some(FileId { dev: 0x100000, ino: 12, fs_magic: 0xef53 }));
+        assert_eq!(vma.needs_dirty_tracking, None);
+    }
+
+    #[test]
+    fn an_unseen_vma_and_missing_stack_are_absent() {
+        let wire = PinEvent { header: header(kind::PIN), stack_id: -14, ..PinEvent::default() };
+        let Event::Pin(pin) = decode(&bytes_of(&wire)).unwrap() else { panic!("not a pin") };
+        assert_eq!((pin.vma, pin.stack_id, pin.hook), (None, None, "pin_user_pages"));
+    }
+
+    #[test]
+    fn short_and_unknown_records_are_errors_not_panics() {
+        let pin = bytes_of(&PinEvent { header: header(kind::PIN), ..PinEvent::default() });
+        assert_eq!(decode(&pin[..100]), Err(DecodeError::Short { len: 100, need: pin.len() }));
+        assert!(matches!(decode(&[1, 2, 3]), Err(DecodeError::Short { .. })));
+        assert_eq!(decode(&bytes_of(&header(77))), Err(DecodeError::UnknownKind(77)));
+        for len in 0..pin.len() {
+            let _ = decode(&pin[..len]);
+        }
+    }
+
+    #[test]
+    fn a_cleaned_pinned_folio_decodes() {
+        let wire = MkcleanEvent { header: header(kind::MKCLEAN_PINNED), index: 5, ino: 12, dev: 1, fs_magic: 0xef53, refcount: 1025, ..MkcleanEvent::default() };
+        let Event::MkcleanPinned(m) = decode(&bytes_of(&wire)).unwrap() else { panic!() };
+        assert_eq!((m.index, m.refcount, m.large), (5, 1025, false));
+        assert!(m.file.is_some());
+    }
+}

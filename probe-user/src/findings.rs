@@ -1,0 +1,126 @@
+//! What pinwatch reports: one finding type with a stable hazard id, an outcome saying what the
+//! kernel did, and everything an engineer needs to act.
+
+use serde::Serialize;
+
+use crate::{events::FileId, hazards::Hazard};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Outcome {
+    /// The kernel granted the pin and the caller kept it.
+    Granted,
+    /// GUP refused the pin (EFAULT on 6.5+).
+    Refused,
+    /// Granted, then unpinned within the same system call (6.1 io_uring's own check).
+    ReleasedByCaller,
+    /// A pinned folio was cleaned and pinwatch saw the pin that holds it.
+    Attributed,
+    /// A pinned folio was cleaned; its pin predates pinwatch or was not seen.
+    Unattributed,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Process {
+    pub tgid: u32,
+    pub comm: String,
+    /// Boot-relative start time of the thread group (ns): with `tgid`, a unique identity.
+    pub start_ns: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Mapping {
+    /// Filesystem type, from the superblock magic.
+    pub fs: &'static str,
+    /// Device of the filesystem, `major:minor`.
+    pub dev: String,
+    pub ino: u64,
+    pub path: Option<String>,
+}
+
+impl Mapping {
+    pub fn of(file: FileId, path: Option<String>) -> Self {
+        Self { fs: fs_name(file.fs_magic), dev: format!("{}:{}", file.dev >> 20, file.dev & 0xf_ffff), ino: file.ino, path }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    pub hazard: Hazard,
+    pub outcome: Outcome,
+    /// The pinning process (for an unattributed clean: the process that triggered writeback).
+    pub process: Process,
+    pub pinner: String,
+    pub pages: u64,
+    pub mapping: Mapping,
+    pub gup_flags: String,
+    pub first_ns: u64,
+    pub last_ns: u64,
+    pub advice: &'static str,
+}
+
+/// Filesystem names of the superblock magics pinwatch meets (include/uapi/linux/magic.h).
+pub fn fs_name(magic: u32) -> &'static str {
+    match magic {
+        0xef53 => "ext4",
+        0x5846_5342 => "xfs",
+        0x9123_683e => "btrfs",
+        0xf2f5_2010 => "f2fs",
+        0x0102_1994 => "tmpfs",
+        0x9584_58f6 => "hugetlbfs",
+        0x8584_58f6 => "ramfs",
+        0x6969 => "nfs",
+        0x6573_5546 => "fuse",
+        0x794c_7630 => "overlay",
+        _ => "other",
+    }
+}
+
+/// Filesystems whose shared mappings need no dirty tracking: shmem (tmpfs, memfd) and hugetlbfs.
+/// The kernel's own list in `vma_needs_dirty_tracking()` (6.5+); pinwatch uses it on older
+/// kernels, where the function does not exist.
+pub fn exempt_from_dirty_tracking(magic: u32) -> bool {
+    matches!(fs_name(magic), "tmpfs" | "hugetlbfs")
+}
+
+pub fn advice(hazard: Hazard, outcome: Outcome) -> &'static str {
+    match (hazard, outcome) {
+        (Hazard::LongtermFilePin, Outcome::Refused) => {
+            "the kernel refused a long-term writable pin of a dirty-tracked file: back DMA buffers with \
+             memfd, tmpfs or hugetlbfs (QEMU: memory-backend-memfd instead of memory-backend-file,share=on)"
+        }
+        (Hazard::LongtermFilePin, _) => {
+            "DMA into a dirty-tracked file mapping bypasses the filesystem (lost writes, fs corruption): \
+             back DMA buffers with memfd, tmpfs or hugetlbfs, or upgrade to a kernel that refuses such pins (6.5+)"
+        }
+        (Hazard::PinnedFolioCleaned, _) => {
+            "writeback cleaned a page that may still be DMA-pinned: later device writes are lost or dirty \
+             the page behind the filesystem's back; stop pinning file-backed memory"
+        }
+        (Hazard::ForkWithPins | Hazard::PinnedCow, _) => {
+            "mark pinned ranges MADV_DONTFORK before forking (or pin after fork)"
+        }
+        (Hazard::EarlyPfnUntrack, _) => "upgrade to a kernel with per-context PFN tracking (6.16+)",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn magics_name_filesystems_and_exemptions() {
+        assert_eq!(fs_name(0xef53), "ext4");
+        assert_eq!(fs_name(0x5846_5342), "xfs");
+        assert!(exempt_from_dirty_tracking(0x0102_1994));
+        assert!(exempt_from_dirty_tracking(0x9584_58f6));
+        assert!(!exempt_from_dirty_tracking(0x8584_58f6), "ramfs needs dirty tracking (6.12 refuses it)");
+        assert!(!exempt_from_dirty_tracking(0xef53));
+    }
+
+    #[test]
+    fn devices_print_as_major_minor() {
+        let m = Mapping::of(FileId { dev: (1 << 20) | 3, ino: 9, fs_magic: 0xef53 }, None);
+        assert_eq!((m.dev.as_str(), m.fs), ("1:3", "ext4"));
+    }
+}
