@@ -1,7 +1,9 @@
 //! One way to read arguments and return values from either attach method, so each hook's logic
 //! is written once and wrapped twice (fentry/fexit and kprobe/kretprobe).
 
-use aya_ebpf::programs::{FEntryContext, FExitContext, ProbeContext, RetProbeContext, tracing::StackIdContext};
+use aya_ebpf::programs::{
+    FEntryContext, FExitContext, ProbeContext, RetProbeContext, tracing::StackIdContext,
+};
 
 use crate::events::STACKS;
 
@@ -17,7 +19,7 @@ impl Args for FEntryContext {
         self.arg(n)
     }
     fn stack_id(&self) -> i64 {
-        self.get_stackid(&STACKS, 0).map_or(-1, |id| id as i64)
+        self.get_stackid(&STACKS, 0).unwrap_or(-1)
     }
 }
 
@@ -26,7 +28,7 @@ impl Args for ProbeContext {
         self.arg(n).unwrap_or(0)
     }
     fn stack_id(&self) -> i64 {
-        self.get_stackid(&STACKS, 0).map_or(-1, |id| id as i64)
+        self.get_stackid(&STACKS, 0).unwrap_or(-1)
     }
 }
 

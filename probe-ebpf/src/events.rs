@@ -2,11 +2,17 @@
 //! long-term pin from its entry to its return, and a watch list of tasks whose unpins matter.
 
 use aya_ebpf::{
-    helpers::{bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_ktime_get_ns, generated::bpf_get_smp_processor_id},
+    helpers::{
+        bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_ktime_get_ns,
+        generated::bpf_get_smp_processor_id,
+    },
     macros::map,
     maps::{HashMap, RingBuf, StackTrace},
 };
-use probe_common::{event::{Header, PinEvent}, filter};
+use probe_common::{
+    event::{Header, PinEvent},
+    filter,
+};
 
 use crate::{counters, layout};
 

@@ -6,7 +6,7 @@
 
 use aya_ebpf::helpers::bpf_get_current_pid_tgid;
 use probe_common::{
-    event::{PinEvent, UnpinEvent, VmaInfo, kind, NEEDS_DIRTY_UNKNOWN},
+    event::{NEEDS_DIRTY_UNKNOWN, PinEvent, UnpinEvent, VmaInfo, kind},
     filter, hook,
 };
 
@@ -28,7 +28,6 @@ struct PinArgs {
 }
 
 #[inline(always)]
-
 fn on_pin_entry<C: Args>(ctx: &C, hook: u32, at: PinArgs) {
     counters::entry(hook);
     let gup_flags = ctx.arg_u64(at.gup_flags) as u32;
@@ -44,9 +43,15 @@ fn on_pin_entry<C: Args>(ctx: &C, hook: u32, at: PinArgs) {
         nr_pages: ctx.arg_u64(at.nr_pages),
         ret: 0,
         stack_id: ctx.stack_id(),
-        vma: VmaInfo { needs_dirty: NEEDS_DIRTY_UNKNOWN, ..VmaInfo::default() },
+        vma: VmaInfo {
+            needs_dirty: NEEDS_DIRTY_UNKNOWN,
+            ..VmaInfo::default()
+        },
     };
-    if INFLIGHT.insert(bpf_get_current_pid_tgid(), event, 0).is_err() {
+    if INFLIGHT
+        .insert(bpf_get_current_pid_tgid(), event, 0)
+        .is_err()
+    {
         counters::filtered(filter::INFLIGHT_FULL);
     }
 }
@@ -63,7 +68,9 @@ fn on_pin_return<C: Ret>(ctx: &C, hook: u32) {
         counters::filtered(filter::PIN_FAILED);
     }
     let key = bpf_get_current_pid_tgid();
-    let Some(inflight) = INFLIGHT.get_ptr_mut(key) else { return };
+    let Some(inflight) = INFLIGHT.get_ptr_mut(key) else {
+        return;
+    };
     // SAFETY: the map value stays valid until removed below; this task is its only writer.
     let mut event = unsafe { *inflight };
     let _ = INFLIGHT.remove(key);
@@ -97,16 +104,56 @@ macro_rules! pin_hook {
 }
 
 // 6.1: pin_user_pages(start, nr_pages, gup_flags, pages, vmas); later without vmas.
-pin_hook!(fentry_pin_user_pages, kprobe_pin_user_pages, fexit_pin_user_pages, kretprobe_pin_user_pages,
-    hook::PIN_USER_PAGES, PinArgs { start: 0, nr_pages: 1, gup_flags: 2 });
-pin_hook!(fentry_pin_user_pages_fast, kprobe_pin_user_pages_fast, fexit_pin_user_pages_fast, kretprobe_pin_user_pages_fast,
-    hook::PIN_USER_PAGES_FAST, PinArgs { start: 0, nr_pages: 1, gup_flags: 2 });
+pin_hook!(
+    fentry_pin_user_pages,
+    kprobe_pin_user_pages,
+    fexit_pin_user_pages,
+    kretprobe_pin_user_pages,
+    hook::PIN_USER_PAGES,
+    PinArgs {
+        start: 0,
+        nr_pages: 1,
+        gup_flags: 2
+    }
+);
+pin_hook!(
+    fentry_pin_user_pages_fast,
+    kprobe_pin_user_pages_fast,
+    fexit_pin_user_pages_fast,
+    kretprobe_pin_user_pages_fast,
+    hook::PIN_USER_PAGES_FAST,
+    PinArgs {
+        start: 0,
+        nr_pages: 1,
+        gup_flags: 2
+    }
+);
 // pin_user_pages_remote(mm, start, nr_pages, gup_flags, ...).
-pin_hook!(fentry_pin_user_pages_remote, kprobe_pin_user_pages_remote, fexit_pin_user_pages_remote, kretprobe_pin_user_pages_remote,
-    hook::PIN_USER_PAGES_REMOTE, PinArgs { start: 1, nr_pages: 2, gup_flags: 3 });
+pin_hook!(
+    fentry_pin_user_pages_remote,
+    kprobe_pin_user_pages_remote,
+    fexit_pin_user_pages_remote,
+    kretprobe_pin_user_pages_remote,
+    hook::PIN_USER_PAGES_REMOTE,
+    PinArgs {
+        start: 1,
+        nr_pages: 2,
+        gup_flags: 3
+    }
+);
 // pin_user_pages_unlocked(start, nr_pages, pages, gup_flags).
-pin_hook!(fentry_pin_user_pages_unlocked, kprobe_pin_user_pages_unlocked, fexit_pin_user_pages_unlocked, kretprobe_pin_user_pages_unlocked,
-    hook::PIN_USER_PAGES_UNLOCKED, PinArgs { start: 0, nr_pages: 1, gup_flags: 3 });
+pin_hook!(
+    fentry_pin_user_pages_unlocked,
+    kprobe_pin_user_pages_unlocked,
+    fexit_pin_user_pages_unlocked,
+    kretprobe_pin_user_pages_unlocked,
+    hook::PIN_USER_PAGES_UNLOCKED,
+    PinArgs {
+        start: 0,
+        nr_pages: 1,
+        gup_flags: 3
+    }
+);
 
 crate::counting_hook!(fentry_gup_fast, kprobe_gup_fast, hook::GUP_FAST);
 crate::counting_hook!(fentry_gup_slow, kprobe_gup_slow, hook::GUP_SLOW);
@@ -115,7 +162,9 @@ crate::counting_hook!(fentry_gup_slow, kprobe_gup_slow, hook::GUP_SLOW);
 #[inline(always)]
 fn on_check_vma_flags<C: Args>(ctx: &C) {
     counters::entry(hook::CHECK_VMA_FLAGS);
-    let Some(inflight) = INFLIGHT.get_ptr_mut(bpf_get_current_pid_tgid()) else { return };
+    let Some(inflight) = INFLIGHT.get_ptr_mut(bpf_get_current_pid_tgid()) else {
+        return;
+    };
     // SAFETY: valid map value of this task's own in-flight pin.
     unsafe {
         if (*inflight).vma.seen == 0 {
@@ -125,7 +174,11 @@ fn on_check_vma_flags<C: Args>(ctx: &C) {
         }
     }
 }
-entry_programs!(fentry_check_vma_flags, kprobe_check_vma_flags, on_check_vma_flags);
+entry_programs!(
+    fentry_check_vma_flags,
+    kprobe_check_vma_flags,
+    on_check_vma_flags
+);
 
 /// `vma_needs_dirty_tracking()` returns bool: true means a long-term writable pin is refused.
 #[inline(always)]
@@ -140,8 +193,16 @@ fn dirty_tracking_return<C: Ret>(ctx: &C) {
         unsafe { (*inflight).vma.needs_dirty = u32::from(needs) };
     }
 }
-crate::counting_hook!(fentry_vma_needs_dirty_tracking, kprobe_vma_needs_dirty_tracking, hook::VMA_NEEDS_DIRTY_TRACKING);
-return_programs!(fexit_vma_needs_dirty_tracking, kretprobe_vma_needs_dirty_tracking, dirty_tracking_return);
+crate::counting_hook!(
+    fentry_vma_needs_dirty_tracking,
+    kprobe_vma_needs_dirty_tracking,
+    hook::VMA_NEEDS_DIRTY_TRACKING
+);
+return_programs!(
+    fexit_vma_needs_dirty_tracking,
+    kretprobe_vma_needs_dirty_tracking,
+    dirty_tracking_return
+);
 
 /// Unpins are hot (O_DIRECT unpins every request): one hash lookup, and an event only for a
 /// task on the watch list. `pages` is the count argument's position, or `None` for one page.
@@ -149,9 +210,16 @@ return_programs!(fexit_vma_needs_dirty_tracking, kretprobe_vma_needs_dirty_track
 fn on_unpin<C: Args>(ctx: &C, hook: u32, pages: Option<usize>) {
     counters::entry(hook);
     let key = bpf_get_current_pid_tgid();
-    let Some(remaining) = WATCH_UNPIN.get_ptr_mut(key) else { return };
+    let Some(remaining) = WATCH_UNPIN.get_ptr_mut(key) else {
+        return;
+    };
     let pages = pages.map_or(1, |n| ctx.arg_u64(n));
-    events::emit(&UnpinEvent { header: events::header(kind::UNPIN), hook, _pad: 0, pages });
+    events::emit(&UnpinEvent {
+        header: events::header(kind::UNPIN),
+        hook,
+        _pad: 0,
+        pages,
+    });
     // SAFETY: valid map value owned by this task's entry.
     let left = unsafe { (*remaining).saturating_sub(pages) };
     if left == 0 {
@@ -174,10 +242,45 @@ macro_rules! unpin_hook {
     };
 }
 
-unpin_hook!(fentry_unpin_user_page, kprobe_unpin_user_page, hook::UNPIN_USER_PAGE, None);
-unpin_hook!(fentry_unpin_user_pages, kprobe_unpin_user_pages, hook::UNPIN_USER_PAGES, Some(1));
-unpin_hook!(fentry_unpin_user_pages_dirty_lock, kprobe_unpin_user_pages_dirty_lock, hook::UNPIN_USER_PAGES_DIRTY_LOCK, Some(1));
-unpin_hook!(fentry_unpin_user_page_range_dirty_lock, kprobe_unpin_user_page_range_dirty_lock, hook::UNPIN_USER_PAGE_RANGE_DIRTY_LOCK, Some(1));
-unpin_hook!(fentry_unpin_folio, kprobe_unpin_folio, hook::UNPIN_FOLIO, None);
-unpin_hook!(fentry_unpin_folios, kprobe_unpin_folios, hook::UNPIN_FOLIOS, Some(1));
-unpin_hook!(fentry_unpin_user_folio, kprobe_unpin_user_folio, hook::UNPIN_USER_FOLIO, Some(1));
+unpin_hook!(
+    fentry_unpin_user_page,
+    kprobe_unpin_user_page,
+    hook::UNPIN_USER_PAGE,
+    None
+);
+unpin_hook!(
+    fentry_unpin_user_pages,
+    kprobe_unpin_user_pages,
+    hook::UNPIN_USER_PAGES,
+    Some(1)
+);
+unpin_hook!(
+    fentry_unpin_user_pages_dirty_lock,
+    kprobe_unpin_user_pages_dirty_lock,
+    hook::UNPIN_USER_PAGES_DIRTY_LOCK,
+    Some(1)
+);
+unpin_hook!(
+    fentry_unpin_user_page_range_dirty_lock,
+    kprobe_unpin_user_page_range_dirty_lock,
+    hook::UNPIN_USER_PAGE_RANGE_DIRTY_LOCK,
+    Some(1)
+);
+unpin_hook!(
+    fentry_unpin_folio,
+    kprobe_unpin_folio,
+    hook::UNPIN_FOLIO,
+    None
+);
+unpin_hook!(
+    fentry_unpin_folios,
+    kprobe_unpin_folios,
+    hook::UNPIN_FOLIOS,
+    Some(1)
+);
+unpin_hook!(
+    fentry_unpin_user_folio,
+    kprobe_unpin_user_folio,
+    hook::UNPIN_USER_FOLIO,
+    Some(1)
+);

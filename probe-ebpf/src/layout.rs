@@ -19,11 +19,32 @@ macro_rules! globals {
 }
 
 globals!(
-    LAYOUT_VALID, FOLIO_FLAGS_OFF, FOLIO_REFCOUNT_OFF, FOLIO_PINCOUNT_OFF, PG_HEAD_BIT,
-    VMA_FLAGS_OFF, VMA_START_OFF, VMA_PGOFF_OFF, VMA_FILE_OFF, FILE_INODE_OFF, INODE_INO_OFF,
-    INODE_SB_OFF, SB_DEV_OFF, SB_MAGIC_OFF, FOLIO_MAPPING_OFF, FOLIO_INDEX_OFF, MAPPING_HOST_OFF,
-    TASK_GROUP_LEADER_OFF, TASK_START_TIME_OFF, FOLL_LONGTERM, PT_REGS_ORIG_AX_OFF,
-    PT_REGS_IP_OFF, PT_REGS_SP_OFF, PT_REGS_DI_OFF, PT_REGS_SI_OFF, PT_REGS_DX_OFF,
+    LAYOUT_VALID,
+    FOLIO_FLAGS_OFF,
+    FOLIO_REFCOUNT_OFF,
+    FOLIO_PINCOUNT_OFF,
+    PG_HEAD_BIT,
+    VMA_FLAGS_OFF,
+    VMA_START_OFF,
+    VMA_PGOFF_OFF,
+    VMA_FILE_OFF,
+    FILE_INODE_OFF,
+    INODE_INO_OFF,
+    INODE_SB_OFF,
+    SB_DEV_OFF,
+    SB_MAGIC_OFF,
+    FOLIO_MAPPING_OFF,
+    FOLIO_INDEX_OFF,
+    MAPPING_HOST_OFF,
+    TASK_GROUP_LEADER_OFF,
+    TASK_START_TIME_OFF,
+    FOLL_LONGTERM,
+    PT_REGS_ORIG_AX_OFF,
+    PT_REGS_IP_OFF,
+    PT_REGS_SP_OFF,
+    PT_REGS_DI_OFF,
+    PT_REGS_SI_OFF,
+    PT_REGS_DX_OFF,
 );
 
 #[inline(always)]
@@ -59,7 +80,11 @@ impl FolioPins {
     /// hence "maybe").
     #[inline(always)]
     pub fn maybe_dma_pinned(&self) -> bool {
-        if self.large { self.pincount > 0 } else { self.refcount >= GUP_PIN_COUNTING_BIAS }
+        if self.large {
+            self.pincount > 0
+        } else {
+            self.refcount >= GUP_PIN_COUNTING_BIAS
+        }
     }
 }
 
@@ -71,8 +96,16 @@ pub fn folio_pins(folio: u64) -> Option<FolioPins> {
     let flags: u64 = read(folio, &FOLIO_FLAGS_OFF)?;
     let large = flags & (1u64 << (get(&PG_HEAD_BIT) & 63)) != 0;
     let refcount: u32 = read(folio, &FOLIO_REFCOUNT_OFF)?;
-    let pincount: i32 = if large { read(folio, &FOLIO_PINCOUNT_OFF)? } else { 0 };
-    Some(FolioPins { large, refcount, pincount })
+    let pincount: i32 = if large {
+        read(folio, &FOLIO_PINCOUNT_OFF)?
+    } else {
+        0
+    };
+    Some(FolioPins {
+        large,
+        refcount,
+        pincount,
+    })
 }
 
 /// Identity of an inode: (ino, dev, fs magic).
@@ -88,7 +121,10 @@ fn inode_identity(inode: u64) -> Option<(u64, u32, u32)> {
 /// The VMA a pin walks: flags, where it starts, and the file behind it (0s when anonymous).
 #[inline(always)]
 pub fn vma_info(vma: u64) -> VmaInfo {
-    let mut info = VmaInfo { needs_dirty: NEEDS_DIRTY_UNKNOWN, ..VmaInfo::default() };
+    let mut info = VmaInfo {
+        needs_dirty: NEEDS_DIRTY_UNKNOWN,
+        ..VmaInfo::default()
+    };
     if !has(valid::VMA_FILE) {
         return info;
     }
@@ -140,7 +176,11 @@ pub fn current_syscall() -> Syscall {
         return Syscall::default();
     }
     // SAFETY: both helpers accept the current task from any tracing context.
-    let regs = unsafe { aya_ebpf::helpers::generated::bpf_task_pt_regs(aya_ebpf::helpers::generated::bpf_get_current_task_btf()) } as u64;
+    let regs = unsafe {
+        aya_ebpf::helpers::generated::bpf_task_pt_regs(
+            aya_ebpf::helpers::generated::bpf_get_current_task_btf(),
+        )
+    } as u64;
     Syscall {
         nr: read(regs, &PT_REGS_ORIG_AX_OFF).unwrap_or(0),
         user_ip: read(regs, &PT_REGS_IP_OFF).unwrap_or(0),

@@ -11,7 +11,6 @@ use probe_common::{
 use crate::{args::Args, counters, entry_programs, events, layout};
 
 #[inline(always)]
-
 fn on_mkclean<C: Args>(ctx: &C) {
     counters::entry(hook::FOLIO_MKCLEAN);
     let folio = ctx.arg_u64(0);

@@ -30,6 +30,37 @@ pub enum Commands {
     /// Report what this kernel allows and what pinwatch can see on it.
     #[command(after_help = DOCTOR_EXAMPLES)]
     Doctor(DoctorArgs),
+    /// Watch a command or a time span and report the pinning hazards that occurred.
+    #[command(after_help = AUDIT_EXAMPLES)]
+    Audit(AuditArgs),
+}
+
+const AUDIT_EXAMPLES: &str = "\
+Examples:
+  sudo pinwatch audit --for 30s                         watch the whole system for 30 seconds
+  sudo pinwatch audit -- qemu-system-x86_64 -m 4G ...   watch a command and its children
+  sudo pinwatch audit --json -- ./test-dma              one JSON object: kernel, findings, counts
+
+Exit status 0 means no finding, 1 means findings were reported; see `pinwatch --help`.
+Hazards doctor reports as unobservable on this kernel are listed, never silently absent.";
+
+#[derive(Debug, clap::Args)]
+pub struct AuditArgs {
+    /// Print the report as one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Which attach methods the ladder may use.
+    #[arg(long, value_enum, default_value_t = MethodChoice::Auto)]
+    pub method: MethodChoice,
+
+    /// Watch for this long (e.g. 10s, 2m); with a command, stop early when it exits.
+    #[arg(long = "for", value_name = "DURATION", value_parser = parse_duration, required_unless_present = "command")]
+    pub duration: Option<Duration>,
+
+    /// Run this command, watch it and its children, and stop when it exits.
+    #[arg(last = true, value_name = "COMMAND")]
+    pub command: Vec<String>,
 }
 
 const DOCTOR_EXAMPLES: &str = "\

@@ -33,7 +33,11 @@ pub struct Config {
 
 impl Default for Config {
     fn default() -> Self {
-        Self { reorder_ns: 50_000_000, settle_ns: 1_000_000_000, max_pins: 65_536 }
+        Self {
+            reorder_ns: 50_000_000,
+            settle_ns: 1_000_000_000,
+            max_pins: 65_536,
+        }
     }
 }
 
@@ -107,7 +111,8 @@ impl Correlator {
     pub fn push(&mut self, event: Event) {
         self.stats.events += 1;
         self.seq += 1;
-        self.queue.push(Reverse(Queued(event.at_ns(), self.seq, event)));
+        self.queue
+            .push(Reverse(Queued(event.at_ns(), self.seq, event)));
     }
 
     /// Applies every event older than the reorder window and settles pins older than `settle_ns`.
@@ -116,7 +121,9 @@ impl Correlator {
             if at.saturating_add(self.cfg.reorder_ns) > now {
                 break;
             }
-            let Some(Reverse(Queued(_, _, event))) = self.queue.pop() else { break };
+            let Some(Reverse(Queued(_, _, event))) = self.queue.pop() else {
+                break;
+            };
             self.settle(event.at_ns());
             self.apply(event);
         }
@@ -127,10 +134,6 @@ impl Correlator {
     pub fn finish(mut self) -> (Vec<Finding>, Stats) {
         self.advance(u64::MAX);
         (self.findings, self.stats)
-    }
-
-    pub fn findings(&self) -> &[Finding] {
-        &self.findings
     }
 
     fn apply(&mut self, event: Event) {
@@ -149,36 +152,53 @@ impl Correlator {
         };
         if pin.ret < 0 {
             let finding = self.pin_finding(&pin, file, Outcome::Refused, pin.nr_pages);
-            self.findings.push(finding);
+            self.record(finding);
         } else if pin.ret > 0 {
             let pages = pin.ret as u64;
             if self.pending.len() >= self.cfg.max_pins {
                 self.pending.remove(0);
                 self.stats.evicted_pins += 1;
             }
-            self.pending.push(FilePin { pin, file, first_index, pages, unpinned: 0 });
+            self.pending.push(FilePin {
+                pin,
+                file,
+                first_index,
+                pages,
+                unpinned: 0,
+            });
         }
     }
 
     /// The file of a FOLL_WRITE long-term pin of a MAP_SHARED mapping that needs dirty tracking,
     /// with the page-cache index of `start`. The kernel's own verdict wins where it gave one.
     fn dirty_tracked_file(&self, pin: &Pin) -> Option<(FileId, u64)> {
-        let write = self.flags.value("FOLL_WRITE").is_some_and(|w| pin.gup_flags & w != 0);
+        let write = self
+            .flags
+            .value("FOLL_WRITE")
+            .is_some_and(|w| pin.gup_flags & w != 0);
         let vma = pin.vma.as_ref()?;
         let file = vma.file?;
-        let needs = vma.needs_dirty_tracking.unwrap_or(!findings::exempt_from_dirty_tracking(file.fs_magic));
+        let needs = vma
+            .needs_dirty_tracking
+            .unwrap_or(!findings::exempt_from_dirty_tracking(file.fs_magic));
         let first_index = vma.pgoff + (pin.start.saturating_sub(vma.start) >> PAGE_SHIFT);
         (write && vma.flags & VM_SHARED != 0 && needs).then_some((file, first_index))
     }
 
     fn on_unpin(&mut self, unpin: &Unpin) {
-        let same_call = |p: &FilePin| same_task(&p.pin.task, &unpin.task) && p.pin.syscall == unpin.syscall;
+        let same_call =
+            |p: &FilePin| same_task(&p.pin.task, &unpin.task) && p.pin.syscall == unpin.syscall;
         if let Some(i) = self.pending.iter().rposition(same_call) {
             self.pending[i].unpinned += unpin.pages;
             if self.pending[i].unpinned >= self.pending[i].pages {
                 let released = self.pending.remove(i);
-                let finding = self.pin_finding(&released.pin, released.file, Outcome::ReleasedByCaller, released.pages);
-                self.findings.push(finding);
+                let finding = self.pin_finding(
+                    &released.pin,
+                    released.file,
+                    Outcome::ReleasedByCaller,
+                    released.pages,
+                );
+                self.record(finding);
             }
             return;
         }
@@ -193,9 +213,15 @@ impl Correlator {
 
     fn on_clean(&mut self, clean: &Mkclean) {
         let covers = |p: &&FilePin| {
-            Some(p.file) == clean.file && (p.first_index..p.first_index + p.pages).contains(&clean.index)
+            Some(p.file) == clean.file
+                && (p.first_index..p.first_index + p.pages).contains(&clean.index)
         };
-        let holder = self.active.iter().chain(&self.pending).find(covers).cloned();
+        let holder = self
+            .active
+            .iter()
+            .chain(&self.pending)
+            .find(covers)
+            .cloned();
         let (outcome, process, pinner, gup_flags, mapping) = match &holder {
             Some(p) => (
                 Outcome::Attributed,
@@ -209,19 +235,12 @@ impl Correlator {
                 process(&clean.task),
                 "unknown (pinned before pinwatch started)".to_owned(),
                 String::new(),
-                clean.file.map_or_else(unknown_mapping, |f| Mapping::of(f, None)),
+                clean
+                    .file
+                    .map_or_else(unknown_mapping, |f| Mapping::of(f, None)),
             ),
         };
-        let same = |f: &&mut Finding| {
-            f.hazard == Hazard::PinnedFolioCleaned && f.outcome == outcome && f.process == process && f.mapping == mapping
-        };
-        if let Some(existing) = self.findings.iter_mut().find(same) {
-            existing.pages += 1;
-            existing.last_ns = existing.last_ns.max(clean.at_ns);
-            existing.first_ns = existing.first_ns.min(clean.at_ns);
-            return;
-        }
-        self.findings.push(Finding {
+        self.record(Finding {
             hazard: Hazard::PinnedFolioCleaned,
             outcome,
             process,
@@ -238,18 +257,40 @@ impl Correlator {
     /// Pending pins older than the settle window were kept by their caller: granted.
     fn settle(&mut self, now: u64) {
         let settle_ns = self.cfg.settle_ns;
-        let (due, keep): (Vec<FilePin>, Vec<FilePin>) =
-            self.pending.drain(..).partition(|p| p.pin.at_ns.saturating_add(settle_ns) <= now);
+        let (due, keep): (Vec<FilePin>, Vec<FilePin>) = self
+            .pending
+            .drain(..)
+            .partition(|p| p.pin.at_ns.saturating_add(settle_ns) <= now);
         self.pending = keep;
         for mut pin in due {
             let finding = self.pin_finding(&pin.pin, pin.file, Outcome::Granted, pin.pages);
-            self.findings.push(finding);
+            self.record(finding);
             pin.unpinned = 0;
             if self.active.len() >= self.cfg.max_pins {
                 self.active.remove(0);
                 self.stats.evicted_pins += 1;
             }
             self.active.push(pin);
+        }
+    }
+
+    /// Adds a finding, or grows the one with the same hazard, outcome, process, pinner and file:
+    /// one report line per registration even when GUP pins a range in several calls.
+    fn record(&mut self, finding: Finding) {
+        let same = |f: &&mut Finding| {
+            f.hazard == finding.hazard
+                && f.outcome == finding.outcome
+                && f.process == finding.process
+                && f.pinner == finding.pinner
+                && f.mapping == finding.mapping
+        };
+        match self.findings.iter_mut().find(same) {
+            Some(existing) => {
+                existing.pages += finding.pages;
+                existing.first_ns = existing.first_ns.min(finding.first_ns);
+                existing.last_ns = existing.last_ns.max(finding.last_ns);
+            }
+            None => self.findings.push(finding),
         }
     }
 
@@ -278,11 +319,20 @@ fn same_task(a: &Task, b: &Task) -> bool {
 }
 
 fn process(task: &Task) -> Process {
-    Process { tgid: task.tgid, comm: task.comm.clone(), start_ns: task.start_ns }
+    Process {
+        tgid: task.tgid,
+        comm: task.comm.clone(),
+        start_ns: task.start_ns,
+    }
 }
 
 fn unknown_mapping() -> Mapping {
-    Mapping { fs: "unknown", dev: String::new(), ino: 0, path: None }
+    Mapping {
+        fs: "unknown",
+        dev: String::new(),
+        ino: 0,
+        path: None,
+    }
 }
 
 #[cfg(test)]

@@ -31,6 +31,10 @@ pub struct FilterCounts {
     pub mkclean_unclassified: u64,
     pub pin_failed: u64,
     pub dirty_tracking_needed: u64,
+    /// Detailed events lost to a full ring buffer.
+    pub ringbuf_full: u64,
+    /// Long-term pins not tracked because the in-flight table was full.
+    pub inflight_full: u64,
 }
 
 impl Counters {
@@ -45,6 +49,8 @@ impl Counters {
                 mkclean_unclassified: filters[filter::MKCLEAN_UNCLASSIFIED as usize],
                 pin_failed: filters[filter::PIN_FAILED as usize],
                 dirty_tracking_needed: filters[filter::DIRTY_TRACKING_NEEDED as usize],
+                ringbuf_full: filters[filter::RINGBUF_FULL as usize],
+                inflight_full: filters[filter::INFLIGHT_FULL as usize],
             },
         })
     }

@@ -25,6 +25,12 @@ pub enum Error {
     },
     #[error("writing the report: {0}")]
     Output(std::io::Error),
+    #[error("{0}")]
+    Unobservable(String),
+    #[error("opening an eBPF map: {0}")]
+    Map(aya::maps::MapError),
+    #[error("installing signal handlers: {0}")]
+    Signals(std::io::Error),
 }
 
 impl Error {
@@ -33,7 +39,10 @@ impl Error {
             Error::NotPrivileged { .. } => exit::NO_PRIVILEGE,
             Error::Btf(_) => exit::NO_BTF,
             Error::Load(LoadError::Ebpf(e)) if is_permission(e) => exit::NO_PRIVILEGE,
+            Error::Unobservable(_) => exit::UNOBSERVABLE,
             Error::Load(_)
+            | Error::Map(_)
+            | Error::Signals(_)
             | Error::Counters(_)
             | Error::Kallsyms(_)
             | Error::Spawn { .. }

@@ -102,7 +102,12 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
         kind::PIN => Ok(Event::Pin(pin(read(bytes)?))),
         kind::UNPIN => {
             let u: UnpinEvent = read(bytes)?;
-            Ok(Event::Unpin(Unpin { at_ns: u.header.ts_ns, task: task(&u.header), syscall: u.header.syscall, pages: u.pages }))
+            Ok(Event::Unpin(Unpin {
+                at_ns: u.header.ts_ns,
+                task: task(&u.header),
+                syscall: u.header.syscall,
+                pages: u.pages,
+            }))
         }
         kind::MKCLEAN_PINNED => Ok(Event::MkcleanPinned(mkclean(read(bytes)?))),
         other => Err(DecodeError::UnknownKind(other)),
@@ -113,7 +118,10 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
 fn read<T: Copy>(bytes: &[u8]) -> Result<T, DecodeError> {
     let need = size_of::<T>();
     if bytes.len() < need {
-        return Err(DecodeError::Short { len: bytes.len(), need });
+        return Err(DecodeError::Short {
+            len: bytes.len(),
+            need,
+        });
     }
     // SAFETY: the length was checked; T is a #[repr(C)] struct of integers and integer arrays
     // (probe_common::event), valid for every bit pattern; read_unaligned needs no alignment.
@@ -136,7 +144,11 @@ fn pin(p: PinEvent) -> Pin {
         flags: v.vm_flags,
         start: v.vm_start,
         pgoff: v.vm_pgoff,
-        file: (v.ino != 0).then_some(FileId { dev: v.dev, ino: v.ino, fs_magic: v.fs_magic }),
+        file: (v.ino != 0).then_some(FileId {
+            dev: v.dev,
+            ino: v.ino,
+            fs_magic: v.fs_magic,
+        }),
         needs_dirty_tracking: match v.needs_dirty {
             0 => Some(false),
             1 => Some(true),
@@ -147,7 +159,10 @@ fn pin(p: PinEvent) -> Pin {
         at_ns: p.header.ts_ns,
         task: task(&p.header),
         syscall: p.header.syscall,
-        hook: probes::HOOKS.iter().find(|h| h.id == p.hook).map_or("unknown", |h| h.name),
+        hook: probes::HOOKS
+            .iter()
+            .find(|h| h.id == p.hook)
+            .map_or("unknown", |h| h.name),
         gup_flags: p.gup_flags,
         start: p.start,
         nr_pages: p.nr_pages,
@@ -163,7 +178,11 @@ fn mkclean(m: MkcleanEvent) -> Mkclean {
     Mkclean {
         at_ns: m.header.ts_ns,
         task: task(&m.header),
-        file: (m.ino != 0).then_some(FileId { dev: m.dev, ino: m.ino, fs_magic: m.fs_magic }),
+        file: (m.ino != 0).then_some(FileId {
+            dev: m.dev,
+            ino: m.ino,
+            fs_magic: m.fs_magic,
+        }),
         index: m.index,
         large: m.large != 0,
         refcount: m.refcount,
@@ -187,7 +206,14 @@ mod tests {
     fn header(kind: u32) -> Header {
         let mut comm = [0u8; 16];
         comm[..4].copy_from_slice(b"qemu");
-        Header { kind, ts_ns: 7, pid_tgid: (42 << 32) | 43, task_start_ns: 99, comm, ..Header::default() }
+        Header {
+            kind,
+            ts_ns: 7,
+            pid_tgid: (42 << 32) | 43,
+            task_start_ns: 99,
+            comm,
+            ..Header::default()
+        }
     }
 
     #[test]
@@ -200,30 +226,77 @@ mod tests {
             nr_pages: 16,
             ret: 16,
             stack_id: 3,
-            vma: VmaInfo { seen: 1, needs_dirty: 2, vm_flags: 0xfb, vm_start: 0x7000, vm_pgoff: 0, ino: 12, dev: 0x100000, fs_magic: 0xef53 },
+            vma: VmaInfo {
+                seen: 1,
+                needs_dirty: 2,
+                vm_flags: 0xfb,
+                vm_start: 0x7000,
+                vm_pgoff: 0,
+                ino: 12,
+                dev: 0x100000,
+                fs_magic: 0xef53,
+            },
         };
-        let Event::Pin(pin) = decode(&bytes_of(&wire)).unwrap() else { panic!("not a pin") };
-        assert_eq!(pin.task, Task { tgid: 42, tid: 43, start_ns: 99, comm: "qemu".into() });
+        let Event::Pin(pin) = decode(&bytes_of(&wire)).unwrap() else {
+            panic!("not a pin")
+        };
+        assert_eq!(
+            pin.task,
+            Task {
+                tgid: 42,
+                tid: 43,
+                start_ns: 99,
+                comm: "qemu".into()
+            }
+        );
         assert_eq!(pin.hook, "pin_user_pages_remote");
         assert_eq!(pin.stack_id, Some(3));
         let vma = pin.vma.unwrap();
-        assert_eq!(vma.file, Some(FileId { dev: 0x100000, ino: 12, fs_magic: 0xef53 }));
+        assert_eq!(
+            vma.file,
+            Some(FileId {
+                dev: 0x100000,
+                ino: 12,
+                fs_magic: 0xef53
+            })
+        );
         assert_eq!(vma.needs_dirty_tracking, None);
     }
 
     #[test]
     fn an_unseen_vma_and_missing_stack_are_absent() {
-        let wire = PinEvent { header: header(kind::PIN), stack_id: -14, ..PinEvent::default() };
-        let Event::Pin(pin) = decode(&bytes_of(&wire)).unwrap() else { panic!("not a pin") };
-        assert_eq!((pin.vma, pin.stack_id, pin.hook), (None, None, "pin_user_pages"));
+        let wire = PinEvent {
+            header: header(kind::PIN),
+            stack_id: -14,
+            ..PinEvent::default()
+        };
+        let Event::Pin(pin) = decode(&bytes_of(&wire)).unwrap() else {
+            panic!("not a pin")
+        };
+        assert_eq!(
+            (pin.vma, pin.stack_id, pin.hook),
+            (None, None, "pin_user_pages")
+        );
     }
 
     #[test]
     fn short_and_unknown_records_are_errors_not_panics() {
-        let pin = bytes_of(&PinEvent { header: header(kind::PIN), ..PinEvent::default() });
-        assert_eq!(decode(&pin[..100]), Err(DecodeError::Short { len: 100, need: pin.len() }));
+        let pin = bytes_of(&PinEvent {
+            header: header(kind::PIN),
+            ..PinEvent::default()
+        });
+        assert_eq!(
+            decode(&pin[..100]),
+            Err(DecodeError::Short {
+                len: 100,
+                need: pin.len()
+            })
+        );
         assert!(matches!(decode(&[1, 2, 3]), Err(DecodeError::Short { .. })));
-        assert_eq!(decode(&bytes_of(&header(77))), Err(DecodeError::UnknownKind(77)));
+        assert_eq!(
+            decode(&bytes_of(&header(77))),
+            Err(DecodeError::UnknownKind(77))
+        );
         for len in 0..pin.len() {
             let _ = decode(&pin[..len]);
         }
@@ -231,8 +304,18 @@ mod tests {
 
     #[test]
     fn a_cleaned_pinned_folio_decodes() {
-        let wire = MkcleanEvent { header: header(kind::MKCLEAN_PINNED), index: 5, ino: 12, dev: 1, fs_magic: 0xef53, refcount: 1025, ..MkcleanEvent::default() };
-        let Event::MkcleanPinned(m) = decode(&bytes_of(&wire)).unwrap() else { panic!() };
+        let wire = MkcleanEvent {
+            header: header(kind::MKCLEAN_PINNED),
+            index: 5,
+            ino: 12,
+            dev: 1,
+            fs_magic: 0xef53,
+            refcount: 1025,
+            ..MkcleanEvent::default()
+        };
+        let Event::MkcleanPinned(m) = decode(&bytes_of(&wire)).unwrap() else {
+            panic!()
+        };
         assert_eq!((m.index, m.refcount, m.large), (5, 1025, false));
         assert!(m.file.is_some());
     }

@@ -4,7 +4,9 @@ use std::process::ExitCode;
 
 /// Success; for `doctor`, every hazard is observable.
 pub const OK: u8 = 0;
-// 1 is reserved for `audit` findings and 2 is clap's usage error (see HELP).
+/// `audit`: findings were reported.
+pub const FINDINGS: u8 = 1;
+// 2 is clap's usage error (see HELP).
 /// Not root / missing CAP_BPF+CAP_PERFMON.
 pub const NO_PRIVILEGE: u8 = 3;
 /// The kernel has no BTF (or it cannot be read).

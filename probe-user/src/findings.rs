@@ -40,7 +40,12 @@ pub struct Mapping {
 
 impl Mapping {
     pub fn of(file: FileId, path: Option<String>) -> Self {
-        Self { fs: fs_name(file.fs_magic), dev: format!("{}:{}", file.dev >> 20, file.dev & 0xf_ffff), ino: file.ino, path }
+        Self {
+            fs: fs_name(file.fs_magic),
+            dev: format!("{}:{}", file.dev >> 20, file.dev & 0xf_ffff),
+            ino: file.ino,
+            path,
+        }
     }
 }
 
@@ -114,13 +119,23 @@ mod tests {
         assert_eq!(fs_name(0x5846_5342), "xfs");
         assert!(exempt_from_dirty_tracking(0x0102_1994));
         assert!(exempt_from_dirty_tracking(0x9584_58f6));
-        assert!(!exempt_from_dirty_tracking(0x8584_58f6), "ramfs needs dirty tracking (6.12 refuses it)");
+        assert!(
+            !exempt_from_dirty_tracking(0x8584_58f6),
+            "ramfs needs dirty tracking (6.12 refuses it)"
+        );
         assert!(!exempt_from_dirty_tracking(0xef53));
     }
 
     #[test]
     fn devices_print_as_major_minor() {
-        let m = Mapping::of(FileId { dev: (1 << 20) | 3, ino: 9, fs_magic: 0xef53 }, None);
+        let m = Mapping::of(
+            FileId {
+                dev: (1 << 20) | 3,
+                ino: 9,
+                fs_magic: 0xef53,
+            },
+            None,
+        );
         assert_eq!((m.dev.as_str(), m.fs), ("1:3", "ext4"));
     }
 }

@@ -1,7 +1,7 @@
 //! The embedded eBPF object, loaded with this kernel's layout written into its globals.
 
-use aya::{Ebpf, EbpfLoader};
 use crate::kernel::{flags::FollFlags, layout::Layout};
+use aya::{Ebpf, EbpfLoader};
 
 /// Built by build.rs (aya-build) from the probe-ebpf crate.
 static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/probe-ebpf"));

@@ -1,6 +1,7 @@
 //! `pinwatch`: parse the command line, run, map the outcome to an exit code.
 
 mod attach;
+mod audit;
 mod cli;
 mod correlate;
 mod counters;
@@ -12,7 +13,10 @@ mod findings;
 mod hazards;
 mod kernel;
 mod loader;
+mod pinner;
 mod probes;
+mod procfs;
+mod session;
 
 use std::{io::Write as _, process::ExitCode};
 
@@ -47,10 +51,30 @@ fn run(cli: Cli) -> Result<u8, Error> {
             } else {
                 doctor::render::render(&report)
             };
-            std::io::stdout()
-                .write_all(text.as_bytes())
-                .map_err(Error::Output)?;
+            print(&text)?;
+            Ok(code)
+        }
+        Commands::Audit(args) => {
+            let opts = audit::Options {
+                btf_path: cli.btf,
+                method: args.method,
+                duration: args.duration,
+                command: args.command,
+            };
+            let (report, code) = audit::run(&opts)?;
+            let text = if args.json {
+                serde_json::to_string(&report).expect("the report is plain data") + "\n"
+            } else {
+                audit::render::render(&report)
+            };
+            print(&text)?;
             Ok(code)
         }
     }
+}
+
+fn print(text: &str) -> Result<(), Error> {
+    std::io::stdout()
+        .write_all(text.as_bytes())
+        .map_err(Error::Output)
 }

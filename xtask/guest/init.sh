@@ -41,6 +41,12 @@ mkdir -p /mnt/ext4/work
 log "pass: pinwatch doctor -- workloads (human report)"
 /bin/pinwatch doctor -- /bin/run-workloads 2>&1 | sed 's/^/PINWATCH-REPORT /' >/dev/ttyS1
 
+# Detection: every finding the workloads provoke, as JSON.
+log "pass: pinwatch audit -- workloads"
+json=$(/bin/pinwatch audit --json -- /bin/run-workloads)
+code=$?
+result "audit $code $json"
+
 # One pass per attach policy: auto (fentry first) and kprobe only, both over every workload.
 for method in auto kprobe; do
   log "pass: pinwatch doctor --method $method -- workloads"

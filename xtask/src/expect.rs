@@ -25,7 +25,33 @@ pub struct Kernel {
     pub filters_min: &'static [(&'static str, u64)],
     /// Upper bounds: what must stay silent on this kernel.
     pub filters_max: &'static [(&'static str, u64)],
+    /// Exactly the findings `pinwatch audit` must report over the workloads:
+    /// (hazard, outcome, pinner, filesystem, pages). Every other workload (anonymous, shmem,
+    /// read-only, short-term pins; unpinned writeback) must stay silent.
+    pub findings: &'static [Finding],
 }
+
+pub type Finding = (&'static str, &'static str, &'static str, &'static str, u64);
+
+/// 6.1: VFIO keeps its long-term pin of 16 ext4 MAP_SHARED pages, and the msync that follows
+/// cleans them under the pin; io_uring pins the same kind of buffer and releases it in the same
+/// system call (its own EOPNOTSUPP check).
+const FINDINGS_6_1: &[Finding] = &[
+    ("longterm-file-pin", "granted", "vfio", "ext4", 16),
+    ("pinned-folio-cleaned", "attributed", "vfio", "ext4", 16),
+    (
+        "longterm-file-pin",
+        "released-by-caller",
+        "io_uring",
+        "ext4",
+        16,
+    ),
+];
+/// 6.5+: GUP refuses both registrations with EFAULT, so nothing pinned is ever cleaned.
+const FINDINGS_REFUSED: &[Finding] = &[
+    ("longterm-file-pin", "refused", "vfio", "ext4", 16),
+    ("longterm-file-pin", "refused", "io_uring", "ext4", 16),
+];
 
 /// msync writes back 16 dirty ext4 pages that nobody pins (the `msync` workload): each
 /// folio_mkclean must be classified, proving the BTF layout reached the eBPF globals.
@@ -131,6 +157,7 @@ pub const KERNELS: &[Kernel] = &[
         ],
         filters_min: &GRANTED_FILE_PIN,
         filters_max: &NOTHING_REFUSED,
+        findings: FINDINGS_6_1,
     },
     Kernel {
         name: "6.12",
@@ -207,6 +234,7 @@ pub const KERNELS: &[Kernel] = &[
         ],
         filters_min: &REFUSED_FILE_PINS,
         filters_max: &NO_PINNED_CLEAN,
+        findings: FINDINGS_REFUSED,
     },
     Kernel {
         name: "7.2",
@@ -283,6 +311,7 @@ pub const KERNELS: &[Kernel] = &[
         ],
         filters_min: &REFUSED_FILE_PINS,
         filters_max: &NO_PINNED_CLEAN,
+        findings: FINDINGS_REFUSED,
     },
 ];
 

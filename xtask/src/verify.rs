@@ -17,6 +17,8 @@ pub struct Results {
     pub passes: Vec<Pass>,
     /// `pinwatch doctor`'s human report, as printed in the guest.
     pub report: Vec<String>,
+    /// `pinwatch audit --json` over the workloads.
+    pub audit: Option<Pass>,
 }
 
 /// Lines are `PINWATCH-RESULT release <uname -r>`, `PINWATCH-RESULT doctor-<m> <code> <json>`
@@ -28,13 +30,23 @@ pub fn parse(output: &str) -> Result<Results> {
         .map(str::to_owned)
         .collect();
     let mut release = None;
+    let mut audit = None;
     let mut passes = Vec::new();
     for line in output
         .lines()
         .filter_map(|l| l.strip_prefix("PINWATCH-RESULT "))
     {
         let (tag, rest) = line.split_once(' ').unwrap_or((line, ""));
-        if tag == "release" {
+        if tag == "audit" {
+            let (code, json) = rest.split_once(' ').unwrap_or((rest, ""));
+            let report =
+                serde_json::from_str(json).with_context(|| format!("audit JSON: {json:.200}"))?;
+            audit = Some(Pass {
+                method: "audit".into(),
+                exit_code: code.parse().unwrap_or(-1),
+                report,
+            });
+        } else if tag == "release" {
             release = Some(rest.trim().to_owned());
         } else if let Some(method) = tag.strip_prefix("doctor-") {
             let (code, json) = rest.split_once(' ').unwrap_or((rest, ""));
@@ -51,6 +63,7 @@ pub fn parse(output: &str) -> Result<Results> {
         release: release.context("the guest reported no kernel release")?,
         passes,
         report: human,
+        audit,
     })
 }
 
@@ -83,6 +96,10 @@ pub fn check(kernel: &Kernel, results: &Results) -> Vec<String> {
         fails.push(format!(
             "{k}: doctor's human report does not say every hazard is observable"
         ));
+    }
+    match &results.audit {
+        None => fails.push(format!("{k}: no audit result")),
+        Some(audit) => check_audit(kernel, audit, &mut fails),
     }
     for wanted in ["auto", "kprobe"] {
         match results.passes.iter().find(|p| p.method == wanted) {
@@ -209,6 +226,60 @@ fn check_hook(
                 fails.push(format!("{at}: {name} return program never fired"));
             }
         }
+    }
+}
+
+/// The audit must report exactly the expected findings: (hazard, outcome, pinner, fs, pages).
+fn check_audit(kernel: &Kernel, audit: &Pass, fails: &mut Vec<String>) {
+    let at = format!("{} audit", kernel.name);
+    let r = &audit.report;
+    let want_code = if kernel.findings.is_empty() { 0 } else { 1 };
+    if audit.exit_code != want_code {
+        fails.push(format!(
+            "{at}: exited {} (expected {want_code})",
+            audit.exit_code
+        ));
+    }
+    if r["watched"]["exit_status"].as_i64() != Some(0) {
+        fails.push(format!(
+            "{at}: workloads exited {}",
+            r["watched"]["exit_status"]
+        ));
+    }
+    for counter in [
+        "events_lost",
+        "decode_errors",
+        "pins_untracked",
+        "evicted_pins",
+    ] {
+        if r["counts"][counter].as_u64() != Some(0) {
+            fails.push(format!("{at}: counts.{counter} = {}", r["counts"][counter]));
+        }
+    }
+    let mut got: Vec<String> = r["findings"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|f| {
+            format!(
+                "{} {} {} {} {}",
+                s(f, "hazard"),
+                s(f, "outcome"),
+                s(f, "pinner"),
+                s(&f["mapping"], "fs"),
+                f["pages"]
+            )
+        })
+        .collect();
+    let mut want: Vec<String> = kernel
+        .findings
+        .iter()
+        .map(|(h, o, p, fs, n)| format!("{h} {o} {p} {fs} {n}"))
+        .collect();
+    got.sort();
+    want.sort();
+    if got != want {
+        fails.push(format!("{at}: findings {got:?}, expected {want:?}"));
     }
 }
 
@@ -356,12 +427,24 @@ mod tests {
             "watch": {"exit_status": 0, "filters": filters}, "verdict": "OK",
         });
         edit(&mut report);
+        let findings: Vec<Value> = kernel
+            .findings
+            .iter()
+            .map(|(h, o, p, fs, n)| serde_json::json!({"hazard": h, "outcome": o, "pinner": p, "mapping": {"fs": fs}, "pages": n}))
+            .collect();
+        let zeros = serde_json::json!({"events_lost": 0, "decode_errors": 0, "pins_untracked": 0, "evicted_pins": 0});
+        let audit = serde_json::json!({"watched": {"exit_status": 0}, "counts": zeros, "findings": findings});
+        let audit_line = format!(
+            "PINWATCH-RESULT audit {} {audit}\n",
+            u8::from(!kernel.findings.is_empty())
+        );
         let release = format!("{}99-test", kernel.release_prefix);
-        format!(
-            "PINWATCH-RESULT release {release}\nPINWATCH-REPORT OK: every hazard is observable on this kernel.\n\
+        audit_line
+            + &format!(
+                "PINWATCH-RESULT release {release}\nPINWATCH-REPORT OK: every hazard is observable on this kernel.\n\
              PINWATCH-RESULT doctor-auto 0 {report}\nPINWATCH-RESULT doctor-kprobe 0 {}\n",
-            report.to_string().replace("\"fentry\"", "\"kprobe\"")
-        )
+                report.to_string().replace("\"fentry\"", "\"kprobe\"")
+            )
     }
 
     fn fails_for(kernel: &Kernel, edit: impl Fn(&mut Value)) -> Vec<String> {
@@ -474,6 +557,18 @@ mod tests {
             fails
                 .iter()
                 .any(|f| f.contains("no doctor --method kprobe result")),
+            "{fails:?}"
+        );
+    }
+
+    #[test]
+    fn audit_findings_must_match_exactly() {
+        let k = expect::kernel("6.1").unwrap();
+        let out = output(k, "fentry", |_| {});
+        let missing = out.replacen("\"outcome\":\"granted\"", "\"outcome\":\"refused\"", 1);
+        let fails = check(k, &parse(&missing).unwrap());
+        assert!(
+            fails.iter().any(|f| f.contains("6.1 audit: findings")),
             "{fails:?}"
         );
     }

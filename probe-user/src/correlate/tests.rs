@@ -14,11 +14,21 @@ const SHARED: u64 = 0xfb; // VM_READ|VM_WRITE|VM_SHARED|VM_MAY*
 const PRIVATE: u64 = 0x73;
 
 fn task(tgid: u32, start: u64) -> Task {
-    Task { tgid, tid: tgid, start_ns: start, comm: format!("p{tgid}") }
+    Task {
+        tgid,
+        tid: tgid,
+        start_ns: start,
+        comm: format!("p{tgid}"),
+    }
 }
 
 fn call(request: u64) -> Syscall {
-    Syscall { nr: 16, user_ip: 0x4000, user_sp: 0x7ff0, args: [3, request, 0x1000] }
+    Syscall {
+        nr: 16,
+        user_ip: 0x4000,
+        user_sp: 0x7ff0,
+        args: [3, request, 0x1000],
+    }
 }
 
 struct PinSpec {
@@ -33,7 +43,16 @@ struct PinSpec {
 }
 
 fn spec(at: u64) -> PinSpec {
-    PinSpec { at, task: task(42, 1), flags: WRITE_LONGTERM, vm_flags: SHARED, magic: Some(EXT4), verdict: None, ret: 16, syscall: call(1) }
+    PinSpec {
+        at,
+        task: task(42, 1),
+        flags: WRITE_LONGTERM,
+        vm_flags: SHARED,
+        magic: Some(EXT4),
+        verdict: None,
+        ret: 16,
+        syscall: call(1),
+    }
 }
 
 fn pin(s: PinSpec) -> Event {
@@ -51,7 +70,11 @@ fn pin(s: PinSpec) -> Event {
             flags: s.vm_flags,
             start: 0x7000_0000,
             pgoff: 0,
-            file: s.magic.map(|fs_magic| FileId { dev: 1, ino: 12, fs_magic }),
+            file: s.magic.map(|fs_magic| FileId {
+                dev: 1,
+                ino: 12,
+                fs_magic,
+            }),
             needs_dirty_tracking: s.verdict,
         }),
         pinner: "vfio".into(),
@@ -60,14 +83,23 @@ fn pin(s: PinSpec) -> Event {
 }
 
 fn unpin(at: u64, task: Task, syscall: Syscall, pages: u64) -> Event {
-    Event::Unpin(Unpin { at_ns: at * MS, task, syscall, pages })
+    Event::Unpin(Unpin {
+        at_ns: at * MS,
+        task,
+        syscall,
+        pages,
+    })
 }
 
 fn clean(at: u64, index: u64) -> Event {
     Event::MkcleanPinned(Mkclean {
         at_ns: at * MS,
         task: task(7, 5),
-        file: Some(FileId { dev: 1, ino: 12, fs_magic: EXT4 }),
+        file: Some(FileId {
+            dev: 1,
+            ino: 12,
+            fs_magic: EXT4,
+        }),
         index,
         large: false,
         refcount: 1025,
@@ -75,17 +107,33 @@ fn clean(at: u64, index: u64) -> Event {
     })
 }
 
+/// (hazard, outcome, pages) of one finding.
+type Summary = (Hazard, Outcome, u64);
+
 /// Runs a stream (pushed in the given order, `now` advancing to each event's time) and returns
 /// (hazard, outcome, pages) of every finding.
-fn run(events: Vec<Event>) -> (Vec<(Hazard, Outcome, u64)>, Stats) {
-    let mut c = Correlator::new(Config { reorder_ns: 5 * MS, settle_ns: 100 * MS, max_pins: 8 }, FollFlags::legacy());
+fn run(events: Vec<Event>) -> (Vec<Summary>, Stats) {
+    let mut c = Correlator::new(
+        Config {
+            reorder_ns: 5 * MS,
+            settle_ns: 100 * MS,
+            max_pins: 8,
+        },
+        FollFlags::legacy(),
+    );
     for e in events {
         let now = e.at_ns();
         c.push(e);
         c.advance(now);
     }
     let (findings, stats) = c.finish();
-    (findings.iter().map(|f| (f.hazard, f.outcome, f.pages)).collect(), stats)
+    (
+        findings
+            .iter()
+            .map(|f| (f.hazard, f.outcome, f.pages))
+            .collect(),
+        stats,
+    )
 }
 
 use Hazard::{LongtermFilePin as LFP, PinnedFolioCleaned as PFC};
@@ -94,12 +142,26 @@ use Outcome::*;
 #[test]
 fn longterm_file_pin_outcomes() {
     let sixteen_unpins = |at: u64| (0..16u64).map(move |i| unpin(at + i, task(42, 1), call(1), 1));
-    let cases: Vec<(&str, Vec<Event>, Vec<(Hazard, Outcome, u64)>)> = vec![
-        ("6.12+ refuses: EFAULT with the kernel's verdict", vec![pin(PinSpec { ret: -14, verdict: Some(true), ..spec(10) })], vec![(LFP, Refused, 16)]),
-        ("6.1 grants and the caller keeps it", vec![pin(spec(10))], vec![(LFP, Granted, 16)]),
+    let cases: Vec<(&str, Vec<Event>, Vec<Summary>)> = vec![
+        (
+            "6.12+ refuses: EFAULT with the kernel's verdict",
+            vec![pin(PinSpec {
+                ret: -14,
+                verdict: Some(true),
+                ..spec(10)
+            })],
+            vec![(LFP, Refused, 16)],
+        ),
+        (
+            "6.1 grants and the caller keeps it",
+            vec![pin(spec(10))],
+            vec![(LFP, Granted, 16)],
+        ),
         (
             "6.1 io_uring: unpinned within the same syscall",
-            std::iter::once(pin(spec(10))).chain(sixteen_unpins(11)).collect(),
+            std::iter::once(pin(spec(10)))
+                .chain(sixteen_unpins(11))
+                .collect(),
             vec![(LFP, ReleasedByCaller, 16)],
         ),
         (
@@ -109,7 +171,9 @@ fn longterm_file_pin_outcomes() {
         ),
         (
             "pid reuse: the same tgid with another start time is another process",
-            std::iter::once(pin(spec(10))).chain((0..16u64).map(|i| unpin(11 + i, task(42, 2), call(1), 1))).collect(),
+            std::iter::once(pin(spec(10)))
+                .chain((0..16u64).map(|i| unpin(11 + i, task(42, 2), call(1), 1)))
+                .collect(),
             vec![(LFP, Granted, 16)],
         ),
         (
@@ -126,11 +190,41 @@ fn longterm_file_pin_outcomes() {
 #[test]
 fn correct_uses_stay_silent() {
     let cases: Vec<(&str, PinSpec)> = vec![
-        ("tmpfs/memfd/shmem", PinSpec { magic: Some(TMPFS), ..spec(10) }),
-        ("anonymous memory", PinSpec { magic: None, ..spec(10) }),
-        ("MAP_PRIVATE file", PinSpec { vm_flags: PRIVATE, ..spec(10) }),
-        ("read-only pin", PinSpec { flags: READ_LONGTERM, ..spec(10) }),
-        ("the kernel says no dirty tracking", PinSpec { verdict: Some(false), ..spec(10) }),
+        (
+            "tmpfs/memfd/shmem",
+            PinSpec {
+                magic: Some(TMPFS),
+                ..spec(10)
+            },
+        ),
+        (
+            "anonymous memory",
+            PinSpec {
+                magic: None,
+                ..spec(10)
+            },
+        ),
+        (
+            "MAP_PRIVATE file",
+            PinSpec {
+                vm_flags: PRIVATE,
+                ..spec(10)
+            },
+        ),
+        (
+            "read-only pin",
+            PinSpec {
+                flags: READ_LONGTERM,
+                ..spec(10)
+            },
+        ),
+        (
+            "the kernel says no dirty tracking",
+            PinSpec {
+                verdict: Some(false),
+                ..spec(10)
+            },
+        ),
     ];
     for (name, s) in cases {
         let (findings, stats) = run(vec![pin(s)]);
@@ -161,13 +255,24 @@ fn a_clean_delivered_before_its_pin_is_still_attributed() {
 
 #[test]
 fn an_unpinned_pin_no_longer_owns_its_pages() {
-    let (findings, _) = run(vec![pin(spec(10)), unpin(200, task(42, 1), call(2), 16), clean(300, 0)]);
+    let (findings, _) = run(vec![
+        pin(spec(10)),
+        unpin(200, task(42, 1), call(2), 16),
+        clean(300, 0),
+    ]);
     assert_eq!(findings, vec![(LFP, Granted, 16), (PFC, Unattributed, 1)]);
 }
 
 #[test]
 fn full_tables_evict_the_oldest_and_count_it() {
-    let pins: Vec<Event> = (0..10).map(|i| pin(PinSpec { task: task(100 + i, 1), ..spec(10) })).collect();
+    let pins: Vec<Event> = (0..10)
+        .map(|i| {
+            pin(PinSpec {
+                task: task(100 + i, 1),
+                ..spec(10)
+            })
+        })
+        .collect();
     let (findings, stats) = run(pins);
     assert_eq!(stats.evicted_pins, 2);
     assert_eq!(findings.len(), 8);
@@ -176,11 +281,28 @@ fn full_tables_evict_the_oldest_and_count_it() {
 #[test]
 fn findings_carry_what_an_engineer_needs() {
     let mut c = Correlator::new(Config::default(), FollFlags::legacy());
-    c.push(pin(PinSpec { ret: -14, verdict: Some(true), ..spec(10) }));
+    c.push(pin(PinSpec {
+        ret: -14,
+        verdict: Some(true),
+        ..spec(10)
+    }));
     let (findings, _) = c.finish();
     let f = &findings[0];
-    assert_eq!((f.process.tgid, f.process.comm.as_str(), f.process.start_ns), (42, "p42", 1));
-    assert_eq!((f.pinner.as_str(), f.mapping.fs, f.mapping.path.as_deref()), ("vfio", "ext4", Some("/mnt/ext4/vm.img")));
+    assert_eq!(
+        (f.process.tgid, f.process.comm.as_str(), f.process.start_ns),
+        (42, "p42", 1)
+    );
+    assert_eq!(
+        (f.pinner.as_str(), f.mapping.fs, f.mapping.path.as_deref()),
+        ("vfio", "ext4", Some("/mnt/ext4/vm.img"))
+    );
     assert_eq!(f.gup_flags, "FOLL_WRITE|FOLL_LONGTERM");
     assert!(f.advice.contains("memfd"));
+}
+
+#[test]
+fn pins_of_one_registration_in_several_calls_make_one_finding() {
+    let half = |at| pin(PinSpec { ret: 8, ..spec(at) });
+    let (findings, _) = run(vec![half(10), half(11)]);
+    assert_eq!(findings, vec![(LFP, Granted, 16)]);
 }

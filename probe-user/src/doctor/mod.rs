@@ -15,19 +15,16 @@ use std::{
 use aya::Ebpf;
 
 use crate::{
-    attach::{self, Attacher, Attachment, MethodChoice},
+    attach::{self, Attachment, MethodChoice},
     counters::Counters,
     error::Error,
     exit,
     hazards::Hazard,
-    kernel::{
-        self, btf::KernelBtf, caps::Capabilities, flags::FollFlags, kallsyms::Kallsyms,
-        layout::Layout,
-    },
-    loader,
+    kernel::{self, caps::Capabilities, kallsyms::Kallsyms, layout::Layout},
     probes::{HOOKS, Need},
+    session::{Methods, Session},
 };
-use report::{HazardStatus, HookStatus, KernelInfo, Methods, Report, Trial, Watch};
+use report::{HazardStatus, HookStatus, KernelInfo, Report, Watch};
 
 pub struct Options {
     pub btf_path: PathBuf,
@@ -36,42 +33,19 @@ pub struct Options {
     pub command: Vec<String>,
 }
 
-/// The function doctor uses to test each attach method: present on every kernel pinwatch
-/// supports, traceable, and in BTF.
-const TRIAL_FUNCTION: &str = "folio_mkclean";
-
 /// Runs the checks; returns the report and the exit code it implies.
 pub fn run(opts: &Options) -> Result<(Report, u8), Error> {
-    let capabilities = Capabilities::probe();
-    if !capabilities.root {
-        return Err(Error::NotPrivileged { command: "doctor" });
-    }
-    let kernel_btf = KernelBtf::load(&opts.btf_path)?;
-    let layout = Layout::resolve(&kernel_btf);
-    let foll_flags = FollFlags::resolve(&kernel_btf);
-    let kallsyms = Kallsyms::read().map_err(Error::Kallsyms)?;
-    let aya_btf = aya::Btf::parse_file(&opts.btf_path, aya::Endianness::default()).ok();
-
-    let methods = trial_methods(&layout, &foll_flags, &capabilities, aya_btf.as_ref())?;
-    let mut ebpf = loader::load(&layout, &foll_flags)?;
-    let attachments: Vec<Attachment> = {
-        let mut attacher = Attacher {
-            ebpf: &mut ebpf,
-            kallsyms: &kallsyms,
-            kernel_btf: &kernel_btf,
-            aya_btf: aya_btf.as_ref(),
-            choice: opts.method,
-            fentry_works: methods.fentry.available,
-            kprobe_works: methods.kprobe.available,
-        };
-        HOOKS.iter().map(|hook| attacher.attach(hook)).collect()
-    };
-    let watched = watch(opts, &ebpf)?;
+    let session = Session::open(&opts.btf_path, opts.method, "doctor")?;
+    let watched = watch(opts, &session.ebpf)?;
     let counters = watched.as_ref().map(|(_, c)| c);
-
-    let hooks = hook_statuses(attachments, counters);
-    let hazards = hazard_statuses(&hooks, &layout, &kallsyms);
-    let (verdict, code) = verdict(&hooks, &hazards, &capabilities, &methods);
+    let (hooks, hazards, verdict, code) = assess(&session, counters);
+    let Session {
+        capabilities,
+        methods,
+        layout,
+        foll_flags,
+        ..
+    } = session;
     let report = Report {
         kernel: KernelInfo {
             release: kernel::release(),
@@ -88,55 +62,15 @@ pub fn run(opts: &Options) -> Result<(Report, u8), Error> {
     Ok((report, code))
 }
 
-/// Tests fentry and kprobe by attaching a counting program to `TRIAL_FUNCTION` in a throw-away
-/// instance of the object (so the real ladder can still load its own programs).
-fn trial_methods(
-    layout: &Layout,
-    foll: &FollFlags,
-    caps: &Capabilities,
-    btf: Option<&aya::Btf>,
-) -> Result<Methods, Error> {
-    let mut ebpf = loader::load(layout, foll)?;
-    let fentry = match btf {
-        None => Err("kernel BTF could not be parsed by the loader".to_owned()),
-        Some(btf) => attach::program::<aya::programs::FEntry>(&mut ebpf, "fentry_folio_mkclean")
-            .and_then(|p| {
-                p.load(TRIAL_FUNCTION, btf).map_err(attach::describe)?;
-                p.attach().map(drop).map_err(attach::describe)
-            }),
-    };
-    let kprobe = attach::program::<aya::programs::KProbe>(&mut ebpf, "kprobe_folio_mkclean")
-        .and_then(|p| {
-            p.load().map_err(attach::describe)?;
-            p.attach(TRIAL_FUNCTION, 0)
-                .map(drop)
-                .map_err(attach::describe)
-        });
-    Ok(Methods {
-        fentry: trial(fentry, "fentry (BPF trampoline on ftrace)", None),
-        kprobe: trial(
-            kprobe,
-            "kprobe",
-            (!caps.kprobe_pmu && !caps.kprobe_events)
-                .then_some("this kernel has no kprobe PMU and no kprobe_events: it was built without CONFIG_KPROBES"),
-        ),
-    })
-}
-
-fn trial(result: Result<(), String>, what: &str, explanation: Option<&str>) -> Trial {
-    match result {
-        Ok(()) => Trial {
-            available: true,
-            detail: format!("{what} attached to {TRIAL_FUNCTION}"),
-        },
-        Err(e) => Trial {
-            available: false,
-            detail: match explanation {
-                Some(why) => format!("{why} ({e})"),
-                None => format!("{what} refused on {TRIAL_FUNCTION}: {e}"),
-            },
-        },
-    }
+/// Per-hook and per-hazard status of an open session, the verdict, and its exit code.
+pub fn assess(
+    session: &Session,
+    counters: Option<&Counters>,
+) -> (Vec<HookStatus>, Vec<HazardStatus>, String, u8) {
+    let hooks = hook_statuses(session.attachments.clone(), counters);
+    let hazards = hazard_statuses(&hooks, &session.layout, &session.kallsyms);
+    let (verdict, code) = verdict(&hooks, &hazards, &session.capabilities, &session.methods);
+    (hooks, hazards, verdict, code)
 }
 
 /// Runs the command (or waits) with every hook attached, then reads the counters.

@@ -8,6 +8,7 @@ use crate::{
     counters::FilterCounts,
     hazards::Hazard,
     kernel::{caps::Capabilities, flags::FollFlags, layout::Layout},
+    session::Methods,
 };
 
 #[derive(Debug, Clone, Serialize)]
@@ -27,19 +28,6 @@ pub struct Report {
 #[derive(Debug, Clone, Serialize)]
 pub struct KernelInfo {
     pub release: String,
-}
-
-/// Attach methods, each tested by attaching a program, not assumed.
-#[derive(Debug, Clone, Serialize)]
-pub struct Methods {
-    pub fentry: Trial,
-    pub kprobe: Trial,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct Trial {
-    pub available: bool,
-    pub detail: String,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -47,7 +47,9 @@ impl Layout {
             folio_flags: m("folio", "flags"),
             folio_refcount: m("folio", "_refcount"),
             folio_pincount: folio_pincount(btf),
-            pg_head_bit: btf.enum_value("PG_head").and_then(|v| u32::try_from(v).ok()),
+            pg_head_bit: btf
+                .enum_value("PG_head")
+                .and_then(|v| u32::try_from(v).ok()),
             folio_mapping: m("folio", "mapping"),
             // 7.2 renamed page.index to __folio_index; the folio keeps `index`.
             folio_index: m("folio", "index").or_else(|| m("folio", "__folio_index")),
@@ -83,7 +85,7 @@ impl Layout {
     /// The `LAYOUT_VALID` bit set and every global to write into the eBPF object (0 stands in
     /// for an unknown offset; its group's bit is then clear and the programs never read it).
     pub fn globals(&self, foll: &FollFlags) -> (u32, Vec<(&'static str, u32)>) {
-        let groups: [(u32, Vec<(&'static str, Option<u32>)>); 6] = [
+        let groups: [(u32, Vec<Global>); 6] = [
             (
                 valid::FOLIO_PIN_TEST,
                 vec![
@@ -126,7 +128,10 @@ impl Layout {
                     (names::TASK_START_TIME_OFF, self.task_start_time),
                 ],
             ),
-            (valid::FOLL, vec![(names::FOLL_LONGTERM, foll.value("FOLL_LONGTERM"))]),
+            (
+                valid::FOLL,
+                vec![(names::FOLL_LONGTERM, foll.value("FOLL_LONGTERM"))],
+            ),
             (
                 valid::PT_REGS,
                 vec![
@@ -154,6 +159,9 @@ impl Layout {
         (bits, globals)
     }
 }
+
+/// An eBPF global's name and its value, when BTF had it.
+type Global = (&'static str, Option<u32>);
 
 /// `folio._pincount` exists from 6.2 on (and as a folio alias on 6.1 Debian); older kernels keep
 /// the count in the first tail page as `page.compound_pincount`, i.e. one `struct page` further.
@@ -207,18 +215,31 @@ mod tests {
         assert!(globals.contains(&(names::FOLIO_PINCOUNT_OFF, 92)));
         let mut unique: Vec<_> = globals.iter().map(|(n, _)| *n).collect();
         unique.dedup();
-        assert_eq!(unique.len(), globals.len(), "shared offsets are written once");
+        assert_eq!(
+            unique.len(),
+            globals.len(),
+            "shared offsets are written once"
+        );
     }
 
     #[test]
     fn a_missing_field_clears_only_its_groups() {
-        let layout = Layout { inode_sb: None, ..full() };
+        let layout = Layout {
+            inode_sb: None,
+            ..full()
+        };
         let (bits, globals) = layout.globals(&FollFlags::legacy());
         assert_eq!(bits & valid::VMA_FILE, 0);
         assert_eq!(bits & valid::FOLIO_FILE, 0);
         assert_ne!(bits & valid::FOLIO_PIN_TEST, 0);
         assert!(globals.contains(&(names::INODE_SB_OFF, 0)));
         assert!(layout.has_folio_pin_test());
-        assert!(!Layout { pg_head_bit: None, ..full() }.has_folio_pin_test());
+        assert!(
+            !Layout {
+                pg_head_bit: None,
+                ..full()
+            }
+            .has_folio_pin_test()
+        );
     }
 }

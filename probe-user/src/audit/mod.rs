@@ -1,0 +1,263 @@
+//! `pinwatch audit`: attach everything, watch a command (and its children) or a time span,
+//! correlate the kernel's events into findings, and report them.
+
+pub mod render;
+
+use std::{
+    collections::HashSet,
+    path::PathBuf,
+    process::{Child, Command},
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use aya::maps::{MapData, RingBuf, StackTraceMap};
+use serde::Serialize;
+
+use crate::{
+    attach::MethodChoice,
+    correlate::{Config, Correlator, Stats},
+    counters::Counters,
+    doctor,
+    error::Error,
+    events::{self, Event},
+    exit,
+    findings::Finding,
+    hazards::Hazard,
+    kernel::{self, kallsyms::Kallsyms},
+    pinner, procfs,
+    session::Session,
+};
+
+pub struct Options {
+    pub btf_path: PathBuf,
+    pub method: MethodChoice,
+    pub duration: Option<Duration>,
+    pub command: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub kernel: String,
+    pub watched: Watched,
+    pub findings: Vec<Finding>,
+    pub counts: Counts,
+    /// Hazards this kernel does not let pinwatch observe: their absence from `findings` means
+    /// nothing.
+    pub unobservable: Vec<Hazard>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Watched {
+    pub command: Option<String>,
+    pub exit_status: Option<i32>,
+    pub seconds: f64,
+    pub interrupted: bool,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Counts {
+    #[serde(flatten)]
+    pub correlation: Stats,
+    pub decode_errors: u64,
+    /// Detailed events the kernel could not queue (ring buffer full).
+    pub events_lost: u64,
+    /// Long-term pins not tracked (in-flight table full).
+    pub pins_untracked: u64,
+}
+
+/// How often the ring buffer is drained and the correlator's clock advanced.
+const POLL: Duration = Duration::from_millis(20);
+
+pub fn run(opts: &Options) -> Result<(Report, u8), Error> {
+    let mut session = Session::open(&opts.btf_path, opts.method, "audit")?;
+    let (_, hazards, verdict, code) = doctor::assess(&session, None);
+    if code == exit::UNOBSERVABLE {
+        return Err(Error::Unobservable(verdict));
+    }
+    let unobservable = hazards
+        .iter()
+        .filter(|h| !h.observable)
+        .map(|h| h.id)
+        .collect();
+    let mut source = EventSource::new(&mut session)?;
+    let stop = stop_on_signals()?;
+    let start = Instant::now();
+    let mut child = spawn(&opts.command)?;
+    let root = child.as_ref().map(Child::id);
+    let mut correlator = Correlator::new(Config::default(), session.foll_flags.clone());
+    let mut tree = ProcessTree::new(root);
+    let exit_status = loop {
+        source.drain(&session.kallsyms, &mut correlator, &mut tree);
+        correlator.advance(procfs::monotonic_ns());
+        if let Some(c) = child.as_mut()
+            && let Some(status) = c
+                .try_wait()
+                .map_err(|source| spawn_error(&opts.command, source))?
+        {
+            break status.code();
+        }
+        let timed_out = opts.duration.is_some_and(|d| start.elapsed() >= d);
+        if timed_out || stop.load(Ordering::Relaxed) {
+            break None;
+        }
+        std::thread::sleep(POLL);
+    };
+    source.drain(&session.kallsyms, &mut correlator, &mut tree);
+    let (mut findings, correlation) = correlator.finish();
+    findings.retain(|f| tree.contains(f.process.tgid));
+    let filters = Counters::read(&session.ebpf)?.filters;
+    let report = Report {
+        kernel: kernel::release(),
+        watched: Watched {
+            command: (!opts.command.is_empty()).then(|| opts.command.join(" ")),
+            exit_status,
+            seconds: start.elapsed().as_secs_f64(),
+            interrupted: stop.load(Ordering::Relaxed),
+        },
+        counts: Counts {
+            correlation,
+            decode_errors: source.decode_errors,
+            events_lost: filters.ringbuf_full,
+            pins_untracked: filters.inflight_full,
+        },
+        unobservable,
+        findings,
+    };
+    let code = if report.findings.is_empty() {
+        exit::OK
+    } else {
+        exit::FINDINGS
+    };
+    Ok((report, code))
+}
+
+/// The ring buffer and the stacks its pin events refer to.
+struct EventSource {
+    ring: RingBuf<MapData>,
+    stacks: StackTraceMap<MapData>,
+    decode_errors: u64,
+}
+
+impl EventSource {
+    fn new(session: &mut Session) -> Result<Self, Error> {
+        let take = |session: &mut Session, name: &'static str| {
+            session
+                .ebpf
+                .take_map(name)
+                .ok_or(crate::counters::CounterError::MissingMap(name))
+        };
+        let ring = RingBuf::try_from(take(session, "EVENTS")?).map_err(Error::Map)?;
+        let stacks = StackTraceMap::try_from(take(session, "STACKS")?).map_err(Error::Map)?;
+        Ok(Self {
+            ring,
+            stacks,
+            decode_errors: 0,
+        })
+    }
+
+    /// Decodes, enriches (pinner, path, process tree) and queues every record available now.
+    fn drain(&mut self, kallsyms: &Kallsyms, correlator: &mut Correlator, tree: &mut ProcessTree) {
+        while let Some(item) = self.ring.next() {
+            let decoded = events::decode(&item);
+            drop(item);
+            match decoded {
+                Ok(mut event) => {
+                    if let Event::Pin(pin) = &mut event {
+                        pin.pinner = pinner_of(&self.stacks, kallsyms, pin.stack_id);
+                        pin.path = procfs::mapped_path(pin.task.tgid, pin.start);
+                    }
+                    tree.observe(&event);
+                    correlator.push(event);
+                }
+                Err(_) => self.decode_errors += 1,
+            }
+        }
+    }
+}
+
+/// Names the pinner from the kernel stack the pin was taken with.
+fn pinner_of(
+    stacks: &StackTraceMap<MapData>,
+    kallsyms: &Kallsyms,
+    stack_id: Option<u32>,
+) -> String {
+    let Some(trace) = stack_id.and_then(|id| stacks.get(&id, 0).ok()) else {
+        return "unknown".to_owned();
+    };
+    let frames: Vec<&str> = trace
+        .frames()
+        .iter()
+        .filter_map(|f| kallsyms.symbolize(f.ip))
+        .collect();
+    pinner::name(&frames)
+}
+
+/// The watched command and its descendants, learnt while they live (events carry tgids).
+struct ProcessTree {
+    root: Option<u32>,
+    members: HashSet<u32>,
+    strangers: HashSet<u32>,
+}
+
+impl ProcessTree {
+    fn new(root: Option<u32>) -> Self {
+        Self {
+            root,
+            members: root.into_iter().collect(),
+            strangers: HashSet::new(),
+        }
+    }
+
+    fn observe(&mut self, event: &Event) {
+        let tgid = match event {
+            Event::Pin(e) => e.task.tgid,
+            Event::Unpin(e) => e.task.tgid,
+            Event::MkcleanPinned(e) => e.task.tgid,
+        };
+        let Some(root) = self.root else { return };
+        if self.members.contains(&tgid) || self.strangers.contains(&tgid) {
+            return;
+        }
+        if procfs::descends_from(tgid, root) {
+            self.members.insert(tgid);
+        } else {
+            self.strangers.insert(tgid);
+        }
+    }
+
+    /// Without a command every process is watched.
+    fn contains(&self, tgid: u32) -> bool {
+        self.root.is_none() || self.members.contains(&tgid)
+    }
+}
+
+fn spawn(command: &[String]) -> Result<Option<Child>, Error> {
+    let Some((program, args)) = command.split_first() else {
+        return Ok(None);
+    };
+    Command::new(program)
+        .args(args)
+        .spawn()
+        .map(Some)
+        .map_err(|source| spawn_error(command, source))
+}
+
+fn spawn_error(command: &[String], source: std::io::Error) -> Error {
+    Error::Spawn {
+        command: command.join(" "),
+        source,
+    }
+}
+
+/// SIGINT/SIGTERM end the watch early; the report is still printed.
+fn stop_on_signals() -> Result<Arc<AtomicBool>, Error> {
+    let flag = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(signal, Arc::clone(&flag)).map_err(Error::Signals)?;
+    }
+    Ok(flag)
+}

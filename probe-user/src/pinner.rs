@@ -1,0 +1,92 @@
+//! Who pinned: named from the symbolized kernel stack of the pin call. The first frame that
+//! belongs to a known pinning subsystem wins; frames inside GUP itself are skipped.
+
+/// (substring of a kernel function name, pinner name), checked in order.
+const PINNERS: &[(&str, &str)] = &[
+    ("io_uring", "io_uring"),
+    ("io_sqe_buffer", "io_uring"),
+    ("io_pin_pages", "io_uring"),
+    ("vfio", "vfio"),
+    ("vaddr_get_pfns", "vfio"),
+    ("xdp_umem", "af_xdp"),
+    ("xsk_", "af_xdp"),
+    ("ib_umem", "rdma"),
+    ("udmabuf", "udmabuf"),
+    ("memfd_pin", "udmabuf"),
+    ("process_vm_rw", "process_vm"),
+    ("iomap_dio", "o_direct"),
+    ("__blockdev_direct_IO", "o_direct"),
+    ("bio_iov_iter_get_pages", "o_direct"),
+    ("vhost", "vhost"),
+    ("kvm", "kvm"),
+];
+
+/// GUP's own frames: never the pinner.
+fn is_gup(frame: &str) -> bool {
+    frame.contains("pin_user_pages") || frame.contains("gup") || frame.contains("get_user_pages")
+}
+
+/// The pinner for a stack, innermost frame first; `unknown (<first caller>)` otherwise.
+pub fn name<S: AsRef<str>>(frames: &[S]) -> String {
+    let frames: Vec<&str> = frames.iter().map(AsRef::as_ref).collect();
+    for frame in &frames {
+        if let Some((_, pinner)) = PINNERS.iter().find(|(needle, _)| frame.contains(needle)) {
+            return (*pinner).to_owned();
+        }
+    }
+    match frames.iter().find(|f| !is_gup(f)) {
+        Some(caller) => format!("unknown ({caller})"),
+        None => "unknown".to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn known_subsystems_are_named_from_their_frames() {
+        let cases: &[(&[&str], &str)] = &[
+            (
+                &[
+                    "pin_user_pages",
+                    "io_sqe_buffer_register",
+                    "__io_uring_register",
+                ],
+                "io_uring",
+            ),
+            (
+                &[
+                    "pin_user_pages_fast",
+                    "io_pin_pages",
+                    "io_sqe_buffers_register",
+                ],
+                "io_uring",
+            ),
+            (
+                &[
+                    "pin_user_pages_remote",
+                    "vaddr_get_pfns",
+                    "vfio_pin_pages_remote",
+                ],
+                "vfio",
+            ),
+            (
+                &["pin_user_pages", "xdp_umem_reg", "xsk_setsockopt"],
+                "af_xdp",
+            ),
+            (
+                &["pin_user_pages_remote", "process_vm_rw_core.constprop.0"],
+                "process_vm",
+            ),
+            (
+                &["pin_user_pages_fast", "some_driver_ioctl", "do_syscall_64"],
+                "unknown (some_driver_ioctl)",
+            ),
+            (&[], "unknown"),
+        ];
+        for (frames, want) in cases {
+            assert_eq!(name(frames), *want, "{frames:?}");
+        }
+    }
+}

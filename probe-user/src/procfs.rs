@@ -1,0 +1,93 @@
+//! Reads from /proc that name things the kernel events only identify by number.
+
+use std::path::Path;
+
+/// The path of the file mapped at `addr` in process `tgid`, if it is still mapped.
+pub fn mapped_path(tgid: u32, addr: u64) -> Option<String> {
+    let maps = std::fs::read_to_string(format!("/proc/{tgid}/maps")).ok()?;
+    path_in_maps(&maps, addr)
+}
+
+/// `/proc/PID/maps` lines are `start-end perms offset dev inode path`.
+pub fn path_in_maps(maps: &str, addr: u64) -> Option<String> {
+    maps.lines().find_map(|line| {
+        let mut fields = line.split_whitespace();
+        let (start, end) = fields.next()?.split_once('-')?;
+        let (start, end) = (
+            u64::from_str_radix(start, 16).ok()?,
+            u64::from_str_radix(end, 16).ok()?,
+        );
+        if !(start..end).contains(&addr) {
+            return None;
+        }
+        let path: Vec<&str> = fields.skip(4).collect();
+        (!path.is_empty()).then(|| path.join(" "))
+    })
+}
+
+/// Whether `tgid` is `root` or one of its descendants (following PPid while the chain lives).
+pub fn descends_from(tgid: u32, root: u32) -> bool {
+    let mut current = tgid;
+    for _ in 0..64 {
+        if current == root {
+            return true;
+        }
+        match parent(current) {
+            Some(p) if p > 1 => current = p,
+            _ => return false,
+        }
+    }
+    false
+}
+
+fn parent(tgid: u32) -> Option<u32> {
+    let status =
+        std::fs::read_to_string(Path::new("/proc").join(tgid.to_string()).join("status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("PPid:"))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// The kernel's monotonic clock, the base of `bpf_ktime_get_ns()` timestamps.
+pub fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid out-pointer; CLOCK_MONOTONIC always exists on Linux.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MAPS: &str = "\
+55d0a000-55d0b000 r--p 00000000 08:01 1234 /usr/bin/qemu system
+7f0000000000-7f0000010000 rw-s 00000000 01:00 12 /mnt/ext4/vm.img
+7f0000010000-7f0000020000 rw-p 00000000 00:00 0
+";
+
+    #[test]
+    fn addresses_resolve_to_their_mapping_path() {
+        assert_eq!(
+            path_in_maps(MAPS, 0x7f0000004000).as_deref(),
+            Some("/mnt/ext4/vm.img")
+        );
+        assert_eq!(
+            path_in_maps(MAPS, 0x55d0a010).as_deref(),
+            Some("/usr/bin/qemu system")
+        );
+        assert_eq!(path_in_maps(MAPS, 0x7f0000010000), None, "anonymous");
+        assert_eq!(path_in_maps(MAPS, 0x1000), None, "unmapped");
+    }
+
+    #[test]
+    fn a_process_descends_from_itself_and_from_init_only_via_the_chain() {
+        let me = std::process::id();
+        assert!(descends_from(me, me));
+        assert!(!descends_from(me, u32::MAX));
+    }
+}

@@ -1,0 +1,138 @@
+//! An open observation session: privileges checked, kernel BTF read, layout resolved, the eBPF
+//! object loaded with it, and every hook through the attach ladder. Doctor and audit both start
+//! here; dropping the session detaches everything.
+
+use std::path::Path;
+
+use aya::Ebpf;
+use serde::Serialize;
+
+use crate::{
+    attach::{self, Attacher, Attachment, MethodChoice},
+    error::Error,
+    kernel::{
+        btf::KernelBtf, caps::Capabilities, flags::FollFlags, kallsyms::Kallsyms, layout::Layout,
+    },
+    loader,
+    probes::HOOKS,
+};
+
+pub struct Session {
+    pub capabilities: Capabilities,
+    pub methods: Methods,
+    pub layout: Layout,
+    pub foll_flags: FollFlags,
+    pub kallsyms: Kallsyms,
+    pub ebpf: Ebpf,
+    pub attachments: Vec<Attachment>,
+}
+
+/// Attach methods, each tested by attaching a program, not assumed.
+#[derive(Debug, Clone, Serialize)]
+pub struct Methods {
+    pub fentry: Trial,
+    pub kprobe: Trial,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Trial {
+    pub available: bool,
+    pub detail: String,
+}
+
+/// The function used to test each attach method: present on every kernel pinwatch supports,
+/// traceable, and in BTF.
+const TRIAL_FUNCTION: &str = "folio_mkclean";
+
+impl Session {
+    /// `command` names the subcommand in the not-root hint.
+    pub fn open(
+        btf_path: &Path,
+        method: MethodChoice,
+        command: &'static str,
+    ) -> Result<Self, Error> {
+        let capabilities = Capabilities::probe();
+        if !capabilities.root {
+            return Err(Error::NotPrivileged { command });
+        }
+        let kernel_btf = KernelBtf::load(btf_path)?;
+        let layout = Layout::resolve(&kernel_btf);
+        let foll_flags = FollFlags::resolve(&kernel_btf);
+        let kallsyms = Kallsyms::read().map_err(Error::Kallsyms)?;
+        let aya_btf = aya::Btf::parse_file(btf_path, aya::Endianness::default()).ok();
+        let methods = trial_methods(&layout, &foll_flags, &capabilities, aya_btf.as_ref())?;
+        let mut ebpf = loader::load(&layout, &foll_flags)?;
+        let attachments = {
+            let mut attacher = Attacher {
+                ebpf: &mut ebpf,
+                kallsyms: &kallsyms,
+                kernel_btf: &kernel_btf,
+                aya_btf: aya_btf.as_ref(),
+                choice: method,
+                fentry_works: methods.fentry.available,
+                kprobe_works: methods.kprobe.available,
+            };
+            HOOKS.iter().map(|hook| attacher.attach(hook)).collect()
+        };
+        Ok(Self {
+            capabilities,
+            methods,
+            layout,
+            foll_flags,
+            kallsyms,
+            ebpf,
+            attachments,
+        })
+    }
+}
+
+/// Tests fentry and kprobe by attaching a counting program to `TRIAL_FUNCTION` in a throw-away
+/// instance of the object (so the real ladder can still load its own programs).
+fn trial_methods(
+    layout: &Layout,
+    foll: &FollFlags,
+    caps: &Capabilities,
+    btf: Option<&aya::Btf>,
+) -> Result<Methods, Error> {
+    let mut ebpf = loader::load(layout, foll)?;
+    let fentry = match btf {
+        None => Err("kernel BTF could not be parsed by the loader".to_owned()),
+        Some(btf) => attach::program::<aya::programs::FEntry>(&mut ebpf, "fentry_folio_mkclean")
+            .and_then(|p| {
+                p.load(TRIAL_FUNCTION, btf).map_err(attach::describe)?;
+                p.attach().map(drop).map_err(attach::describe)
+            }),
+    };
+    let kprobe = attach::program::<aya::programs::KProbe>(&mut ebpf, "kprobe_folio_mkclean")
+        .and_then(|p| {
+            p.load().map_err(attach::describe)?;
+            p.attach(TRIAL_FUNCTION, 0)
+                .map(drop)
+                .map_err(attach::describe)
+        });
+    Ok(Methods {
+        fentry: trial(fentry, "fentry (BPF trampoline on ftrace)", None),
+        kprobe: trial(
+            kprobe,
+            "kprobe",
+            (!caps.kprobe_pmu && !caps.kprobe_events)
+                .then_some("this kernel has no kprobe PMU and no kprobe_events: it was built without CONFIG_KPROBES"),
+        ),
+    })
+}
+
+fn trial(result: Result<(), String>, what: &str, explanation: Option<&str>) -> Trial {
+    match result {
+        Ok(()) => Trial {
+            available: true,
+            detail: format!("{what} attached to {TRIAL_FUNCTION}"),
+        },
+        Err(e) => Trial {
+            available: false,
+            detail: match explanation {
+                Some(why) => format!("{why} ({e})"),
+                None => format!("{what} refused on {TRIAL_FUNCTION}: {e}"),
+            },
+        },
+    }
+}
