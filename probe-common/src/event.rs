@@ -10,6 +10,7 @@ pub mod kind {
     pub const PIN: u32 = 1;
     pub const UNPIN: u32 = 2;
     pub const MKCLEAN_PINNED: u32 = 3;
+    pub const PFN_UNTRACK: u32 = 4;
 }
 
 /// `Header::pid_tgid` is the kernel's `tgid << 32 | pid`; `task_start_ns` is the thread-group
@@ -106,7 +107,25 @@ pub struct MkcleanEvent {
     pub _pad: u32,
 }
 
+/// PAT memtype untracked for a VM_PFNMAP VMA: by `untrack_pfn` (6.1, 6.12; the VMA is known and
+/// had `VM_PAT`) or by `pfnmap_untrack` (7.2; only the range is known).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PfnUntrackEvent {
+    pub header: Header,
+    /// 1 when called while this task was inside the single-VMA zap path.
+    pub from_zap: u32,
+    pub _pad: u32,
+    /// `vm_end` of the VMA (0 when unknown); its start, flags and file are in `vma`.
+    pub vm_end: u64,
+    pub pfn: u64,
+    pub size: u64,
+    pub stack_id: i64,
+    pub vma: VmaInfo,
+}
+
 const _: () = assert!(size_of::<Header>() == 96);
+const _: () = assert!(size_of::<PfnUntrackEvent>() == 96 + 40 + 48);
 const _: () = assert!(size_of::<VmaInfo>() == 48);
 const _: () = assert!(size_of::<PinEvent>() == 96 + 40 + 48);
 const _: () = assert!(size_of::<UnpinEvent>() == 96 + 16);

@@ -35,6 +35,7 @@ pub const PG_HEAD_BIT: &str = "PG_HEAD_BIT";
 
 pub const VMA_FLAGS_OFF: &str = "VMA_FLAGS_OFF";
 pub const VMA_START_OFF: &str = "VMA_START_OFF";
+pub const VMA_END_OFF: &str = "VMA_END_OFF";
 pub const VMA_PGOFF_OFF: &str = "VMA_PGOFF_OFF";
 pub const VMA_FILE_OFF: &str = "VMA_FILE_OFF";
 pub const FILE_INODE_OFF: &str = "FILE_INODE_OFF";

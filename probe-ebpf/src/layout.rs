@@ -26,6 +26,7 @@ globals!(
     PG_HEAD_BIT,
     VMA_FLAGS_OFF,
     VMA_START_OFF,
+    VMA_END_OFF,
     VMA_PGOFF_OFF,
     VMA_FILE_OFF,
     FILE_INODE_OFF,
@@ -138,6 +139,15 @@ pub fn vma_info(vma: u64) -> VmaInfo {
     }
     info.seen = 1;
     info
+}
+
+/// `vm_end` of a VMA (0 when unknown).
+#[inline(always)]
+pub fn vma_end(vma: u64) -> u64 {
+    if !has(valid::VMA_FILE) {
+        return 0;
+    }
+    read(vma, &VMA_END_OFF).unwrap_or(0)
 }
 
 /// (ino, dev, magic, index) of a page-cache folio; `None` for anonymous or unreadable ones.

@@ -1,17 +1,104 @@
 //! PAT memtype tracking of VM_PFNMAP ranges and the zap paths (`arch/x86/mm/pat/memtype.c`,
 //! `mm/memory.c`).
+//!
+//! On 6.1/6.12 `unmap_single_vma()` calls `untrack_pfn()` for every VM_PFNMAP VMA it touches,
+//! including from the single-VMA zap path (`zap_page_range_single`): a zap of a live VM_PAT VMA
+//! frees its memtype while the VMA stays mapped. The zap marks the task in `ZAPPING` while it
+//! runs; an untrack of a VM_PAT VMA inside that window is the hazard. 7.2 untracks only when the
+//! last VMA sharing the tracking context is freed (`pfnmap_untrack`, never from a zap).
 
-use probe_common::hook;
+use aya_ebpf::{helpers::bpf_get_current_pid_tgid, macros::map, maps::HashMap};
+use probe_common::{
+    event::{PfnUntrackEvent, kind},
+    hook,
+};
 
-use crate::counting_hook;
+use crate::{
+    args::{Args, Ret},
+    counters, counting_hook, entry_programs, events, layout, return_programs,
+};
+
+/// `VM_PAT` (= VM_ARCH_1 on x86, 6.1 and 6.12; gone in 7.2).
+const VM_PAT: u64 = 0x0100_0000;
+
+/// Tasks inside the single-VMA zap path.
+#[map]
+static ZAPPING: HashMap<u64, u8> = HashMap::with_max_entries(4096, 0);
+
+#[inline(always)]
+fn on_zap_entry<C: Args>(_ctx: &C) {
+    counters::entry(hook::ZAP_SINGLE_VMA);
+    let _ = ZAPPING.insert(bpf_get_current_pid_tgid(), 1, 0);
+}
+
+#[inline(always)]
+fn on_zap_return<C: Ret>(_ctx: &C) {
+    counters::ret(hook::ZAP_SINGLE_VMA);
+    let _ = ZAPPING.remove(bpf_get_current_pid_tgid());
+}
+
+entry_programs!(fentry_zap_single_vma, kprobe_zap_single_vma, on_zap_entry);
+return_programs!(
+    fexit_zap_single_vma,
+    kretprobe_zap_single_vma,
+    on_zap_return
+);
+
+#[inline(always)]
+fn zapping() -> u32 {
+    // SAFETY: a lookup of this task's own key; the value is not dereferenced.
+    u32::from(unsafe { ZAPPING.get(bpf_get_current_pid_tgid()) }.is_some())
+}
+
+/// `untrack_pfn(vma, pfn, size[, mm_wr_locked])`: only VMAs that still carry VM_PAT matter (every
+/// process's `[vvar]` is VM_PFNMAP without it).
+#[inline(always)]
+fn on_untrack_pfn<C: Args>(ctx: &C) {
+    counters::entry(hook::PFN_UNTRACK);
+    let vma = ctx.arg_u64(0);
+    if vma == 0 {
+        return;
+    }
+    let info = layout::vma_info(vma);
+    if info.vm_flags & VM_PAT == 0 {
+        return;
+    }
+    events::emit(&PfnUntrackEvent {
+        header: events::header(kind::PFN_UNTRACK),
+        from_zap: zapping(),
+        _pad: 0,
+        vm_end: layout::vma_end(vma),
+        pfn: ctx.arg_u64(1),
+        size: ctx.arg_u64(2),
+        stack_id: ctx.stack_id(),
+        vma: info,
+    });
+}
+
+/// `pfnmap_untrack(pfn, size)` (7.2): the last VMA of a tracked range is gone.
+#[inline(always)]
+fn on_pfnmap_untrack<C: Args>(ctx: &C) {
+    counters::entry(hook::PFN_UNTRACK);
+    events::emit(&PfnUntrackEvent {
+        header: events::header(kind::PFN_UNTRACK),
+        from_zap: zapping(),
+        _pad: 0,
+        vm_end: 0,
+        pfn: ctx.arg_u64(0),
+        size: ctx.arg_u64(1),
+        stack_id: ctx.stack_id(),
+        vma: Default::default(),
+    });
+}
+
+entry_programs!(fentry_pfn_untrack, kprobe_pfn_untrack, on_untrack_pfn);
+entry_programs!(
+    fentry_pfnmap_untrack,
+    kprobe_pfnmap_untrack,
+    on_pfnmap_untrack
+);
 
 counting_hook!(fentry_pfn_track, kprobe_pfn_track, hook::PFN_TRACK);
-counting_hook!(fentry_pfn_untrack, kprobe_pfn_untrack, hook::PFN_UNTRACK);
-counting_hook!(
-    fentry_zap_single_vma,
-    kprobe_zap_single_vma,
-    hook::ZAP_SINGLE_VMA
-);
 counting_hook!(
     fentry_unmap_mapping_range,
     kprobe_unmap_mapping_range,

@@ -99,7 +99,7 @@ impl Attacher<'_> {
         candidates: &[&str],
         returns: bool,
     ) -> Attachment {
-        let Some((_, symbol)) = self.kallsyms.resolve_first(candidates) else {
+        let Some((candidate, symbol)) = self.kallsyms.resolve_first(candidates) else {
             return Attachment {
                 hook: hook.name,
                 attached: false,
@@ -113,10 +113,11 @@ impl Attacher<'_> {
             };
         };
         let symbol = symbol.clone();
+        let stem = hook.program_stem(candidate);
         let mut notes = Vec::new();
-        let method = self.ladder(hook, &symbol, Side::Entry, &mut notes);
+        let method = self.ladder(stem, &symbol, Side::Entry, &mut notes);
         let return_method = if returns && method.is_some() {
-            self.ladder(hook, &symbol, Side::Return, &mut notes)
+            self.ladder(stem, &symbol, Side::Return, &mut notes)
         } else {
             None
         };
@@ -134,7 +135,7 @@ impl Attacher<'_> {
     /// fentry/fexit first (cheaper, BTF-typed), then kprobe/kretprobe.
     fn ladder(
         &mut self,
-        hook: &Hook,
+        stem: &str,
         symbol: &Symbol,
         side: Side,
         notes: &mut Vec<String>,
@@ -145,7 +146,7 @@ impl Attacher<'_> {
                 side.fentry_kind()
             ));
         } else if self.choice != MethodChoice::Kprobe {
-            match self.try_fentry(hook, symbol, side) {
+            match self.try_fentry(stem, symbol, side) {
                 Ok(()) => return Some(Method::Fentry),
                 Err(e) => notes.push(format!("{}: {e}", side.fentry_kind())),
             }
@@ -156,7 +157,7 @@ impl Attacher<'_> {
                 side.kprobe_kind()
             ));
         } else if self.choice != MethodChoice::Fentry {
-            match self.try_kprobe(hook, symbol, side) {
+            match self.try_kprobe(stem, symbol, side) {
                 Ok(()) => return Some(Method::Kprobe),
                 Err(e) => notes.push(format!("{}: {e}", side.kprobe_kind())),
             }
@@ -164,7 +165,7 @@ impl Attacher<'_> {
         None
     }
 
-    fn try_fentry(&mut self, hook: &Hook, symbol: &Symbol, side: Side) -> Result<(), String> {
+    fn try_fentry(&mut self, stem: &str, symbol: &Symbol, side: Side) -> Result<(), String> {
         if symbol.module.is_some() {
             return Err("module functions are attached with kprobes".into());
         }
@@ -175,7 +176,7 @@ impl Attacher<'_> {
             ));
         }
         let btf = self.aya_btf.ok_or("kernel BTF unavailable to the loader")?;
-        let name = format!("{}_{}", side.fentry_kind(), hook.name);
+        let name = format!("{}_{stem}", side.fentry_kind());
         match side {
             Side::Entry => {
                 let p = program::<FEntry>(self.ebpf, &name)?;
@@ -190,7 +191,7 @@ impl Attacher<'_> {
         }
     }
 
-    fn try_kprobe(&mut self, hook: &Hook, symbol: &Symbol, side: Side) -> Result<(), String> {
+    fn try_kprobe(&mut self, stem: &str, symbol: &Symbol, side: Side) -> Result<(), String> {
         if symbol.traceable == Some(false) {
             // Kprobes on Debian kernels refuse notrace functions (CONFIG_KPROBE_EVENTS_ON_NOTRACE unset).
             return Err(format!(
@@ -198,7 +199,7 @@ impl Attacher<'_> {
                 symbol.name
             ));
         }
-        let p = program::<KProbe>(self.ebpf, &format!("{}_{}", side.kprobe_kind(), hook.name))?;
+        let p = program::<KProbe>(self.ebpf, &format!("{}_{stem}", side.kprobe_kind()))?;
         p.load().map_err(describe)?;
         p.attach(&symbol.name, 0).map(drop).map_err(describe)
     }

@@ -14,7 +14,7 @@ use std::{cmp::Reverse, collections::BinaryHeap};
 use serde::Serialize;
 
 use crate::{
-    events::{Event, FileId, Mkclean, Pin, Task, Unpin},
+    events::{Event, FileId, Mkclean, PfnUntrack, Pin, Task, Unpin},
     findings::{self, Finding, Mapping, Outcome, Process},
     hazards::Hazard,
     kernel::flags::FollFlags,
@@ -141,7 +141,37 @@ impl Correlator {
             Event::Pin(pin) => self.on_pin(pin),
             Event::Unpin(unpin) => self.on_unpin(&unpin),
             Event::MkcleanPinned(clean) => self.on_clean(&clean),
+            Event::PfnUntrack(untrack) => self.on_pfn_untrack(&untrack),
         }
+    }
+
+    /// An untrack from the zap path frees the memtype of a VMA that stays mapped: the later
+    /// munmap finds VM_PAT already cleared, and the range is used with no reservation.
+    fn on_pfn_untrack(&mut self, untrack: &PfnUntrack) {
+        let Some(vma) = untrack.vma.as_ref().filter(|_| untrack.from_zap) else {
+            return;
+        };
+        let mapping = match vma.file {
+            Some(file) => Mapping::of(file, untrack.path.clone()),
+            None => Mapping {
+                fs: "pfnmap",
+                dev: String::new(),
+                ino: 0,
+                path: untrack.path.clone(),
+            },
+        };
+        self.record(Finding {
+            hazard: Hazard::EarlyPfnUntrack,
+            outcome: Outcome::UntrackedWhileMapped,
+            process: process(&untrack.task),
+            pinner: untrack.via.clone(),
+            pages: untrack.vm_end.saturating_sub(vma.start) >> PAGE_SHIFT,
+            mapping,
+            gup_flags: String::new(),
+            first_ns: untrack.at_ns,
+            last_ns: untrack.at_ns,
+            advice: findings::advice(Hazard::EarlyPfnUntrack, Outcome::UntrackedWhileMapped),
+        });
     }
 
     fn on_pin(&mut self, pin: Pin) {

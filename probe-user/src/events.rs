@@ -1,7 +1,9 @@
 //! Ring-buffer bytes → typed events. Nothing from aya or the wire layout leaks past this module,
 //! and no input makes it panic: short or unknown records are errors.
 
-use probe_common::event::{self as wire, Header, MkcleanEvent, PinEvent, UnpinEvent, kind};
+use probe_common::event::{
+    self as wire, Header, MkcleanEvent, PfnUntrackEvent, PinEvent, UnpinEvent, kind,
+};
 
 use crate::probes;
 
@@ -79,11 +81,29 @@ pub struct Mkclean {
     pub pincount: i32,
 }
 
+/// PAT memtype released for a VM_PFNMAP range.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PfnUntrack {
+    pub at_ns: u64,
+    pub task: Task,
+    /// Released from inside the single-VMA zap path, i.e. while the VMA stays mapped.
+    pub from_zap: bool,
+    /// The VMA, where the kernel passed one (6.1/6.12 `untrack_pfn`).
+    pub vma: Option<Vma>,
+    pub vm_end: u64,
+    pub pfn: u64,
+    pub stack_id: Option<u32>,
+    /// The kernel function that started the zap (revoke_iomem, vfio-pci…), from the stack.
+    pub via: String,
+    pub path: Option<String>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
     Pin(Pin),
     Unpin(Unpin),
     MkcleanPinned(Mkclean),
+    PfnUntrack(PfnUntrack),
 }
 
 impl Event {
@@ -92,6 +112,16 @@ impl Event {
             Event::Pin(e) => e.at_ns,
             Event::Unpin(e) => e.at_ns,
             Event::MkcleanPinned(e) => e.at_ns,
+            Event::PfnUntrack(e) => e.at_ns,
+        }
+    }
+
+    pub fn task(&self) -> &Task {
+        match self {
+            Event::Pin(e) => &e.task,
+            Event::Unpin(e) => &e.task,
+            Event::MkcleanPinned(e) => &e.task,
+            Event::PfnUntrack(e) => &e.task,
         }
     }
 }
@@ -110,6 +140,7 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
             }))
         }
         kind::MKCLEAN_PINNED => Ok(Event::MkcleanPinned(mkclean(read(bytes)?))),
+        kind::PFN_UNTRACK => Ok(Event::PfnUntrack(pfn_untrack(read(bytes)?))),
         other => Err(DecodeError::UnknownKind(other)),
     }
 }
@@ -138,9 +169,8 @@ fn task(h: &Header) -> Task {
     }
 }
 
-fn pin(p: PinEvent) -> Pin {
-    let v = p.vma;
-    let vma = (v.seen != 0).then(|| Vma {
+fn vma(v: wire::VmaInfo) -> Option<Vma> {
+    (v.seen != 0).then(|| Vma {
         flags: v.vm_flags,
         start: v.vm_start,
         pgoff: v.vm_pgoff,
@@ -154,7 +184,25 @@ fn pin(p: PinEvent) -> Pin {
             1 => Some(true),
             _ => None,
         },
-    });
+    })
+}
+
+fn pfn_untrack(e: PfnUntrackEvent) -> PfnUntrack {
+    PfnUntrack {
+        at_ns: e.header.ts_ns,
+        task: task(&e.header),
+        from_zap: e.from_zap != 0,
+        vma: vma(e.vma),
+        vm_end: e.vm_end,
+        pfn: e.pfn,
+        stack_id: u32::try_from(e.stack_id).ok(),
+        via: "unknown".to_owned(),
+        path: None,
+    }
+}
+
+fn pin(p: PinEvent) -> Pin {
+    let vma = vma(p.vma);
     Pin {
         at_ns: p.header.ts_ns,
         task: task(&p.header),
@@ -300,6 +348,31 @@ mod tests {
         for len in 0..pin.len() {
             let _ = decode(&pin[..len]);
         }
+    }
+
+    #[test]
+    fn a_pfn_untrack_from_the_zap_path_decodes() {
+        let wire = PfnUntrackEvent {
+            header: header(kind::PFN_UNTRACK),
+            from_zap: 1,
+            vm_end: 0x7000_4000,
+            stack_id: -1,
+            vma: VmaInfo {
+                seen: 1,
+                vm_flags: 0x0d04_44bb,
+                vm_start: 0x7000_0000,
+                ..VmaInfo::default()
+            },
+            ..PfnUntrackEvent::default()
+        };
+        let Event::PfnUntrack(u) = decode(&bytes_of(&wire)).unwrap() else {
+            panic!()
+        };
+        assert!(u.from_zap);
+        assert_eq!(
+            (u.vma.unwrap().start, u.vm_end, u.stack_id),
+            (0x7000_0000, 0x7000_4000, None)
+        );
     }
 
     #[test]

@@ -18,6 +18,8 @@ pub enum Outcome {
     Attributed,
     /// A pinned folio was cleaned; its pin predates pinwatch or was not seen.
     Unattributed,
+    /// PAT memtype freed by a zap while the VM_PFNMAP VMA stays mapped (6.1, 6.12).
+    UntrackedWhileMapped,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -77,6 +79,8 @@ pub fn fs_name(magic: u32) -> &'static str {
         0x6969 => "nfs",
         0x6573_5546 => "fuse",
         0x794c_7630 => "overlay",
+        0x6265_6572 => "sysfs",
+        0x1cd1 => "devpts",
         _ => "other",
     }
 }

@@ -40,9 +40,60 @@ pub fn name<S: AsRef<str>>(frames: &[S]) -> String {
     }
 }
 
+/// Kernel functions that start a single-VMA zap of a VM_PFNMAP mapping, innermost first.
+const ZAP_ORIGINS: &[(&str, &str)] = &[
+    ("revoke_iomem", "revoke_iomem (a driver claimed the region)"),
+    // revoke_iomem tail-calls unmap_mapping_range, so its own frame is usually missing; its
+    // caller is __request_region (kernel/resource.c) or get_free_mem_region.
+    (
+        "__request_region",
+        "revoke_iomem (a driver claimed the region)",
+    ),
+    (
+        "get_free_mem_region",
+        "revoke_iomem (a driver claimed the region)",
+    ),
+    ("vfio_pci", "vfio-pci (BAR zap)"),
+    ("uverbs", "rdma uverbs disassociate"),
+    ("zap_vma_ptes", "zap_vma_ptes (driver)"),
+    ("unmap_mapping", "unmap_mapping_range"),
+    ("madvise", "madvise"),
+];
+
+/// What started a zap, from the stack of the untrack it caused.
+pub fn zap_origin<S: AsRef<str>>(frames: &[S]) -> String {
+    // The outermost known origin explains the most: search from the outside in.
+    for (needle, origin) in ZAP_ORIGINS {
+        if frames.iter().any(|f| f.as_ref().contains(needle)) {
+            return (*origin).to_owned();
+        }
+    }
+    "zap".to_owned()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn zap_origins_prefer_the_subsystem_over_the_mm_helper() {
+        let revoke = [
+            "untrack_pfn",
+            "unmap_single_vma",
+            "zap_page_range_single",
+            "unmap_mapping_range",
+            "revoke_iomem",
+        ];
+        assert_eq!(
+            zap_origin(&revoke),
+            "revoke_iomem (a driver claimed the region)"
+        );
+        assert_eq!(
+            zap_origin(&["untrack_pfn", "unmap_mapping_range"]),
+            "unmap_mapping_range"
+        );
+        assert_eq!(zap_origin::<&str>(&[]), "zap");
+    }
 
     #[test]
     fn known_subsystems_are_named_from_their_frames() {

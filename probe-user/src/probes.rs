@@ -36,6 +36,18 @@ pub struct Hook {
     pub name: &'static str,
     pub target: Target,
     pub feeds: &'static [(Hazard, Need)],
+    /// Candidates whose arguments differ get their own programs: (symbol, program stem).
+    pub variants: &'static [(&'static str, &'static str)],
+}
+
+impl Hook {
+    /// The stem of the program names (`fentry_<stem>`…) for the candidate that won.
+    pub fn program_stem(&self, candidate: &str) -> &'static str {
+        self.variants
+            .iter()
+            .find(|(c, _)| *c == candidate)
+            .map_or(self.name, |(_, stem)| stem)
+    }
 }
 
 const fn func(candidates: &'static [&'static str]) -> Target {
@@ -71,24 +83,28 @@ pub const HOOKS: &[Hook] = &[
         name: "pin_user_pages",
         target: func_ret(&["pin_user_pages"]),
         feeds: PINS_CORE,
+        variants: &[],
     },
     Hook {
         id: hook::PIN_USER_PAGES_FAST,
         name: "pin_user_pages_fast",
         target: func_ret(&["pin_user_pages_fast"]),
         feeds: PINS_CORE,
+        variants: &[],
     },
     Hook {
         id: hook::PIN_USER_PAGES_REMOTE,
         name: "pin_user_pages_remote",
         target: func_ret(&["pin_user_pages_remote"]),
         feeds: PINS_CORE,
+        variants: &[],
     },
     Hook {
         id: hook::PIN_USER_PAGES_UNLOCKED,
         name: "pin_user_pages_unlocked",
         target: func_ret(&["pin_user_pages_unlocked"]),
         feeds: PINS_EXTRA,
+        variants: &[],
     },
     // 6.12+ name first; 6.1 calls it internal_get_user_pages_fast (both static, kprobe-able).
     Hook {
@@ -96,36 +112,42 @@ pub const HOOKS: &[Hook] = &[
         name: "gup_fast",
         target: func(&["gup_fast_fallback", "internal_get_user_pages_fast"]),
         feeds: PINS_EXTRA,
+        variants: &[],
     },
     Hook {
         id: hook::GUP_SLOW,
         name: "gup_slow",
         target: func(&["__gup_longterm_locked"]),
         feeds: PINS_EXTRA,
+        variants: &[],
     },
     Hook {
         id: hook::UNPIN_USER_PAGE,
         name: "unpin_user_page",
         target: func(&["unpin_user_page"]),
         feeds: PINS_CORE,
+        variants: &[],
     },
     Hook {
         id: hook::UNPIN_USER_PAGES,
         name: "unpin_user_pages",
         target: func(&["unpin_user_pages"]),
         feeds: PINS_CORE,
+        variants: &[],
     },
     Hook {
         id: hook::UNPIN_USER_PAGES_DIRTY_LOCK,
         name: "unpin_user_pages_dirty_lock",
         target: func(&["unpin_user_pages_dirty_lock"]),
         feeds: PINS_CORE,
+        variants: &[],
     },
     Hook {
         id: hook::UNPIN_USER_PAGE_RANGE_DIRTY_LOCK,
         name: "unpin_user_page_range_dirty_lock",
         target: func(&["unpin_user_page_range_dirty_lock"]),
         feeds: PINS_EXTRA,
+        variants: &[],
     },
     // The folio unpin API (unpin_folio, unpin_folios, unpin_user_folio) is absent from 6.1.
     Hook {
@@ -133,30 +155,35 @@ pub const HOOKS: &[Hook] = &[
         name: "unpin_folio",
         target: func(&["unpin_folio"]),
         feeds: PINS_EXTRA,
+        variants: &[],
     },
     Hook {
         id: hook::UNPIN_FOLIOS,
         name: "unpin_folios",
         target: func(&["unpin_folios"]),
         feeds: PINS_EXTRA,
+        variants: &[],
     },
     Hook {
         id: hook::UNPIN_USER_FOLIO,
         name: "unpin_user_folio",
         target: func(&["unpin_user_folio"]),
         feeds: PINS_EXTRA,
+        variants: &[],
     },
     Hook {
         id: hook::FOLIO_MKCLEAN,
         name: "folio_mkclean",
         target: func(&["folio_mkclean"]),
         feeds: &[(PinnedFolioCleaned, Need::Core)],
+        variants: &[],
     },
     Hook {
         id: hook::DO_WP_PAGE,
         name: "do_wp_page",
         target: func(&["do_wp_page"]),
         feeds: &[(PinnedCow, Need::Core)],
+        variants: &[],
     },
     // Out of line on 6.1 only; inlined into do_wp_page from 6.12 on.
     Hook {
@@ -164,12 +191,14 @@ pub const HOOKS: &[Hook] = &[
         name: "wp_page_copy",
         target: func(&["wp_page_copy"]),
         feeds: &[(PinnedCow, Need::WhereAvailable)],
+        variants: &[],
     },
     Hook {
         id: hook::COPY_PAGE_RANGE,
         name: "copy_page_range",
         target: func(&["copy_page_range"]),
         feeds: &[(ForkWithPins, Need::Core)],
+        variants: &[],
     },
     // The folio conversion renamed page_add_new_anon_rmap (6.1) to folio_add_new_anon_rmap (6.12+).
     Hook {
@@ -180,6 +209,7 @@ pub const HOOKS: &[Hook] = &[
             (ForkWithPins, Need::Core),
             (PinnedCow, Need::WhereAvailable),
         ],
+        variants: &[],
     },
     // Exists from v6.5, where long-term writable pins of dirty-tracked file mappings are refused.
     Hook {
@@ -187,6 +217,7 @@ pub const HOOKS: &[Hook] = &[
         name: "vma_needs_dirty_tracking",
         target: func_ret(&["vma_needs_dirty_tracking"]),
         feeds: &[(LongtermFilePin, Need::WhereAvailable)],
+        variants: &[],
     },
     // v6.16 "mm: rewrite pfnmap tracking and remove VM_PAT" replaced track_pfn_remap/untrack_pfn.
     Hook {
@@ -194,24 +225,30 @@ pub const HOOKS: &[Hook] = &[
         name: "pfn_track",
         target: func(&["pfnmap_track", "track_pfn_remap"]),
         feeds: &[(EarlyPfnUntrack, Need::WhereAvailable)],
+        variants: &[],
     },
     Hook {
         id: hook::PFN_UNTRACK,
         name: "pfn_untrack",
         target: func(&["pfnmap_untrack", "untrack_pfn"]),
         feeds: &[(EarlyPfnUntrack, Need::Core)],
+        // pfnmap_untrack(pfn, size) takes no VMA: it has its own programs.
+        variants: &[("pfnmap_untrack", "pfnmap_untrack")],
     },
     Hook {
         id: hook::ZAP_SINGLE_VMA,
         name: "zap_single_vma",
-        target: func(&["zap_page_range_single", "zap_vma_range_batched"]),
+        // The return program ends the zap window that untrack calls are checked against.
+        target: func_ret(&["zap_page_range_single", "zap_vma_range_batched"]),
         feeds: &[(EarlyPfnUntrack, Need::Core)],
+        variants: &[],
     },
     Hook {
         id: hook::UNMAP_MAPPING_RANGE,
         name: "unmap_mapping_range",
         target: func(&["unmap_mapping_range"]),
         feeds: &[(EarlyPfnUntrack, Need::WhereAvailable)],
+        variants: &[],
     },
     // Where a slow-path pin meets each VMA (all three kernels; static but kprobe-able).
     Hook {
@@ -219,6 +256,7 @@ pub const HOOKS: &[Hook] = &[
         name: "check_vma_flags",
         target: func(&["check_vma_flags"]),
         feeds: &[(LongtermFilePin, Need::Core)],
+        variants: &[],
     },
     Hook {
         id: hook::PROCESS_FORK,
@@ -228,6 +266,7 @@ pub const HOOKS: &[Hook] = &[
             name: "sched_process_fork",
         },
         feeds: &[(ForkWithPins, Need::Core)],
+        variants: &[],
     },
     Hook {
         id: hook::PROCESS_EXIT,
@@ -237,6 +276,7 @@ pub const HOOKS: &[Hook] = &[
             name: "sched_process_exit",
         },
         feeds: &[(ForkWithPins, Need::WhereAvailable)],
+        variants: &[],
     },
 ];
 

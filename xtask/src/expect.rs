@@ -35,7 +35,9 @@ pub type Finding = (&'static str, &'static str, &'static str, &'static str, u64)
 
 /// 6.1: VFIO keeps its long-term pin of 16 ext4 MAP_SHARED pages, and the msync that follows
 /// cleans them under the pin; io_uring pins the same kind of buffer and releases it in the same
-/// system call (its own EOPNOTSUPP check).
+/// system call (its own EOPNOTSUPP check). And rebinding virtio-pci to the device whose BAR the
+/// workload mapped through sysfs `resource4` (4 pages) zaps the mapping (`revoke_iomem`), which
+/// frees its memtype on the spot.
 const FINDINGS_6_1: &[Finding] = &[
     ("longterm-file-pin", "granted", "vfio", "ext4", 16),
     ("pinned-folio-cleaned", "attributed", "vfio", "ext4", 16),
@@ -46,9 +48,24 @@ const FINDINGS_6_1: &[Finding] = &[
         "ext4",
         16,
     ),
+    EARLY_UNTRACK_BY_REBIND,
 ];
+const EARLY_UNTRACK_BY_REBIND: Finding = (
+    "early-pfn-untrack",
+    "untracked-while-mapped",
+    "revoke_iomem (a driver claimed the region)",
+    "sysfs",
+    4,
+);
 /// 6.5+: GUP refuses both registrations with EFAULT, so nothing pinned is ever cleaned.
-const FINDINGS_REFUSED: &[Finding] = &[
+/// 6.12 still untracks PFNs from the zap path.
+const FINDINGS_6_12: &[Finding] = &[
+    ("longterm-file-pin", "refused", "vfio", "ext4", 16),
+    ("longterm-file-pin", "refused", "io_uring", "ext4", 16),
+    EARLY_UNTRACK_BY_REBIND,
+];
+/// 7.2 keeps the memtype until the last VMA goes: the rebind zap untracks nothing.
+const FINDINGS_7_2: &[Finding] = &[
     ("longterm-file-pin", "refused", "vfio", "ext4", 16),
     ("longterm-file-pin", "refused", "io_uring", "ext4", 16),
 ];
@@ -234,7 +251,7 @@ pub const KERNELS: &[Kernel] = &[
         ],
         filters_min: &REFUSED_FILE_PINS,
         filters_max: &NO_PINNED_CLEAN,
-        findings: FINDINGS_REFUSED,
+        findings: FINDINGS_6_12,
     },
     Kernel {
         name: "7.2",
@@ -311,7 +328,7 @@ pub const KERNELS: &[Kernel] = &[
         ],
         filters_min: &REFUSED_FILE_PINS,
         filters_max: &NO_PINNED_CLEAN,
-        findings: FINDINGS_REFUSED,
+        findings: FINDINGS_7_2,
     },
 ];
 

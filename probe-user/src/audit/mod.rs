@@ -159,6 +159,18 @@ impl EventSource {
         })
     }
 
+    /// Symbolized frames of a stack taken by the eBPF programs, innermost first.
+    fn frames<'k>(&self, kallsyms: &'k Kallsyms, stack_id: Option<u32>) -> Vec<&'k str> {
+        let Some(trace) = stack_id.and_then(|id| self.stacks.get(&id, 0).ok()) else {
+            return Vec::new();
+        };
+        trace
+            .frames()
+            .iter()
+            .filter_map(|f| kallsyms.symbolize(f.ip))
+            .collect()
+    }
+
     /// Decodes, enriches (pinner, path, process tree) and queues every record available now.
     fn drain(&mut self, kallsyms: &Kallsyms, correlator: &mut Correlator, tree: &mut ProcessTree) {
         while let Some(item) = self.ring.next() {
@@ -166,9 +178,23 @@ impl EventSource {
             drop(item);
             match decoded {
                 Ok(mut event) => {
-                    if let Event::Pin(pin) = &mut event {
-                        pin.pinner = pinner_of(&self.stacks, kallsyms, pin.stack_id);
-                        pin.path = procfs::mapped_path(pin.task.tgid, pin.start);
+                    match &mut event {
+                        Event::Pin(pin) => {
+                            pin.pinner =
+                                pinner::name(&frames(&self.stacks, kallsyms, pin.stack_id));
+                            pin.path = procfs::mapped_path(pin.task.tgid, pin.start);
+                        }
+                        Event::PfnUntrack(untrack) => {
+                            untrack.via = pinner::zap_origin(&frames(
+                                &self.stacks,
+                                kallsyms,
+                                untrack.stack_id,
+                            ));
+                            if let Some(vma) = &untrack.vma {
+                                untrack.path = procfs::mapped_path(untrack.task.tgid, vma.start);
+                            }
+                        }
+                        Event::Unpin(_) | Event::MkcleanPinned(_) => {}
                     }
                     tree.observe(&event);
                     correlator.push(event);
@@ -179,21 +205,20 @@ impl EventSource {
     }
 }
 
-/// Names the pinner from the kernel stack the pin was taken with.
-fn pinner_of(
+/// Symbolized frames of a stack taken by the eBPF programs, innermost first.
+fn frames<'k>(
     stacks: &StackTraceMap<MapData>,
-    kallsyms: &Kallsyms,
+    kallsyms: &'k Kallsyms,
     stack_id: Option<u32>,
-) -> String {
+) -> Vec<&'k str> {
     let Some(trace) = stack_id.and_then(|id| stacks.get(&id, 0).ok()) else {
-        return "unknown".to_owned();
+        return Vec::new();
     };
-    let frames: Vec<&str> = trace
+    trace
         .frames()
         .iter()
         .filter_map(|f| kallsyms.symbolize(f.ip))
-        .collect();
-    pinner::name(&frames)
+        .collect()
 }
 
 /// The watched command and its descendants, learnt while they live (events carry tgids).
@@ -213,11 +238,7 @@ impl ProcessTree {
     }
 
     fn observe(&mut self, event: &Event) {
-        let tgid = match event {
-            Event::Pin(e) => e.task.tgid,
-            Event::Unpin(e) => e.task.tgid,
-            Event::MkcleanPinned(e) => e.task.tgid,
-        };
+        let tgid = event.task().tgid;
         let Some(root) = self.root else { return };
         if self.members.contains(&tgid) || self.strangers.contains(&tgid) {
             return;

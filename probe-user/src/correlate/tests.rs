@@ -306,3 +306,47 @@ fn pins_of_one_registration_in_several_calls_make_one_finding() {
     let (findings, _) = run(vec![half(10), half(11)]);
     assert_eq!(findings, vec![(LFP, Granted, 16)]);
 }
+
+fn untrack(at: u64, from_zap: bool, with_vma: bool) -> Event {
+    Event::PfnUntrack(crate::events::PfnUntrack {
+        at_ns: at * MS,
+        task: task(42, 1),
+        from_zap,
+        vma: with_vma.then(|| Vma {
+            flags: 0x0d04_44bb,
+            start: 0x7000_0000,
+            pgoff: 0,
+            file: None,
+            needs_dirty_tracking: None,
+        }),
+        vm_end: 0x7000_4000,
+        pfn: 0xfebf0,
+        stack_id: None,
+        via: "revoke_iomem".into(),
+        path: Some("/sys/bus/pci/devices/0000:00:02.0/resource4".into()),
+    })
+}
+
+#[test]
+fn pfn_untracks_are_findings_only_from_the_zap_path() {
+    let cases: Vec<(&str, Event, Vec<Summary>)> = vec![
+        (
+            "6.1/6.12 zap of a VM_PAT vma",
+            untrack(10, true, true),
+            vec![(Hazard::EarlyPfnUntrack, UntrackedWhileMapped, 4)],
+        ),
+        (
+            "munmap/exit untrack (normal end of life)",
+            untrack(10, false, true),
+            vec![],
+        ),
+        (
+            "7.2 pfnmap_untrack: no VMA, last user gone",
+            untrack(10, false, false),
+            vec![],
+        ),
+    ];
+    for (name, event, want) in cases {
+        assert_eq!(run(vec![event]).0, want, "{name}");
+    }
+}

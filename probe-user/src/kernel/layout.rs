@@ -21,6 +21,7 @@ pub struct Layout {
     pub mapping_host: Option<u32>,
     pub vma_flags: Option<u32>,
     pub vma_start: Option<u32>,
+    pub vma_end: Option<u32>,
     pub vma_pgoff: Option<u32>,
     pub vma_file: Option<u32>,
     pub file_inode: Option<u32>,
@@ -57,6 +58,7 @@ impl Layout {
             // 6.12 wraps vm_flags in a union with __vm_flags; 7.2 adds a bitmap view. Same word.
             vma_flags: m("vm_area_struct", "vm_flags"),
             vma_start: m("vm_area_struct", "vm_start"),
+            vma_end: m("vm_area_struct", "vm_end"),
             vma_pgoff: m("vm_area_struct", "vm_pgoff"),
             vma_file: m("vm_area_struct", "vm_file"),
             file_inode: m("file", "f_inode"),
@@ -100,6 +102,7 @@ impl Layout {
                 vec![
                     (names::VMA_FLAGS_OFF, self.vma_flags),
                     (names::VMA_START_OFF, self.vma_start),
+                    (names::VMA_END_OFF, self.vma_end),
                     (names::VMA_PGOFF_OFF, self.vma_pgoff),
                     (names::VMA_FILE_OFF, self.vma_file),
                     (names::FILE_INODE_OFF, self.file_inode),
@@ -187,6 +190,7 @@ mod tests {
             mapping_host: Some(0),
             vma_flags: Some(32),
             vma_start: Some(0),
+            vma_end: Some(8),
             vma_pgoff: Some(120),
             vma_file: Some(128),
             file_inode: Some(40),
