@@ -159,18 +159,6 @@ impl EventSource {
         })
     }
 
-    /// Symbolized frames of a stack taken by the eBPF programs, innermost first.
-    fn frames<'k>(&self, kallsyms: &'k Kallsyms, stack_id: Option<u32>) -> Vec<&'k str> {
-        let Some(trace) = stack_id.and_then(|id| self.stacks.get(&id, 0).ok()) else {
-            return Vec::new();
-        };
-        trace
-            .frames()
-            .iter()
-            .filter_map(|f| kallsyms.symbolize(f.ip))
-            .collect()
-    }
-
     /// Decodes, enriches (pinner, path, process tree) and queues every record available now.
     fn drain(&mut self, kallsyms: &Kallsyms, correlator: &mut Correlator, tree: &mut ProcessTree) {
         while let Some(item) = self.ring.next() {

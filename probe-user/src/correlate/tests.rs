@@ -312,7 +312,7 @@ fn untrack(at: u64, from_zap: bool, with_vma: bool) -> Event {
         at_ns: at * MS,
         task: task(42, 1),
         from_zap,
-        vma: with_vma.then(|| Vma {
+        vma: with_vma.then_some(Vma {
             flags: 0x0d04_44bb,
             start: 0x7000_0000,
             pgoff: 0,
