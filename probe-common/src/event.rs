@@ -11,6 +11,8 @@ pub mod kind {
     pub const UNPIN: u32 = 2;
     pub const MKCLEAN_PINNED: u32 = 3;
     pub const PFN_UNTRACK: u32 = 4;
+    pub const FORK_COPY: u32 = 5;
+    pub const FORK: u32 = 6;
 }
 
 /// `Header::pid_tgid` is the kernel's `tgid << 32 | pid`; `task_start_ns` is the thread-group
@@ -124,7 +126,31 @@ pub struct PfnUntrackEvent {
     pub vma: VmaInfo,
 }
 
+/// `copy_page_range()` copied pages eagerly for the child (a new anon rmap inside it): the
+/// kernel's answer to pinned anonymous pages at fork.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ForkCopyEvent {
+    pub header: Header,
+    pub vm_start: u64,
+    pub vm_end: u64,
+    pub vm_flags: u64,
+    /// New anonymous pages mapped for the child while copying this VMA.
+    pub pages: u64,
+}
+
+/// A process whose mm has ever pinned (`MMF_HAS_PINNED`) forked.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ForkEvent {
+    pub header: Header,
+    pub child_pid: u32,
+    pub _pad: u32,
+}
+
 const _: () = assert!(size_of::<Header>() == 96);
+const _: () = assert!(size_of::<ForkCopyEvent>() == 96 + 32);
+const _: () = assert!(size_of::<ForkEvent>() == 96 + 8);
 const _: () = assert!(size_of::<PfnUntrackEvent>() == 96 + 40 + 48);
 const _: () = assert!(size_of::<VmaInfo>() == 48);
 const _: () = assert!(size_of::<PinEvent>() == 96 + 40 + 48);

@@ -23,6 +23,8 @@ pub mod valid {
     pub const FOLL: u32 = 1 << 4;
     /// pt_regs orig_ax, ip, sp (the user side of the current system call).
     pub const PT_REGS: u32 = 1 << 5;
+    /// task → mm → flags (MMF_HAS_PINNED).
+    pub const MM_FLAGS: u32 = 1 << 6;
 }
 /// Byte offset of `folio.flags` (a `memdesc_flags_t` wrapping the word on 7.2).
 pub const FOLIO_FLAGS_OFF: &str = "FOLIO_FLAGS_OFF";
@@ -55,6 +57,10 @@ pub const PT_REGS_SP_OFF: &str = "PT_REGS_SP_OFF";
 pub const PT_REGS_DI_OFF: &str = "PT_REGS_DI_OFF";
 pub const PT_REGS_SI_OFF: &str = "PT_REGS_SI_OFF";
 pub const PT_REGS_DX_OFF: &str = "PT_REGS_DX_OFF";
+pub const TASK_MM_OFF: &str = "TASK_MM_OFF";
+pub const MM_FLAGS_OFF: &str = "MM_FLAGS_OFF";
+/// `MMF_HAS_PINNED`: bit 27 of mm->flags in 6.1, 6.12 and 7.2; set by the first FOLL_PIN, never cleared.
+pub const MMF_HAS_PINNED_BIT: u32 = 27;
 /// Value of FOLL_LONGTERM on this kernel (0x10000 on 6.1, 0x100 from 6.5).
 pub const FOLL_LONGTERM: &str = "FOLL_LONGTERM";
 

@@ -1,18 +1,99 @@
 //! Copy-on-write and fork (`mm/memory.c`, `mm/rmap.c`).
+//!
+//! At fork, `copy_page_range()` copies each VMA's page tables; a pinned anonymous page cannot be
+//! shared with the child, so the kernel copies it eagerly, mapping a new anon page for the child
+//! (`folio_add_new_anon_rmap` / 6.1 `page_add_new_anon_rmap`, the only out-of-line call on that
+//! path). `FORKING` marks the task while it copies one VMA and counts those new pages.
 
-use probe_common::hook;
+use aya_ebpf::{
+    helpers::bpf_get_current_pid_tgid, macros::map, maps::HashMap, programs::TracePointContext,
+};
+use probe_common::{
+    event::{ForkCopyEvent, ForkEvent, kind},
+    hook,
+};
 
-use crate::counting_hook;
+use crate::{
+    args::{Args, Ret},
+    counters, counting_hook, entry_programs, events, layout, return_programs,
+};
+
+/// The VMA being copied by each forking task, with the eager copies seen so far.
+#[map]
+static FORKING: HashMap<u64, ForkCopyEvent> = HashMap::with_max_entries(4096, 0);
 
 counting_hook!(fentry_do_wp_page, kprobe_do_wp_page, hook::DO_WP_PAGE);
 counting_hook!(fentry_wp_page_copy, kprobe_wp_page_copy, hook::WP_PAGE_COPY);
-counting_hook!(
+
+/// `copy_page_range(dst_vma, src_vma)`. Only processes that ever pinned can have pinned pages
+/// to copy, so everyone else pays one flag read.
+#[inline(always)]
+fn on_copy_entry<C: Args>(ctx: &C) {
+    counters::entry(hook::COPY_PAGE_RANGE);
+    if !layout::current_has_pinned() {
+        return;
+    }
+    let src = ctx.arg_u64(1);
+    let info = layout::vma_info(src);
+    let copy = ForkCopyEvent {
+        header: events::header(kind::FORK_COPY),
+        vm_start: info.vm_start,
+        vm_end: layout::vma_end(src),
+        vm_flags: info.vm_flags,
+        pages: 0,
+    };
+    let _ = FORKING.insert(bpf_get_current_pid_tgid(), copy, 0);
+}
+
+#[inline(always)]
+fn on_copy_return<C: Ret>(_ctx: &C) {
+    counters::ret(hook::COPY_PAGE_RANGE);
+    let key = bpf_get_current_pid_tgid();
+    let Some(copy) = FORKING.get_ptr_mut(key) else {
+        return;
+    };
+    // SAFETY: this task's own entry, removed right after.
+    let copy = unsafe { *copy };
+    let _ = FORKING.remove(key);
+    if copy.pages > 0 {
+        events::emit(&copy);
+    }
+}
+
+entry_programs!(
     fentry_copy_page_range,
     kprobe_copy_page_range,
-    hook::COPY_PAGE_RANGE
+    on_copy_entry
 );
-counting_hook!(
-    fentry_new_anon_rmap,
-    kprobe_new_anon_rmap,
-    hook::NEW_ANON_RMAP
+return_programs!(
+    fexit_copy_page_range,
+    kretprobe_copy_page_range,
+    on_copy_return
 );
+
+#[inline(always)]
+fn on_new_anon_rmap<C: Args>(_ctx: &C) {
+    counters::entry(hook::NEW_ANON_RMAP);
+    if let Some(copy) = FORKING.get_ptr_mut(bpf_get_current_pid_tgid()) {
+        // SAFETY: this task's own entry.
+        unsafe { (*copy).pages += 1 };
+    }
+}
+
+entry_programs!(fentry_new_anon_rmap, kprobe_new_anon_rmap, on_new_anon_rmap);
+
+/// `sched:sched_process_fork` runs in the parent after the copy; the child's pid is at byte 44
+/// of the tracepoint record (common fields, parent_comm[16], parent_pid, child_comm[16]).
+pub fn on_fork(ctx: &TracePointContext) {
+    counters::entry(hook::PROCESS_FORK);
+    if !layout::current_has_pinned() {
+        return;
+    }
+    // SAFETY: the offset is inside the fixed sched_process_fork record.
+    let child_pid: u32 = unsafe { ctx.read_at(44) }.unwrap_or(0);
+    events::emit(&ForkEvent {
+        header: events::header(kind::FORK),
+        child_pid,
+        _pad: 0,
+    });
+}

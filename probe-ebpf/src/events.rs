@@ -24,8 +24,7 @@ pub static EVENTS: RingBuf = RingBuf::with_byte_size(256 * 1024, 0);
 #[map]
 pub static INFLIGHT: HashMap<u64, PinEvent> = HashMap::with_max_entries(4096, 0);
 
-/// Tasks that were just granted a long-term pin of a shared file mapping: pages still expected
-/// to be unpinned by the same system call if the caller releases them at once.
+/// Tasks holding long-term pins they were granted, with the pages not yet unpinned.
 #[map]
 pub static WATCH_UNPIN: HashMap<u64, u64> = HashMap::with_max_entries(4096, 0);
 

@@ -17,9 +17,6 @@ use crate::{
     layout, return_programs,
 };
 
-/// `VM_SHARED`: same value on every kernel (include/linux/mm.h).
-const VM_SHARED: u64 = 0x8;
-
 /// Argument positions of (start, nr_pages, gup_flags) in each pin entry point.
 struct PinArgs {
     start: usize,
@@ -80,9 +77,16 @@ fn on_pin_return<C: Ret>(ctx: &C, hook: u32) {
     event.ret = i64::from(ret);
     event.header.ts_ns = events::header(kind::PIN).ts_ns;
     events::emit(&event);
-    let shared_file = event.vma.ino != 0 && event.vma.vm_flags & VM_SHARED != 0;
-    if ret > 0 && shared_file {
-        let _ = WATCH_UNPIN.insert(key, ret as u64, 0);
+    // Watch the task's unpins of what it was just granted: within the same system call they
+    // mean "released by the caller"; later, they end the pin (userspace tracks live pins).
+    if ret > 0 {
+        match WATCH_UNPIN.get_ptr_mut(key) {
+            // SAFETY: this task's own entry.
+            Some(remaining) => unsafe { *remaining += ret as u64 },
+            None => {
+                let _ = WATCH_UNPIN.insert(key, ret as u64, 0);
+            }
+        }
     }
 }
 

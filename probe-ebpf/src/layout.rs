@@ -39,6 +39,8 @@ globals!(
     MAPPING_HOST_OFF,
     TASK_GROUP_LEADER_OFF,
     TASK_START_TIME_OFF,
+    TASK_MM_OFF,
+    MM_FLAGS_OFF,
     FOLL_LONGTERM,
     PT_REGS_ORIG_AX_OFF,
     PT_REGS_IP_OFF,
@@ -177,6 +179,19 @@ pub fn task_start_ns() -> u64 {
     let task = unsafe { bpf_get_current_task() };
     let leader: u64 = read(task, &TASK_GROUP_LEADER_OFF).unwrap_or(0);
     read(leader, &TASK_START_TIME_OFF).unwrap_or(0)
+}
+
+/// Whether the current process has ever pinned (`MMF_HAS_PINNED`); false when unknown.
+#[inline(always)]
+pub fn current_has_pinned() -> bool {
+    if !has(valid::MM_FLAGS) {
+        return false;
+    }
+    // SAFETY: the helper has no preconditions.
+    let task = unsafe { bpf_get_current_task() };
+    let mm: u64 = read(task, &TASK_MM_OFF).unwrap_or(0);
+    let flags: u64 = read(mm, &MM_FLAGS_OFF).unwrap_or(0);
+    flags & (1 << probe_common::layout::MMF_HAS_PINNED_BIT) != 0
 }
 
 /// The user system call the current task is in.

@@ -6,8 +6,8 @@ use probe_common::hook;
 use crate::counters;
 
 #[tracepoint]
-pub fn tracepoint_process_fork(_ctx: TracePointContext) -> u32 {
-    counters::entry(hook::PROCESS_FORK);
+pub fn tracepoint_process_fork(ctx: TracePointContext) -> u32 {
+    crate::cow::on_fork(&ctx);
     0
 }
 

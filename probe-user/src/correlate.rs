@@ -14,7 +14,7 @@ use std::{cmp::Reverse, collections::BinaryHeap};
 use serde::Serialize;
 
 use crate::{
-    events::{Event, FileId, Mkclean, PfnUntrack, Pin, Task, Unpin},
+    events::{Event, FileId, Fork, ForkCopy, Mkclean, PfnUntrack, Pin, Task, Unpin},
     findings::{self, Finding, Mapping, Outcome, Process},
     hazards::Hazard,
     kernel::flags::FollFlags,
@@ -82,8 +82,22 @@ impl Ord for Queued {
     }
 }
 
+/// Pages a process holds pinned, from one granted long-term pin.
+#[derive(Debug, Clone)]
+struct LivePin {
+    task: Task,
+    pinner: String,
+    start: u64,
+    pages: u64,
+}
+
 pub struct Correlator {
     cfg: Config,
+    /// Every granted long-term pin not yet unpinned, oldest first.
+    live: Vec<LivePin>,
+    /// Eager copies seen in a fork that has not reached its `Fork` event yet, by task, with the
+    /// pinner of the live pin inside the copied VMA when pinwatch saw it.
+    copies: Vec<(Task, u64, Option<String>)>,
     flags: FollFlags,
     queue: BinaryHeap<Reverse<Queued>>,
     seq: u64,
@@ -97,6 +111,8 @@ impl Correlator {
     pub fn new(cfg: Config, flags: FollFlags) -> Self {
         Self {
             cfg,
+            live: Vec::new(),
+            copies: Vec::new(),
             flags,
             queue: BinaryHeap::new(),
             seq: 0,
@@ -142,7 +158,62 @@ impl Correlator {
             Event::Unpin(unpin) => self.on_unpin(&unpin),
             Event::MkcleanPinned(clean) => self.on_clean(&clean),
             Event::PfnUntrack(untrack) => self.on_pfn_untrack(&untrack),
+            Event::ForkCopy(copy) => self.on_fork_copy(&copy),
+            Event::Fork(fork) => self.on_fork(&fork),
         }
+    }
+
+    fn on_fork_copy(&mut self, copy: &ForkCopy) {
+        let pinner = self
+            .live
+            .iter()
+            .find(|p| {
+                same_process(&p.task, &copy.task) && (copy.vm_start..copy.vm_end).contains(&p.start)
+            })
+            .map(|p| p.pinner.clone());
+        match self
+            .copies
+            .iter_mut()
+            .find(|(t, _, _)| same_task(t, &copy.task))
+        {
+            Some((_, pages, known)) => {
+                *pages += copy.pages;
+                if known.is_none() {
+                    *known = pinner;
+                }
+            }
+            None => self.copies.push((copy.task.clone(), copy.pages, pinner)),
+        }
+    }
+
+    /// A fork that copied pages eagerly for the child: the parent held pinned anonymous pages
+    /// in a VMA it did not mark MADV_DONTFORK (those are skipped and stay silent).
+    fn on_fork(&mut self, fork: &Fork) {
+        let Some(i) = self
+            .copies
+            .iter()
+            .position(|(t, _, _)| same_task(t, &fork.task))
+        else {
+            return;
+        };
+        let (_, pages, pinner) = self.copies.remove(i);
+        self.record(Finding {
+            hazard: Hazard::ForkWithPins,
+            outcome: Outcome::EagerCopy,
+            process: process(&fork.task),
+            pinner: pinner.unwrap_or_else(|| "unknown (pinned before pinwatch started)".to_owned()),
+            pages,
+            mapping: Mapping {
+                fs: "anon",
+                dev: String::new(),
+                ino: 0,
+                path: None,
+            },
+            gup_flags: String::new(),
+            first_ns: fork.at_ns,
+            last_ns: fork.at_ns,
+            advice: findings::advice(Hazard::ForkWithPins, Outcome::EagerCopy),
+        });
     }
 
     /// An untrack from the zap path frees the memtype of a VMA that stays mapped: the later
@@ -176,6 +247,18 @@ impl Correlator {
 
     fn on_pin(&mut self, pin: Pin) {
         self.stats.longterm_pins += 1;
+        if pin.ret > 0 {
+            if self.live.len() >= self.cfg.max_pins {
+                self.live.remove(0);
+                self.stats.evicted_pins += 1;
+            }
+            self.live.push(LivePin {
+                task: pin.task.clone(),
+                pinner: pin.pinner.clone(),
+                start: pin.start,
+                pages: pin.ret as u64,
+            });
+        }
         let Some((file, first_index)) = self.dirty_tracked_file(&pin) else {
             self.stats.harmless_pins += 1;
             return;
@@ -216,6 +299,7 @@ impl Correlator {
     }
 
     fn on_unpin(&mut self, unpin: &Unpin) {
+        self.release_live(unpin);
         let same_call =
             |p: &FilePin| same_task(&p.pin.task, &unpin.task) && p.pin.syscall == unpin.syscall;
         if let Some(i) = self.pending.iter().rposition(same_call) {
@@ -239,6 +323,24 @@ impl Correlator {
                 self.active.remove(i);
             }
         }
+    }
+
+    /// Unpins end live pins of the same process, oldest first.
+    fn release_live(&mut self, unpin: &Unpin) {
+        let mut left = unpin.pages;
+        for pin in self
+            .live
+            .iter_mut()
+            .filter(|p| same_process(&p.task, &unpin.task))
+        {
+            let take = left.min(pin.pages);
+            pin.pages -= take;
+            left -= take;
+            if left == 0 {
+                break;
+            }
+        }
+        self.live.retain(|p| p.pages > 0);
     }
 
     fn on_clean(&mut self, clean: &Mkclean) {

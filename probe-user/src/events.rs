@@ -2,7 +2,8 @@
 //! and no input makes it panic: short or unknown records are errors.
 
 use probe_common::event::{
-    self as wire, Header, MkcleanEvent, PfnUntrackEvent, PinEvent, UnpinEvent, kind,
+    self as wire, ForkCopyEvent, ForkEvent, Header, MkcleanEvent, PfnUntrackEvent, PinEvent,
+    UnpinEvent, kind,
 };
 
 use crate::probes;
@@ -98,12 +99,32 @@ pub struct PfnUntrack {
     pub path: Option<String>,
 }
 
+/// Pages of one VMA copied eagerly for a child at fork (they were maybe-DMA-pinned).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ForkCopy {
+    pub at_ns: u64,
+    pub task: Task,
+    pub vm_start: u64,
+    pub vm_end: u64,
+    pub pages: u64,
+}
+
+/// A process that has ever pinned forked `child_pid`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fork {
+    pub at_ns: u64,
+    pub task: Task,
+    pub child_pid: u32,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
     Pin(Pin),
     Unpin(Unpin),
     MkcleanPinned(Mkclean),
     PfnUntrack(PfnUntrack),
+    ForkCopy(ForkCopy),
+    Fork(Fork),
 }
 
 impl Event {
@@ -113,6 +134,8 @@ impl Event {
             Event::Unpin(e) => e.at_ns,
             Event::MkcleanPinned(e) => e.at_ns,
             Event::PfnUntrack(e) => e.at_ns,
+            Event::ForkCopy(e) => e.at_ns,
+            Event::Fork(e) => e.at_ns,
         }
     }
 
@@ -122,6 +145,8 @@ impl Event {
             Event::Unpin(e) => &e.task,
             Event::MkcleanPinned(e) => &e.task,
             Event::PfnUntrack(e) => &e.task,
+            Event::ForkCopy(e) => &e.task,
+            Event::Fork(e) => &e.task,
         }
     }
 }
@@ -141,6 +166,24 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
         }
         kind::MKCLEAN_PINNED => Ok(Event::MkcleanPinned(mkclean(read(bytes)?))),
         kind::PFN_UNTRACK => Ok(Event::PfnUntrack(pfn_untrack(read(bytes)?))),
+        kind::FORK_COPY => {
+            let c: ForkCopyEvent = read(bytes)?;
+            Ok(Event::ForkCopy(ForkCopy {
+                at_ns: c.header.ts_ns,
+                task: task(&c.header),
+                vm_start: c.vm_start,
+                vm_end: c.vm_end,
+                pages: c.pages,
+            }))
+        }
+        kind::FORK => {
+            let f: ForkEvent = read(bytes)?;
+            Ok(Event::Fork(Fork {
+                at_ns: f.header.ts_ns,
+                task: task(&f.header),
+                child_pid: f.child_pid,
+            }))
+        }
         other => Err(DecodeError::UnknownKind(other)),
     }
 }

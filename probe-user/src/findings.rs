@@ -20,6 +20,8 @@ pub enum Outcome {
     Unattributed,
     /// PAT memtype freed by a zap while the VM_PFNMAP VMA stays mapped (6.1, 6.12).
     UntrackedWhileMapped,
+    /// Fork copied pinned anonymous pages for the child, one by one, at fork time.
+    EagerCopy,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -196,7 +196,7 @@ pub const HOOKS: &[Hook] = &[
     Hook {
         id: hook::COPY_PAGE_RANGE,
         name: "copy_page_range",
-        target: func(&["copy_page_range"]),
+        target: func_ret(&["copy_page_range"]),
         feeds: &[(ForkWithPins, Need::Core)],
         variants: &[],
     },

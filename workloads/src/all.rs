@@ -57,6 +57,13 @@ fn steps(dir: &Path) -> Result<Vec<Step>> {
     Ok(vec![
         ("iouring", step(iouring::run, defaults(&[])?)),
         ("iouring", step(iouring::run, defaults(&["--fork".into()])?)),
+        (
+            "iouring",
+            step(
+                iouring::run,
+                defaults(&["--fork".into(), "--dontfork".into()])?,
+            ),
+        ),
         ("iouring", step(iouring::run, defaults(&io_file)?)),
         ("xdp-umem", step(xdp_umem::run, defaults(&[])?)),
         ("vfio", step(vfio::run, defaults(&[])?)),
@@ -118,7 +125,7 @@ mod tests {
             .iter()
             .map(|s| s.0)
             .collect();
-        assert_eq!(names.len(), 15);
-        assert_eq!(names[..3], ["iouring"; 3]);
+        assert_eq!(names.len(), 16);
+        assert_eq!(names[..4], ["iouring"; 4]);
     }
 }

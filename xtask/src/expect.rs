@@ -49,7 +49,11 @@ const FINDINGS_6_1: &[Finding] = &[
         16,
     ),
     EARLY_UNTRACK_BY_REBIND,
+    PIN_THEN_FORK,
 ];
+/// All three: io_uring registers 16 anonymous pages, then forks. The kernel copies the pinned
+/// pages for the child at fork; the same run with MADV_DONTFORK on the buffer stays silent.
+const PIN_THEN_FORK: Finding = ("fork-with-pins", "eager-copy", "io_uring", "anon", 16);
 const EARLY_UNTRACK_BY_REBIND: Finding = (
     "early-pfn-untrack",
     "untracked-while-mapped",
@@ -63,11 +67,13 @@ const FINDINGS_6_12: &[Finding] = &[
     ("longterm-file-pin", "refused", "vfio", "ext4", 16),
     ("longterm-file-pin", "refused", "io_uring", "ext4", 16),
     EARLY_UNTRACK_BY_REBIND,
+    PIN_THEN_FORK,
 ];
 /// 7.2 keeps the memtype until the last VMA goes: the rebind zap untracks nothing.
 const FINDINGS_7_2: &[Finding] = &[
     ("longterm-file-pin", "refused", "vfio", "ext4", 16),
     ("longterm-file-pin", "refused", "io_uring", "ext4", 16),
+    PIN_THEN_FORK,
 ];
 
 /// msync writes back 16 dirty ext4 pages that nobody pins (the `msync` workload): each

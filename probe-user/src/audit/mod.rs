@@ -182,7 +182,10 @@ impl EventSource {
                                 untrack.path = procfs::mapped_path(untrack.task.tgid, vma.start);
                             }
                         }
-                        Event::Unpin(_) | Event::MkcleanPinned(_) => {}
+                        Event::Unpin(_)
+                        | Event::MkcleanPinned(_)
+                        | Event::ForkCopy(_)
+                        | Event::Fork(_) => {}
                     }
                     tree.observe(&event);
                     correlator.push(event);

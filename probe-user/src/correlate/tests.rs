@@ -274,7 +274,8 @@ fn full_tables_evict_the_oldest_and_count_it() {
         })
         .collect();
     let (findings, stats) = run(pins);
-    assert_eq!(stats.evicted_pins, 2);
+    // Ten pins into tables of eight: the live-pin ledger and the file-pin table each drop two.
+    assert_eq!(stats.evicted_pins, 4);
     assert_eq!(findings.len(), 8);
 }
 
@@ -349,4 +350,68 @@ fn pfn_untracks_are_findings_only_from_the_zap_path() {
     for (name, event, want) in cases {
         assert_eq!(run(vec![event]).0, want, "{name}");
     }
+}
+
+fn fork_copy(at: u64, pages: u64) -> Event {
+    Event::ForkCopy(crate::events::ForkCopy {
+        at_ns: at * MS,
+        task: task(42, 1),
+        vm_start: 0x7000_0000,
+        vm_end: 0x7001_0000,
+        pages,
+    })
+}
+
+fn fork(at: u64) -> Event {
+    Event::Fork(crate::events::Fork {
+        at_ns: at * MS,
+        task: task(42, 1),
+        child_pid: 43,
+    })
+}
+
+fn anon_pin(at: u64) -> Event {
+    pin(PinSpec {
+        magic: None,
+        ..spec(at)
+    })
+}
+
+#[test]
+fn forks_of_processes_holding_pins() {
+    let cases: Vec<(&str, Vec<Event>, Vec<Summary>)> = vec![
+        (
+            "pinned pages copied eagerly",
+            vec![anon_pin(10), fork_copy(20, 16), fork(21)],
+            vec![(Hazard::ForkWithPins, EagerCopy, 16)],
+        ),
+        (
+            "MADV_DONTFORK: the pinned VMA is skipped, nothing copied: silent",
+            vec![anon_pin(10), fork(21)],
+            vec![],
+        ),
+        (
+            "copies of pins older than pinwatch",
+            vec![fork_copy(20, 4), fork(21)],
+            vec![(Hazard::ForkWithPins, EagerCopy, 4)],
+        ),
+        ("a fork with no copies: silent", vec![fork(21)], vec![]),
+    ];
+    for (name, events, want) in cases {
+        assert_eq!(run(events).0, want, "{name}");
+    }
+}
+
+#[test]
+fn eager_copies_name_the_pin_inside_the_copied_vma() {
+    let mut c = Correlator::new(Config::default(), FollFlags::legacy());
+    for e in [anon_pin(10), fork_copy(20, 16), fork(21)] {
+        c.push(e);
+    }
+    let (findings, _) = c.finish();
+    assert_eq!(findings[0].pinner, "vfio");
+    let mut c = Correlator::new(Config::default(), FollFlags::legacy());
+    c.push(fork_copy(20, 16));
+    c.push(fork(21));
+    assert!(c.finish().0[0].pinner.starts_with("unknown"));
 }

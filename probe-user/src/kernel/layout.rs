@@ -31,6 +31,8 @@ pub struct Layout {
     pub sb_magic: Option<u32>,
     pub task_group_leader: Option<u32>,
     pub task_start_time: Option<u32>,
+    pub task_mm: Option<u32>,
+    pub mm_flags: Option<u32>,
     pub pt_regs_orig_ax: Option<u32>,
     pub pt_regs_ip: Option<u32>,
     pub pt_regs_sp: Option<u32>,
@@ -68,6 +70,9 @@ impl Layout {
             sb_magic: m("super_block", "s_magic"),
             task_group_leader: m("task_struct", "group_leader"),
             task_start_time: m("task_struct", "start_time"),
+            task_mm: m("task_struct", "mm"),
+            // 7.2 turned it into a bitmap (mm_flags_t); the first word keeps the same bits.
+            mm_flags: m("mm_struct", "flags").or_else(|| m("mm_struct", "__mm_flags")),
             pt_regs_orig_ax: m("pt_regs", "orig_ax"),
             pt_regs_ip: m("pt_regs", "ip"),
             pt_regs_sp: m("pt_regs", "sp"),
@@ -87,7 +92,7 @@ impl Layout {
     /// The `LAYOUT_VALID` bit set and every global to write into the eBPF object (0 stands in
     /// for an unknown offset; its group's bit is then clear and the programs never read it).
     pub fn globals(&self, foll: &FollFlags) -> (u32, Vec<(&'static str, u32)>) {
-        let groups: [(u32, Vec<Global>); 6] = [
+        let groups: [(u32, Vec<Global>); 7] = [
             (
                 valid::FOLIO_PIN_TEST,
                 vec![
@@ -129,6 +134,13 @@ impl Layout {
                 vec![
                     (names::TASK_GROUP_LEADER_OFF, self.task_group_leader),
                     (names::TASK_START_TIME_OFF, self.task_start_time),
+                ],
+            ),
+            (
+                valid::MM_FLAGS,
+                vec![
+                    (names::TASK_MM_OFF, self.task_mm),
+                    (names::MM_FLAGS_OFF, self.mm_flags),
                 ],
             ),
             (
@@ -200,6 +212,8 @@ mod tests {
             sb_magic: Some(96),
             task_group_leader: Some(1000),
             task_start_time: Some(2000),
+            task_mm: Some(3000),
+            mm_flags: Some(904),
             pt_regs_orig_ax: Some(120),
             pt_regs_ip: Some(128),
             pt_regs_sp: Some(152),
@@ -214,7 +228,7 @@ mod tests {
     #[test]
     fn a_complete_layout_validates_every_group() {
         let (bits, globals) = full().globals(&FollFlags::legacy());
-        assert_eq!(bits, 0b11_1111);
+        assert_eq!(bits, 0b111_1111);
         assert!(globals.contains(&(names::FOLL_LONGTERM, 0x10000)));
         assert!(globals.contains(&(names::FOLIO_PINCOUNT_OFF, 92)));
         let mut unique: Vec<_> = globals.iter().map(|(n, _)| *n).collect();
