@@ -13,6 +13,7 @@ pub mod kind {
     pub const PFN_UNTRACK: u32 = 4;
     pub const FORK_COPY: u32 = 5;
     pub const FORK: u32 = 6;
+    pub const PINNED_COW: u32 = 7;
 }
 
 /// `Header::pid_tgid` is the kernel's `tgid << 32 | pid`; `task_start_ns` is the thread-group
@@ -148,7 +149,22 @@ pub struct ForkEvent {
     pub _pad: u32,
 }
 
+/// `do_wp_page()` handled a write or unshare fault on a maybe-DMA-pinned page.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CowEvent {
+    pub header: Header,
+    pub address: u64,
+    /// `vmf->flags` (FAULT_FLAG_WRITE 0x1, FAULT_FLAG_UNSHARE 0x400…).
+    pub fault_flags: u32,
+    /// 1 when the fault copied the page (the pin now holds a page the process no longer maps).
+    pub copied: u32,
+    pub refcount: u32,
+    pub pincount: i32,
+}
+
 const _: () = assert!(size_of::<Header>() == 96);
+const _: () = assert!(size_of::<CowEvent>() == 96 + 24);
 const _: () = assert!(size_of::<ForkCopyEvent>() == 96 + 32);
 const _: () = assert!(size_of::<ForkEvent>() == 96 + 8);
 const _: () = assert!(size_of::<PfnUntrackEvent>() == 96 + 40 + 48);

@@ -25,6 +25,8 @@ pub mod valid {
     pub const PT_REGS: u32 = 1 << 5;
     /// task → mm → flags (MMF_HAS_PINNED).
     pub const MM_FLAGS: u32 = 1 << 6;
+    /// vm_fault page, flags, address.
+    pub const VM_FAULT: u32 = 1 << 7;
 }
 /// Byte offset of `folio.flags` (a `memdesc_flags_t` wrapping the word on 7.2).
 pub const FOLIO_FLAGS_OFF: &str = "FOLIO_FLAGS_OFF";
@@ -57,6 +59,9 @@ pub const PT_REGS_SP_OFF: &str = "PT_REGS_SP_OFF";
 pub const PT_REGS_DI_OFF: &str = "PT_REGS_DI_OFF";
 pub const PT_REGS_SI_OFF: &str = "PT_REGS_SI_OFF";
 pub const PT_REGS_DX_OFF: &str = "PT_REGS_DX_OFF";
+pub const VM_FAULT_PAGE_OFF: &str = "VM_FAULT_PAGE_OFF";
+pub const VM_FAULT_FLAGS_OFF: &str = "VM_FAULT_FLAGS_OFF";
+pub const VM_FAULT_ADDRESS_OFF: &str = "VM_FAULT_ADDRESS_OFF";
 pub const TASK_MM_OFF: &str = "TASK_MM_OFF";
 pub const MM_FLAGS_OFF: &str = "MM_FLAGS_OFF";
 /// `MMF_HAS_PINNED`: bit 27 of mm->flags in 6.1, 6.12 and 7.2; set by the first FOLL_PIN, never cleared.

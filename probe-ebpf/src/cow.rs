@@ -9,21 +9,79 @@ use aya_ebpf::{
     helpers::bpf_get_current_pid_tgid, macros::map, maps::HashMap, programs::TracePointContext,
 };
 use probe_common::{
-    event::{ForkCopyEvent, ForkEvent, kind},
+    event::{CowEvent, ForkCopyEvent, ForkEvent, kind},
     hook,
 };
 
 use crate::{
     args::{Args, Ret},
-    counters, counting_hook, entry_programs, events, layout, return_programs,
+    counters, entry_programs, events, layout, return_programs,
 };
 
 /// The VMA being copied by each forking task, with the eager copies seen so far.
 #[map]
 static FORKING: HashMap<u64, ForkCopyEvent> = HashMap::with_max_entries(4096, 0);
 
-counting_hook!(fentry_do_wp_page, kprobe_do_wp_page, hook::DO_WP_PAGE);
-counting_hook!(fentry_wp_page_copy, kprobe_wp_page_copy, hook::WP_PAGE_COPY);
+/// Write-protect faults in flight: the `vm_fault` and whether the fault copied the page
+/// (`wp_page_copy` on 6.1; inlined from 6.12 on, where its new anon rmap is the witness).
+#[map]
+static WP_FAULTS: HashMap<u64, [u64; 2]> = HashMap::with_max_entries(4096, 0);
+
+/// `do_wp_page(vmf)`: hot (every COW fault). One map insert here, one lookup at return; the
+/// pinned test reads the page only after the kernel resolved it.
+#[inline(always)]
+fn on_wp_entry<C: Args>(ctx: &C) {
+    counters::entry(hook::DO_WP_PAGE);
+    let _ = WP_FAULTS.insert(bpf_get_current_pid_tgid(), [ctx.arg_u64(0), 0], 0);
+}
+
+#[inline(always)]
+fn mark_copied() {
+    if let Some(state) = WP_FAULTS.get_ptr_mut(bpf_get_current_pid_tgid()) {
+        // SAFETY: this task's own in-flight fault.
+        unsafe { (*state)[1] = 1 };
+    }
+}
+
+#[inline(always)]
+fn on_wp_page_copy<C: Args>(_ctx: &C) {
+    counters::entry(hook::WP_PAGE_COPY);
+    mark_copied();
+}
+
+#[inline(always)]
+fn on_wp_return<C: Ret>(_ctx: &C) {
+    counters::ret(hook::DO_WP_PAGE);
+    let key = bpf_get_current_pid_tgid();
+    let Some(state) = WP_FAULTS.get_ptr(key) else {
+        return;
+    };
+    // SAFETY: this task's own entry, removed right after.
+    let [vmf, copied] = unsafe { *state };
+    let _ = WP_FAULTS.remove(key);
+    // vmf->page is the page the fault found (small folios: the folio itself).
+    let Some((page, fault_flags, address)) = layout::vm_fault(vmf) else {
+        return;
+    };
+    let Some(pins) = layout::folio_pins(page) else {
+        return;
+    };
+    if !pins.maybe_dma_pinned() {
+        return;
+    }
+    events::emit(&CowEvent {
+        header: events::header(kind::PINNED_COW),
+        address,
+        fault_flags,
+        copied: copied as u32,
+        refcount: pins.refcount,
+        pincount: pins.pincount,
+    });
+}
+
+entry_programs!(fentry_do_wp_page, kprobe_do_wp_page, on_wp_entry);
+return_programs!(fexit_do_wp_page, kretprobe_do_wp_page, on_wp_return);
+entry_programs!(fentry_wp_page_copy, kprobe_wp_page_copy, on_wp_page_copy);
 
 /// `copy_page_range(dst_vma, src_vma)`. Only processes that ever pinned can have pinned pages
 /// to copy, so everyone else pays one flag read.
@@ -78,6 +136,7 @@ fn on_new_anon_rmap<C: Args>(_ctx: &C) {
         // SAFETY: this task's own entry.
         unsafe { (*copy).pages += 1 };
     }
+    mark_copied();
 }
 
 entry_programs!(fentry_new_anon_rmap, kprobe_new_anon_rmap, on_new_anon_rmap);

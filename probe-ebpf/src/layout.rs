@@ -40,6 +40,9 @@ globals!(
     TASK_GROUP_LEADER_OFF,
     TASK_START_TIME_OFF,
     TASK_MM_OFF,
+    VM_FAULT_PAGE_OFF,
+    VM_FAULT_FLAGS_OFF,
+    VM_FAULT_ADDRESS_OFF,
     MM_FLAGS_OFF,
     FOLL_LONGTERM,
     PT_REGS_ORIG_AX_OFF,
@@ -179,6 +182,19 @@ pub fn task_start_ns() -> u64 {
     let task = unsafe { bpf_get_current_task() };
     let leader: u64 = read(task, &TASK_GROUP_LEADER_OFF).unwrap_or(0);
     read(leader, &TASK_START_TIME_OFF).unwrap_or(0)
+}
+
+/// (page, flags, address) of a `struct vm_fault`; `None` when unknown or unreadable.
+#[inline(always)]
+pub fn vm_fault(vmf: u64) -> Option<(u64, u32, u64)> {
+    if !has(valid::VM_FAULT) {
+        return None;
+    }
+    Some((
+        read(vmf, &VM_FAULT_PAGE_OFF)?,
+        read(vmf, &VM_FAULT_FLAGS_OFF)?,
+        read(vmf, &VM_FAULT_ADDRESS_OFF)?,
+    ))
 }
 
 /// Whether the current process has ever pinned (`MMF_HAS_PINNED`); false when unknown.

@@ -14,7 +14,7 @@ use std::{cmp::Reverse, collections::BinaryHeap};
 use serde::Serialize;
 
 use crate::{
-    events::{Event, FileId, Fork, ForkCopy, Mkclean, PfnUntrack, Pin, Task, Unpin},
+    events::{Event, FileId, Fork, ForkCopy, Mkclean, PfnUntrack, Pin, PinnedCow, Task, Unpin},
     findings::{self, Finding, Mapping, Outcome, Process},
     hazards::Hazard,
     kernel::flags::FollFlags,
@@ -49,6 +49,8 @@ pub struct Stats {
     pub harmless_pins: u64,
     /// Pins dropped from a full table (oldest first).
     pub evicted_pins: u64,
+    /// Write faults that reused a pinned page in place (the safe outcome).
+    pub pinned_reuses: u64,
 }
 
 /// A long-term pin of a dirty-tracked shared file mapping, granted by the kernel.
@@ -160,7 +162,42 @@ impl Correlator {
             Event::PfnUntrack(untrack) => self.on_pfn_untrack(&untrack),
             Event::ForkCopy(copy) => self.on_fork_copy(&copy),
             Event::Fork(fork) => self.on_fork(&fork),
+            Event::PinnedCow(cow) => self.on_pinned_cow(&cow),
         }
+    }
+
+    /// A fault that copied a pinned page: DMA keeps going to the old page while the process
+    /// uses its new copy. Reuse in place is the kernel doing the right thing: counted only.
+    fn on_pinned_cow(&mut self, cow: &PinnedCow) {
+        if !cow.copied {
+            self.stats.pinned_reuses += 1;
+            return;
+        }
+        let holder = self.live.iter().find(|p| {
+            same_process(&p.task, &cow.task)
+                && (p.start..p.start + (p.pages << PAGE_SHIFT)).contains(&cow.address)
+        });
+        let pinner = holder.map_or_else(
+            || "unknown (pinned before pinwatch started)".to_owned(),
+            |p| p.pinner.clone(),
+        );
+        self.record(Finding {
+            hazard: Hazard::PinnedCow,
+            outcome: Outcome::Copied,
+            process: process(&cow.task),
+            pinner,
+            pages: 1,
+            mapping: Mapping {
+                fs: "cow",
+                dev: String::new(),
+                ino: 0,
+                path: None,
+            },
+            gup_flags: fault_kind(cow.fault_flags).to_owned(),
+            first_ns: cow.at_ns,
+            last_ns: cow.at_ns,
+            advice: findings::advice(Hazard::PinnedCow, Outcome::Copied),
+        });
     }
 
     fn on_fork_copy(&mut self, copy: &ForkCopy) {
@@ -439,6 +476,17 @@ impl Correlator {
             last_ns: pin.at_ns,
             advice: findings::advice(Hazard::LongtermFilePin, outcome),
         }
+    }
+}
+
+/// FAULT_FLAG_UNSHARE (0x400) and FAULT_FLAG_WRITE (0x1): the same values in 6.1, 6.12 and 7.2.
+fn fault_kind(flags: u32) -> &'static str {
+    if flags & 0x400 != 0 {
+        "FAULT_FLAG_UNSHARE"
+    } else if flags & 0x1 != 0 {
+        "FAULT_FLAG_WRITE"
+    } else {
+        "fault"
     }
 }
 

@@ -2,8 +2,8 @@
 //! and no input makes it panic: short or unknown records are errors.
 
 use probe_common::event::{
-    self as wire, ForkCopyEvent, ForkEvent, Header, MkcleanEvent, PfnUntrackEvent, PinEvent,
-    UnpinEvent, kind,
+    self as wire, CowEvent, ForkCopyEvent, ForkEvent, Header, MkcleanEvent, PfnUntrackEvent,
+    PinEvent, UnpinEvent, kind,
 };
 
 use crate::probes;
@@ -117,6 +117,17 @@ pub struct Fork {
     pub child_pid: u32,
 }
 
+/// A write or unshare fault (`do_wp_page`) on a maybe-DMA-pinned page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PinnedCow {
+    pub at_ns: u64,
+    pub task: Task,
+    pub address: u64,
+    pub fault_flags: u32,
+    /// The fault copied the page: the pin keeps a page the process no longer maps there.
+    pub copied: bool,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
     Pin(Pin),
@@ -125,6 +136,7 @@ pub enum Event {
     PfnUntrack(PfnUntrack),
     ForkCopy(ForkCopy),
     Fork(Fork),
+    PinnedCow(PinnedCow),
 }
 
 impl Event {
@@ -136,6 +148,7 @@ impl Event {
             Event::PfnUntrack(e) => e.at_ns,
             Event::ForkCopy(e) => e.at_ns,
             Event::Fork(e) => e.at_ns,
+            Event::PinnedCow(e) => e.at_ns,
         }
     }
 
@@ -147,6 +160,7 @@ impl Event {
             Event::PfnUntrack(e) => &e.task,
             Event::ForkCopy(e) => &e.task,
             Event::Fork(e) => &e.task,
+            Event::PinnedCow(e) => &e.task,
         }
     }
 }
@@ -174,6 +188,16 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
                 vm_start: c.vm_start,
                 vm_end: c.vm_end,
                 pages: c.pages,
+            }))
+        }
+        kind::PINNED_COW => {
+            let c: CowEvent = read(bytes)?;
+            Ok(Event::PinnedCow(PinnedCow {
+                at_ns: c.header.ts_ns,
+                task: task(&c.header),
+                address: c.address,
+                fault_flags: c.fault_flags,
+                copied: c.copied != 0,
             }))
         }
         kind::FORK => {

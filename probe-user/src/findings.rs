@@ -22,6 +22,8 @@ pub enum Outcome {
     UntrackedWhileMapped,
     /// Fork copied pinned anonymous pages for the child, one by one, at fork time.
     EagerCopy,
+    /// A COW or unshare fault copied a pinned page: device and process now see different pages.
+    Copied,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -108,8 +110,12 @@ pub fn advice(hazard: Hazard, outcome: Outcome) -> &'static str {
             "writeback cleaned a page that may still be DMA-pinned: later device writes are lost or dirty \
              the page behind the filesystem's back; stop pinning file-backed memory"
         }
-        (Hazard::ForkWithPins | Hazard::PinnedCow, _) => {
+        (Hazard::ForkWithPins, _) => {
             "mark pinned ranges MADV_DONTFORK before forking (or pin after fork)"
+        }
+        (Hazard::PinnedCow, _) => {
+            "a pinned page was copied on write: the device no longer sees what the process writes; pin \
+             MAP_SHARED or anonymous memory, never a MAP_PRIVATE file mapping (kernels from 6.2 unshare first)"
         }
         (Hazard::EarlyPfnUntrack, _) => "upgrade to a kernel with per-context PFN tracking (6.16+)",
     }

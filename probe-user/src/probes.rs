@@ -181,7 +181,7 @@ pub const HOOKS: &[Hook] = &[
     Hook {
         id: hook::DO_WP_PAGE,
         name: "do_wp_page",
-        target: func(&["do_wp_page"]),
+        target: func_ret(&["do_wp_page"]),
         feeds: &[(PinnedCow, Need::Core)],
         variants: &[],
     },

@@ -50,6 +50,12 @@ fn steps(dir: &Path) -> Result<Vec<Step>> {
         OsString::from("--file"),
         dir.join("iouring.dat").into_os_string(),
     ];
+    let vfio_private = [
+        OsString::from("--file"),
+        dir.join("vfio-private.dat").into_os_string(),
+        OsString::from("--private"),
+        OsString::from("--read-only"),
+    ];
     let vfio_file = [
         OsString::from("--file"),
         dir.join("vfio.dat").into_os_string(),
@@ -69,6 +75,7 @@ fn steps(dir: &Path) -> Result<Vec<Step>> {
         ("vfio", step(vfio::run, defaults(&[])?)),
         ("vfio", step(vfio::run, defaults(&["--read-only".into()])?)),
         ("vfio", step(vfio::run, defaults(&vfio_file)?)),
+        ("vfio", step(vfio::run, defaults(&vfio_private)?)),
         ("msync", step(msync::run, defaults(&path("msync.dat"))?)),
         ("fork-cow", step(fork_cow::run, defaults(&[])?)),
         (
@@ -125,7 +132,7 @@ mod tests {
             .iter()
             .map(|s| s.0)
             .collect();
-        assert_eq!(names.len(), 16);
+        assert_eq!(names.len(), 17);
         assert_eq!(names[..4], ["iouring"; 4]);
     }
 }

@@ -113,6 +113,11 @@ impl Mapping {
         Self::map(len, libc::MAP_SHARED, Some(fd), offset)
     }
 
+    /// A copy-on-write (MAP_PRIVATE) mapping of a file.
+    pub fn private(fd: BorrowedFd<'_>, len: usize) -> io::Result<Self> {
+        Self::map(len, libc::MAP_PRIVATE, Some(fd), 0)
+    }
+
     fn map(
         len: usize,
         flags: libc::c_int,

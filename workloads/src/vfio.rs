@@ -69,6 +69,11 @@ pub struct Args {
     /// Map for device reads only (a read-only long-term pin).
     #[arg(long)]
     pub read_only: bool,
+    /// With --file: map it MAP_PRIVATE, fault it in by reading, pin, then write to it. On 6.1
+    /// the pin holds the page-cache pages and each write copies a pinned page (COW); from 6.2 a
+    /// read-only long-term pin unshares first and the writes reuse the pinned copies.
+    #[arg(long, requires = "file")]
+    pub private: bool,
     /// PCI vendor id of the device to bind to vfio-pci.
     #[arg(long, default_value = "0x1234", value_parser = parse_hex_id)]
     pub vendor: u16,
@@ -88,11 +93,20 @@ pub fn run(args: &Args) -> Result<String> {
     let container = open_container(&bdf)?;
     let len = sys::pages_len(args.pages)?;
     let (file, map) = match &args.file {
+        Some(path) if args.private => map_private(path, len).map(|(f, m)| (Some(f), m))?,
         Some(path) => sys::map_file(path, len).map(|(f, m)| (Some(f), m))?,
         None => (None, Mapping::anon(len)?),
     };
-    map.write_pages(0x76);
-    let kind = if args.file.is_some() { "file" } else { "anon" };
+    if args.private {
+        map.read_pages();
+    } else {
+        map.write_pages(0x76);
+    }
+    let kind = match (&args.file, args.private) {
+        (Some(_), true) => "private file",
+        (Some(_), false) => "file",
+        (None, _) => "anon",
+    };
     let flags = VFIO_DMA_MAP_FLAG_READ
         | if args.read_only {
             0
@@ -110,7 +124,10 @@ pub fn run(args: &Args) -> Result<String> {
             sys::errno_name(errno)
         ));
     }
-    if file.is_some() {
+    if args.private {
+        // Write faults on the pinned, read-only mapped pages: COW (6.1) or reuse (6.2+).
+        map.write_pages(0x78);
+    } else if file.is_some() {
         // Dirty the pinned pages again and write them back: writeback cleans pinned folios.
         map.write_pages(0x77);
         // SAFETY: the range is exactly the live mapping owned by `map`.
@@ -124,6 +141,23 @@ pub fn run(args: &Args) -> Result<String> {
         args.pages,
         if args.read_only { "ro" } else { "rw" }
     ))
+}
+
+/// A file of `len` bytes written through write(2), then mapped MAP_PRIVATE.
+fn map_private(path: &Path, len: usize) -> Result<(File, Mapping)> {
+    use std::io::Write as _;
+    use std::os::fd::AsFd as _;
+    let mut file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(path)
+        .with_context(|| format!("create {}", path.display()))?;
+    file.write_all(&vec![0x70; len])
+        .with_context(|| format!("write {}", path.display()))?;
+    let map = Mapping::private(file.as_fd(), len).context("mmap MAP_PRIVATE")?;
+    Ok((file, map))
 }
 
 /// Binds the device to vfio-pci through driver_override, unless it already is.

@@ -29,6 +29,9 @@ pub struct Kernel {
     /// (hazard, outcome, pinner, filesystem, pages). Every other workload (anonymous, shmem,
     /// read-only, short-term pins; unpinned writeback) must stay silent.
     pub findings: &'static [Finding],
+    /// Write faults that must be seen reusing a pinned page in place (counted, not findings):
+    /// the proof that a silent pinned-cow row is silent because the kernel did the right thing.
+    pub pinned_reuses_min: u64,
 }
 
 pub type Finding = (&'static str, &'static str, &'static str, &'static str, u64);
@@ -50,9 +53,14 @@ const FINDINGS_6_1: &[Finding] = &[
     ),
     EARLY_UNTRACK_BY_REBIND,
     PIN_THEN_FORK,
+    PINNED_PRIVATE_FILE_COW,
 ];
 /// All three: io_uring registers 16 anonymous pages, then forks. The kernel copies the pinned
 /// pages for the child at fork; the same run with MADV_DONTFORK on the buffer stays silent.
+/// 6.1 only: a read-only VFIO pin of a read-faulted ext4 MAP_PRIVATE mapping pins the
+/// page-cache pages themselves; the 16 writes that follow each copy a pinned page. From 6.2 the
+/// pin unshares first and the writes reuse the pinned anonymous copies (silent).
+const PINNED_PRIVATE_FILE_COW: Finding = ("pinned-cow", "copied", "vfio", "cow", 16);
 const PIN_THEN_FORK: Finding = ("fork-with-pins", "eager-copy", "io_uring", "anon", 16);
 const EARLY_UNTRACK_BY_REBIND: Finding = (
     "early-pfn-untrack",
@@ -164,6 +172,7 @@ pub const KERNELS: &[Kernel] = &[
             ("vma_file", 112),
             ("vm_fault_flags", 40),
             ("vm_fault_page", 80),
+            ("vm_fault_address", 24),
         ],
         foll_source: "legacy-defines",
         foll_values: &[
@@ -181,6 +190,7 @@ pub const KERNELS: &[Kernel] = &[
         filters_min: &GRANTED_FILE_PIN,
         filters_max: &NOTHING_REFUSED,
         findings: FINDINGS_6_1,
+        pinned_reuses_min: 0,
     },
     Kernel {
         name: "6.12",
@@ -240,6 +250,7 @@ pub const KERNELS: &[Kernel] = &[
             ("vma_file", 128),
             ("vm_fault_flags", 40),
             ("vm_fault_page", 80),
+            ("vm_fault_address", 24),
         ],
         foll_source: "btf",
         foll_values: &[
@@ -258,6 +269,7 @@ pub const KERNELS: &[Kernel] = &[
         filters_min: &REFUSED_FILE_PINS,
         filters_max: &NO_PINNED_CLEAN,
         findings: FINDINGS_6_12,
+        pinned_reuses_min: 16,
     },
     Kernel {
         name: "7.2",
@@ -317,6 +329,7 @@ pub const KERNELS: &[Kernel] = &[
             ("vma_file", 88),
             ("vm_fault_flags", 40),
             ("vm_fault_page", 80),
+            ("vm_fault_address", 24),
         ],
         foll_source: "btf",
         foll_values: &[
@@ -335,6 +348,7 @@ pub const KERNELS: &[Kernel] = &[
         filters_min: &REFUSED_FILE_PINS,
         filters_max: &NO_PINNED_CLEAN,
         findings: FINDINGS_7_2,
+        pinned_reuses_min: 16,
     },
 ];
 

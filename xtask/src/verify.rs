@@ -256,6 +256,13 @@ fn check_audit(kernel: &Kernel, audit: &Pass, fails: &mut Vec<String>) {
             fails.push(format!("{at}: counts.{counter} = {}", r["counts"][counter]));
         }
     }
+    let reuses = r["counts"]["pinned_reuses"].as_u64().unwrap_or(0);
+    if reuses < kernel.pinned_reuses_min {
+        fails.push(format!(
+            "{at}: counts.pinned_reuses = {reuses} (expected >= {})",
+            kernel.pinned_reuses_min
+        ));
+    }
     let mut got: Vec<String> = r["findings"]
         .as_array()
         .into_iter()
@@ -432,7 +439,7 @@ mod tests {
             .iter()
             .map(|(h, o, p, fs, n)| serde_json::json!({"hazard": h, "outcome": o, "pinner": p, "mapping": {"fs": fs}, "pages": n}))
             .collect();
-        let zeros = serde_json::json!({"events_lost": 0, "decode_errors": 0, "pins_untracked": 0, "evicted_pins": 0});
+        let zeros = serde_json::json!({"events_lost": 0, "decode_errors": 0, "pins_untracked": 0, "evicted_pins": 0, "pinned_reuses": kernel.pinned_reuses_min});
         let audit = serde_json::json!({"watched": {"exit_status": 0}, "counts": zeros, "findings": findings});
         let audit_line = format!(
             "PINWATCH-RESULT audit {} {audit}\n",

@@ -185,7 +185,8 @@ impl EventSource {
                         Event::Unpin(_)
                         | Event::MkcleanPinned(_)
                         | Event::ForkCopy(_)
-                        | Event::Fork(_) => {}
+                        | Event::Fork(_)
+                        | Event::PinnedCow(_) => {}
                     }
                     tree.observe(&event);
                     correlator.push(event);

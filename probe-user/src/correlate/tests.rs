@@ -415,3 +415,25 @@ fn eager_copies_name_the_pin_inside_the_copied_vma() {
     c.push(fork(21));
     assert!(c.finish().0[0].pinner.starts_with("unknown"));
 }
+
+fn cow(at: u64, address: u64, copied: bool) -> Event {
+    Event::PinnedCow(crate::events::PinnedCow {
+        at_ns: at * MS,
+        task: task(42, 1),
+        address,
+        fault_flags: 0x1,
+        copied,
+    })
+}
+
+#[test]
+fn copies_of_pinned_pages_are_findings_and_reuses_are_counted() {
+    let (findings, stats) = run(vec![
+        anon_pin(10),
+        cow(20, 0x7000_0000, true),
+        cow(21, 0x7000_1000, true),
+        cow(22, 0x7000_2000, false),
+    ]);
+    assert_eq!(findings, vec![(Hazard::PinnedCow, Copied, 2)]);
+    assert_eq!(stats.pinned_reuses, 1);
+}

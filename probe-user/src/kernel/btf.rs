@@ -96,6 +96,23 @@ impl KernelBtf {
         })
     }
 
+    /// The struct or union a member's type names, through const/volatile/typedef: 6.1 wraps
+    /// `vm_fault`'s first fields in an anonymous `const struct`.
+    fn aggregate_of(&self, member: &btf_rs::Member) -> Option<btf_rs::Struct> {
+        let mut ty = self.btf.resolve_chained_type(member).ok()?;
+        for _ in 0..8 {
+            ty = match ty {
+                Type::Struct(s) | Type::Union(s) => return Some(s),
+                Type::Const(ref q) | Type::Volatile(ref q) | Type::Restrict(ref q) => {
+                    self.btf.resolve_chained_type(q).ok()?
+                }
+                Type::Typedef(ref t) => self.btf.resolve_chained_type(t).ok()?,
+                _ => return None,
+            };
+        }
+        None
+    }
+
     /// Bit offset of `member`, recursing into anonymous members.
     fn find_member(&self, strukt: &btf_rs::Struct, member: &str) -> Option<u32> {
         for m in &strukt.members {
@@ -104,9 +121,8 @@ impl KernelBtf {
                 return Some(m.bit_offset());
             }
             if name.is_empty() {
-                let inner = match self.btf.resolve_chained_type(m).ok()? {
-                    Type::Struct(s) | Type::Union(s) => s,
-                    _ => continue,
+                let Some(inner) = self.aggregate_of(m) else {
+                    continue;
                 };
                 if let Some(bits) = self.find_member(&inner, member) {
                     return Some(m.bit_offset() + bits);
@@ -161,6 +177,10 @@ mod tests {
                 self.words(&[mn, *ty, *bits]);
             }
         }
+        /// BTF_KIND_CONST (10) of type `ty`.
+        fn konst(&mut self, ty: u32) {
+            self.words(&[0, 10 << 24, ty]);
+        }
         fn enumeration(&mut self, name: &str, values: &[(&str, u32)]) {
             let n = self.name(name);
             self.words(&[n, (6 << 24) | values.len() as u32, 4]);
@@ -210,6 +230,21 @@ mod tests {
         assert_eq!(btf.member_offset("folio", "_pincount"), None);
         assert_eq!(btf.member_offset("no_such_struct", "flags"), None);
         assert_eq!(btf.struct_size("folio"), Some(16));
+    }
+
+    /// `struct vm_fault { const struct { long vma; long address; }; int flags; }` as in 6.1.
+    #[test]
+    fn members_inside_const_anonymous_structs_are_found() {
+        let mut b = Blob::new();
+        b.int("int"); // 1
+        b.strukt("", 16, &[("vma", 1, 0), ("address", 1, 64)]); // 2
+        b.konst(2); // 3
+        b.strukt("vm_fault", 24, &[("", 3, 0), ("flags", 1, 128)]); // 4
+        let btf = KernelBtf {
+            btf: Btf::from_bytes(&b.bytes()).unwrap(),
+        };
+        assert_eq!(btf.member_offset("vm_fault", "address"), Some(8));
+        assert_eq!(btf.member_offset("vm_fault", "flags"), Some(16));
     }
 
     #[test]

@@ -41,6 +41,7 @@ pub struct Layout {
     pub pt_regs_dx: Option<u32>,
     pub vm_fault_flags: Option<u32>,
     pub vm_fault_page: Option<u32>,
+    pub vm_fault_address: Option<u32>,
 }
 
 impl Layout {
@@ -81,6 +82,7 @@ impl Layout {
             pt_regs_dx: m("pt_regs", "dx"),
             vm_fault_flags: m("vm_fault", "flags"),
             vm_fault_page: m("vm_fault", "page"),
+            vm_fault_address: m("vm_fault", "address"),
         }
     }
 
@@ -92,7 +94,7 @@ impl Layout {
     /// The `LAYOUT_VALID` bit set and every global to write into the eBPF object (0 stands in
     /// for an unknown offset; its group's bit is then clear and the programs never read it).
     pub fn globals(&self, foll: &FollFlags) -> (u32, Vec<(&'static str, u32)>) {
-        let groups: [(u32, Vec<Global>); 7] = [
+        let groups: [(u32, Vec<Global>); 8] = [
             (
                 valid::FOLIO_PIN_TEST,
                 vec![
@@ -141,6 +143,14 @@ impl Layout {
                 vec![
                     (names::TASK_MM_OFF, self.task_mm),
                     (names::MM_FLAGS_OFF, self.mm_flags),
+                ],
+            ),
+            (
+                valid::VM_FAULT,
+                vec![
+                    (names::VM_FAULT_PAGE_OFF, self.vm_fault_page),
+                    (names::VM_FAULT_FLAGS_OFF, self.vm_fault_flags),
+                    (names::VM_FAULT_ADDRESS_OFF, self.vm_fault_address),
                 ],
             ),
             (
@@ -222,13 +232,14 @@ mod tests {
             pt_regs_dx: Some(96),
             vm_fault_flags: Some(40),
             vm_fault_page: Some(80),
+            vm_fault_address: Some(24),
         }
     }
 
     #[test]
     fn a_complete_layout_validates_every_group() {
         let (bits, globals) = full().globals(&FollFlags::legacy());
-        assert_eq!(bits, 0b111_1111);
+        assert_eq!(bits, 0b1111_1111);
         assert!(globals.contains(&(names::FOLL_LONGTERM, 0x10000)));
         assert!(globals.contains(&(names::FOLIO_PINCOUNT_OFF, 92)));
         let mut unique: Vec<_> = globals.iter().map(|(n, _)| *n).collect();
