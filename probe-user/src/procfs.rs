@@ -25,6 +25,49 @@ pub fn path_in_maps(maps: &str, addr: u64) -> Option<String> {
     })
 }
 
+/// Most directory entries searched for one inode: a report must not stall on a huge filesystem.
+const MAX_WALK: usize = 200_000;
+
+/// A path of inode `ino` on the filesystem mounted from device `dev` (`major:minor`), found by
+/// walking its mount points; `None` when the file is gone or the walk limit is reached.
+pub fn path_of(dev: &str, ino: u64) -> Option<String> {
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    let mut budget = MAX_WALK;
+    mount_points(&mountinfo, dev).find_map(|mount| find_inode(Path::new(mount), ino, &mut budget))
+}
+
+/// Mount points of device `dev` in mountinfo text (field 3 is `major:minor`, field 5 the mount point).
+pub fn mount_points<'a>(mountinfo: &'a str, dev: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+    mountinfo.lines().filter_map(move |line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        (fields.get(2) == Some(&dev))
+            .then(|| fields.get(4).copied())
+            .flatten()
+    })
+}
+
+fn find_inode(dir: &Path, ino: u64, budget: &mut usize) -> Option<String> {
+    use std::os::unix::fs::MetadataExt as _;
+    let root_dev = std::fs::symlink_metadata(dir).ok()?.dev();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).ok()?.flatten() {
+            *budget = budget.checked_sub(1)?;
+            let Ok(meta) = entry.metadata() else { continue };
+            if meta.dev() != root_dev {
+                continue;
+            }
+            if meta.ino() == ino && meta.is_file() {
+                return Some(entry.path().to_string_lossy().into_owned());
+            }
+            if meta.is_dir() {
+                stack.push(entry.path());
+            }
+        }
+    }
+    None
+}
+
 /// Whether `tgid` is `root` or one of its descendants (following PPid while the chain lives).
 pub fn descends_from(tgid: u32, root: u32) -> bool {
     let mut current = tgid;
@@ -82,6 +125,40 @@ mod tests {
         );
         assert_eq!(path_in_maps(MAPS, 0x7f0000010000), None, "anonymous");
         assert_eq!(path_in_maps(MAPS, 0x1000), None, "unmapped");
+    }
+
+    #[test]
+    fn mount_points_are_found_by_device() {
+        let info = "\
+22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw
+30 22 1:0 / /mnt/ext4 rw - ext4 /dev/ram0 rw
+31 22 1:0 /sub /mnt/bind rw - ext4 /dev/ram0 rw
+";
+        assert_eq!(
+            mount_points(info, "1:0").collect::<Vec<_>>(),
+            ["/mnt/ext4", "/mnt/bind"]
+        );
+        assert_eq!(mount_points(info, "9:9").count(), 0);
+    }
+
+    #[test]
+    fn an_inode_is_found_by_walking_its_mount() {
+        use std::os::unix::fs::MetadataExt as _;
+        let dir = std::env::temp_dir().join(format!("pinwatch-walk-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("a/b")).unwrap();
+        let file = dir.join("a/b/target.img");
+        std::fs::write(&file, b"x").unwrap();
+        let ino = std::fs::metadata(&file).unwrap().ino();
+        let mut budget = 1000;
+        let found = find_inode(&dir, ino, &mut budget);
+        std::fs::remove_dir_all(&dir).ok();
+        assert_eq!(found.as_deref(), file.to_str());
+        let mut none = 0;
+        assert_eq!(
+            find_inode(Path::new("/"), ino, &mut none),
+            None,
+            "an exhausted budget stops the walk"
+        );
     }
 
     #[test]

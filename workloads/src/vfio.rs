@@ -74,6 +74,9 @@ pub struct Args {
     /// read-only long-term pin unshares first and the writes reuse the pinned copies.
     #[arg(long, requires = "file")]
     pub private: bool,
+    /// Seconds to hold the pin before writing the file back (a pin older than a watcher).
+    #[arg(long, default_value_t = 0)]
+    pub hold: u64,
     /// PCI vendor id of the device to bind to vfio-pci.
     #[arg(long, default_value = "0x1234", value_parser = parse_hex_id)]
     pub vendor: u16,
@@ -128,6 +131,7 @@ pub fn run(args: &Args) -> Result<String> {
         // Write faults on the pinned, read-only mapped pages: COW (6.1) or reuse (6.2+).
         map.write_pages(0x78);
     } else if file.is_some() {
+        std::thread::sleep(std::time::Duration::from_secs(args.hold));
         // Dirty the pinned pages again and write them back: writeback cleans pinned folios.
         map.write_pages(0x77);
         // SAFETY: the range is exactly the live mapping owned by `map`.

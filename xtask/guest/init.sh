@@ -47,6 +47,16 @@ json=$(/bin/pinwatch audit --json -- /bin/run-workloads)
 code=$?
 result "audit $code $json"
 
+# Pins older than pinwatch: a VFIO file pin taken before the audit starts and written back
+# while it runs (6.1 grants it; 6.12 and 7.2 refuse it at once).
+log "pass: pinwatch audit --for 12s around a pin taken before it"
+/bin/pinwatch-workload vfio --file /mnt/ext4/work/held.dat --hold 6 >/dev/console 2>&1 &
+held=$!
+json=$(/bin/pinwatch audit --json --for 12s)
+code=$?
+wait $held
+result "audit-preexisting $code $json"
+
 # One pass per attach policy: auto (fentry first) and kprobe only, both over every workload.
 for method in auto kprobe; do
   log "pass: pinwatch doctor --method $method -- workloads"

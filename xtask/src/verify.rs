@@ -19,6 +19,8 @@ pub struct Results {
     pub report: Vec<String>,
     /// `pinwatch audit --json` over the workloads.
     pub audit: Option<Pass>,
+    /// `pinwatch audit --json --for` around a pin taken before it started.
+    pub audit_preexisting: Option<Pass>,
 }
 
 /// Lines are `PINWATCH-RESULT release <uname -r>`, `PINWATCH-RESULT doctor-<m> <code> <json>`
@@ -30,33 +32,25 @@ pub fn parse(output: &str) -> Result<Results> {
         .map(str::to_owned)
         .collect();
     let mut release = None;
-    let mut audit = None;
+    let (mut audit, mut audit_preexisting) = (None, None);
     let mut passes = Vec::new();
     for line in output
         .lines()
         .filter_map(|l| l.strip_prefix("PINWATCH-RESULT "))
     {
         let (tag, rest) = line.split_once(' ').unwrap_or((line, ""));
-        if tag == "audit" {
-            let (code, json) = rest.split_once(' ').unwrap_or((rest, ""));
-            let report =
-                serde_json::from_str(json).with_context(|| format!("audit JSON: {json:.200}"))?;
-            audit = Some(Pass {
-                method: "audit".into(),
-                exit_code: code.parse().unwrap_or(-1),
-                report,
-            });
-        } else if tag == "release" {
-            release = Some(rest.trim().to_owned());
-        } else if let Some(method) = tag.strip_prefix("doctor-") {
-            let (code, json) = rest.split_once(' ').unwrap_or((rest, ""));
-            let report = serde_json::from_str(json)
-                .with_context(|| format!("doctor-{method} JSON: {json:.200}"))?;
-            passes.push(Pass {
-                method: method.to_owned(),
-                exit_code: code.parse().unwrap_or(-1),
-                report,
-            });
+        match tag {
+            "release" => release = Some(rest.trim().to_owned()),
+            "audit" => audit = Some(pass(tag, rest)?),
+            "audit-preexisting" => audit_preexisting = Some(pass(tag, rest)?),
+            _ => {
+                if let Some(method) = tag.strip_prefix("doctor-") {
+                    passes.push(Pass {
+                        method: method.to_owned(),
+                        ..pass(tag, rest)?
+                    });
+                }
+            }
         }
     }
     Ok(Results {
@@ -64,6 +58,18 @@ pub fn parse(output: &str) -> Result<Results> {
         passes,
         report: human,
         audit,
+        audit_preexisting,
+    })
+}
+
+/// `<exit code> <json>` after a result tag.
+fn pass(tag: &str, rest: &str) -> Result<Pass> {
+    let (code, json) = rest.split_once(' ').unwrap_or((rest, ""));
+    let report = serde_json::from_str(json).with_context(|| format!("{tag} JSON: {json:.200}"))?;
+    Ok(Pass {
+        method: tag.to_owned(),
+        exit_code: code.parse().unwrap_or(-1),
+        report,
     })
 }
 
@@ -99,7 +105,11 @@ pub fn check(kernel: &Kernel, results: &Results) -> Vec<String> {
     }
     match &results.audit {
         None => fails.push(format!("{k}: no audit result")),
-        Some(audit) => check_audit(kernel, audit, &mut fails),
+        Some(audit) => check_audit(kernel, audit, kernel.findings, &mut fails),
+    }
+    match &results.audit_preexisting {
+        None => fails.push(format!("{k}: no audit-preexisting result")),
+        Some(audit) => check_audit(kernel, audit, kernel.preexisting, &mut fails),
     }
     for wanted in ["auto", "kprobe"] {
         match results.passes.iter().find(|p| p.method == wanted) {
@@ -230,21 +240,33 @@ fn check_hook(
 }
 
 /// The audit must report exactly the expected findings: (hazard, outcome, pinner, fs, pages).
-fn check_audit(kernel: &Kernel, audit: &Pass, fails: &mut Vec<String>) {
-    let at = format!("{} audit", kernel.name);
+fn check_audit(
+    kernel: &Kernel,
+    audit: &Pass,
+    expected: &[crate::expect::Finding],
+    fails: &mut Vec<String>,
+) {
+    let at = format!("{} {}", kernel.name, audit.method);
     let r = &audit.report;
-    let want_code = if kernel.findings.is_empty() { 0 } else { 1 };
+    let want_code = if expected.is_empty() { 0 } else { 1 };
     if audit.exit_code != want_code {
         fails.push(format!(
             "{at}: exited {} (expected {want_code})",
             audit.exit_code
         ));
     }
-    if r["watched"]["exit_status"].as_i64() != Some(0) {
+    // Only an audit of a command has an exit status to check.
+    let watched_command = !r["watched"]["command"].is_null();
+    if watched_command && r["watched"]["exit_status"].as_i64() != Some(0) {
         fails.push(format!(
             "{at}: workloads exited {}",
             r["watched"]["exit_status"]
         ));
+    }
+    for f in r["findings"].as_array().into_iter().flatten() {
+        if f["mapping"]["fs"] == "ext4" && f["mapping"]["path"].is_null() {
+            fails.push(format!("{at}: {} on ext4 without a path", s(f, "hazard")));
+        }
     }
     for counter in [
         "events_lost",
@@ -257,7 +279,7 @@ fn check_audit(kernel: &Kernel, audit: &Pass, fails: &mut Vec<String>) {
         }
     }
     let reuses = r["counts"]["pinned_reuses"].as_u64().unwrap_or(0);
-    if reuses < kernel.pinned_reuses_min {
+    if audit.method == "audit" && reuses < kernel.pinned_reuses_min {
         fails.push(format!(
             "{at}: counts.pinned_reuses = {reuses} (expected >= {})",
             kernel.pinned_reuses_min
@@ -278,8 +300,7 @@ fn check_audit(kernel: &Kernel, audit: &Pass, fails: &mut Vec<String>) {
             )
         })
         .collect();
-    let mut want: Vec<String> = kernel
-        .findings
+    let mut want: Vec<String> = expected
         .iter()
         .map(|(h, o, p, fs, n)| format!("{h} {o} {p} {fs} {n}"))
         .collect();
@@ -437,13 +458,20 @@ mod tests {
         let findings: Vec<Value> = kernel
             .findings
             .iter()
-            .map(|(h, o, p, fs, n)| serde_json::json!({"hazard": h, "outcome": o, "pinner": p, "mapping": {"fs": fs}, "pages": n}))
+            .map(|(h, o, p, fs, n)| serde_json::json!({"hazard": h, "outcome": o, "pinner": p, "mapping": {"fs": fs, "path": "/mnt/x"}, "pages": n}))
+            .collect();
+        let preexisting: Vec<Value> = kernel
+            .preexisting
+            .iter()
+            .map(|(h, o, p, fs, n)| serde_json::json!({"hazard": h, "outcome": o, "pinner": p, "mapping": {"fs": fs, "path": "/mnt/y"}, "pages": n}))
             .collect();
         let zeros = serde_json::json!({"events_lost": 0, "decode_errors": 0, "pins_untracked": 0, "evicted_pins": 0, "pinned_reuses": kernel.pinned_reuses_min});
-        let audit = serde_json::json!({"watched": {"exit_status": 0}, "counts": zeros, "findings": findings});
+        let audit = serde_json::json!({"watched": {"command": "w", "exit_status": 0}, "counts": zeros, "findings": findings});
+        let held = serde_json::json!({"watched": {"command": null}, "counts": zeros, "findings": preexisting});
         let audit_line = format!(
-            "PINWATCH-RESULT audit {} {audit}\n",
-            u8::from(!kernel.findings.is_empty())
+            "PINWATCH-RESULT audit {} {audit}\nPINWATCH-RESULT audit-preexisting {} {held}\n",
+            u8::from(!kernel.findings.is_empty()),
+            u8::from(!kernel.preexisting.is_empty())
         );
         let release = format!("{}99-test", kernel.release_prefix);
         audit_line

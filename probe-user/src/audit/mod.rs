@@ -109,6 +109,7 @@ pub fn run(opts: &Options) -> Result<(Report, u8), Error> {
     source.drain(&session.kallsyms, &mut correlator, &mut tree);
     let (mut findings, correlation) = correlator.finish();
     findings.retain(|f| tree.contains(f.process.tgid));
+    resolve_paths(&mut findings);
     let filters = Counters::read(&session.ebpf)?.filters;
     let report = Report {
         kernel: kernel::release(),
@@ -133,6 +134,16 @@ pub fn run(opts: &Options) -> Result<(Report, u8), Error> {
         exit::FINDINGS
     };
     Ok((report, code))
+}
+
+/// Files whose mapping was gone before pinwatch read /proc: found again by device and inode.
+fn resolve_paths(findings: &mut [Finding]) {
+    for f in findings
+        .iter_mut()
+        .filter(|f| f.mapping.path.is_none() && f.mapping.ino != 0)
+    {
+        f.mapping.path = procfs::path_of(&f.mapping.dev, f.mapping.ino);
+    }
 }
 
 /// The ring buffer and the stacks its pin events refer to.
