@@ -40,6 +40,41 @@ fn help_teaches_commands_examples_and_exit_codes() {
 }
 
 #[test]
+fn audit_help_teaches_its_forms_and_requires_a_scope() {
+    let help = pinwatch(&["audit", "--help"]);
+    let text = String::from_utf8_lossy(&help.stdout);
+    assert!(
+        text.contains("--for 30s")
+            && text.contains("-- qemu-system-x86_64")
+            && text.contains("--json"),
+        "{text}"
+    );
+    let bare = pinwatch(&["audit"]);
+    assert_eq!(bare.status.code(), Some(2));
+    assert!(
+        stderr(&bare).contains("--for <DURATION>"),
+        "{}",
+        stderr(&bare)
+    );
+}
+
+#[test]
+fn audit_on_a_host_without_kprobes_explains_and_fails() {
+    let kprobes = std::path::Path::new("/sys/bus/event_source/devices/kprobe").exists();
+    if !is_root() || kprobes {
+        eprintln!("skipped: needs root on a kernel without kprobes");
+        return;
+    }
+    let o = pinwatch(&["audit", "--for", "1s"]);
+    assert_eq!(o.status.code(), Some(5), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("NOTHING CAN BE OBSERVED"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
 fn unknown_flag_is_a_usage_error() {
     let o = pinwatch(&["doctor", "--no-such-flag"]);
     assert_eq!(o.status.code(), Some(2));

@@ -78,6 +78,32 @@ fn steps(dir: &Path) -> Result<Vec<Step>> {
         ("vfio", step(vfio::run, defaults(&vfio_private)?)),
         ("msync", step(msync::run, defaults(&path("msync.dat"))?)),
         ("fork-cow", step(fork_cow::run, defaults(&[])?)),
+        // Storms with no pin held (this process has pinned before: MMF_HAS_PINNED is set, so
+        // pinwatch's fork path is exercised too). Every kernel must stay silent.
+        (
+            "fork-cow",
+            step(
+                fork_cow::run,
+                defaults(&[
+                    "--rounds".into(),
+                    "20".into(),
+                    "--pages".into(),
+                    "64".into(),
+                ])?,
+            ),
+        ),
+        (
+            "msync",
+            step(
+                msync::run,
+                defaults(&[
+                    OsString::from("--pages"),
+                    "256".into(),
+                    "--path".into(),
+                    dir.join("storm.dat").into_os_string(),
+                ])?,
+            ),
+        ),
         (
             "odirect",
             step(odirect::run, defaults(&path("odirect.dat"))?),
@@ -132,7 +158,7 @@ mod tests {
             .iter()
             .map(|s| s.0)
             .collect();
-        assert_eq!(names.len(), 17);
+        assert_eq!(names.len(), 19);
         assert_eq!(names[..4], ["iouring"; 4]);
     }
 }
