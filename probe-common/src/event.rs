@@ -30,6 +30,8 @@ pub struct Header {
     pub task_start_ns: u64,
     pub comm: [u8; 16],
     pub syscall: Syscall,
+    /// cgroup v2 id of the task (the inode number of its cgroup directory).
+    pub cgroup_id: u64,
 }
 
 /// The user registers of the system call in progress (`task_pt_regs(current)`): its number,
@@ -163,15 +165,15 @@ pub struct CowEvent {
     pub pincount: i32,
 }
 
-const _: () = assert!(size_of::<Header>() == 96);
-const _: () = assert!(size_of::<CowEvent>() == 96 + 24);
-const _: () = assert!(size_of::<ForkCopyEvent>() == 96 + 32);
-const _: () = assert!(size_of::<ForkEvent>() == 96 + 8);
-const _: () = assert!(size_of::<PfnUntrackEvent>() == 96 + 40 + 48);
+const _: () = assert!(size_of::<Header>() == 104);
+const _: () = assert!(size_of::<CowEvent>() == 104 + 24);
+const _: () = assert!(size_of::<ForkCopyEvent>() == 104 + 32);
+const _: () = assert!(size_of::<ForkEvent>() == 104 + 8);
+const _: () = assert!(size_of::<PfnUntrackEvent>() == 104 + 40 + 48);
 const _: () = assert!(size_of::<VmaInfo>() == 48);
-const _: () = assert!(size_of::<PinEvent>() == 96 + 40 + 48);
-const _: () = assert!(size_of::<UnpinEvent>() == 96 + 16);
-const _: () = assert!(size_of::<MkcleanEvent>() == 96 + 48);
+const _: () = assert!(size_of::<PinEvent>() == 104 + 40 + 48);
+const _: () = assert!(size_of::<UnpinEvent>() == 104 + 16);
+const _: () = assert!(size_of::<MkcleanEvent>() == 104 + 48);
 
 /// The largest record, for sizing reads.
 pub const MAX_EVENT_SIZE: usize = size_of::<PinEvent>();

@@ -43,6 +43,8 @@ pub fn header(kind: u32) -> Header {
         task_start_ns: layout::task_start_ns(),
         comm: bpf_get_current_comm().unwrap_or([0; 16]),
         syscall: layout::current_syscall(),
+        // SAFETY: the helper has no preconditions.
+        cgroup_id: unsafe { aya_ebpf::helpers::generated::bpf_get_current_cgroup_id() },
     }
 }
 

@@ -503,6 +503,10 @@ fn process(task: &Task) -> Process {
         tgid: task.tgid,
         comm: task.comm.clone(),
         start_ns: task.start_ns,
+        cgroup: findings::Cgroup {
+            id: task.cgroup_id,
+            path: None,
+        },
     }
 }
 

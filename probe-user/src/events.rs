@@ -23,6 +23,7 @@ pub struct Task {
     pub tid: u32,
     pub start_ns: u64,
     pub comm: String,
+    pub cgroup_id: u64,
 }
 
 /// A file as the kernel names it: superblock device, inode number, filesystem magic.
@@ -233,6 +234,7 @@ fn task(h: &Header) -> Task {
         tid: h.pid_tgid as u32,
         start_ns: h.task_start_ns,
         comm: String::from_utf8_lossy(&h.comm[..len]).into_owned(),
+        cgroup_id: h.cgroup_id,
     }
 }
 
@@ -361,7 +363,8 @@ mod tests {
                 tgid: 42,
                 tid: 43,
                 start_ns: 99,
-                comm: "qemu".into()
+                comm: "qemu".into(),
+                cgroup_id: 0,
             }
         );
         assert_eq!(pin.hook, "pin_user_pages_remote");
@@ -401,9 +404,9 @@ mod tests {
             ..PinEvent::default()
         });
         assert_eq!(
-            decode(&pin[..100]),
+            decode(&pin[..120]),
             Err(DecodeError::Short {
-                len: 100,
+                len: 120,
                 need: pin.len()
             })
         );

@@ -32,6 +32,14 @@ pub struct Process {
     pub comm: String,
     /// Boot-relative start time of the thread group (ns): with `tgid`, a unique identity.
     pub start_ns: u64,
+    pub cgroup: Cgroup,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Cgroup {
+    pub id: u64,
+    /// Path below the cgroup2 mount, resolved at report time (`None` once the cgroup is gone).
+    pub path: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

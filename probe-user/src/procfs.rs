@@ -68,6 +68,35 @@ fn find_inode(dir: &Path, ino: u64, budget: &mut usize) -> Option<String> {
     None
 }
 
+/// The cgroup2 path of cgroup `id` (its directory's inode number) below `/sys/fs/cgroup`.
+pub fn cgroup_path(id: u64) -> Option<String> {
+    use std::os::unix::fs::MetadataExt as _;
+    let root = Path::new("/sys/fs/cgroup");
+    if std::fs::metadata(root).ok()?.ino() == id {
+        return Some("/".to_owned());
+    }
+    let mut budget = MAX_WALK;
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).ok()?.flatten() {
+            budget = budget.checked_sub(1)?;
+            let Ok(meta) = entry.metadata() else { continue };
+            if !meta.is_dir() {
+                continue;
+            }
+            if meta.ino() == id {
+                return entry
+                    .path()
+                    .strip_prefix(root)
+                    .ok()
+                    .map(|p| format!("/{}", p.display()));
+            }
+            stack.push(entry.path());
+        }
+    }
+    None
+}
+
 /// Whether `tgid` is `root` or one of its descendants (following PPid while the chain lives).
 pub fn descends_from(tgid: u32, root: u32) -> bool {
     let mut current = tgid;
@@ -159,6 +188,29 @@ mod tests {
             None,
             "an exhausted budget stops the walk"
         );
+    }
+
+    #[test]
+    fn the_own_cgroup_resolves_to_its_path() {
+        use std::os::unix::fs::MetadataExt as _;
+        let Ok(own) = std::fs::read_to_string("/proc/self/cgroup") else {
+            return;
+        };
+        let Some(rel) = own.lines().find_map(|l| l.strip_prefix("0::")) else {
+            eprintln!("skipped: no cgroup2 hierarchy");
+            return;
+        };
+        let dir = format!("/sys/fs/cgroup{}", rel.trim_end_matches('/'));
+        let Ok(meta) = std::fs::metadata(&dir) else {
+            eprintln!("skipped: cgroup2 not mounted at /sys/fs/cgroup");
+            return;
+        };
+        let want = if rel == "/" {
+            "/".to_owned()
+        } else {
+            rel.to_owned()
+        };
+        assert_eq!(cgroup_path(meta.ino()).as_deref(), Some(want.as_str()));
     }
 
     #[test]

@@ -11,6 +11,7 @@ mount -t devtmpfs devtmpfs /dev
 mount -t tmpfs tmpfs /tmp
 mount -t tracefs tracefs /sys/kernel/tracing 2>/dev/null
 mount -t securityfs securityfs /sys/kernel/security 2>/dev/null
+mount -t cgroup2 cgroup2 /sys/fs/cgroup 2>/dev/null
 
 result() { echo "PINWATCH-RESULT $*" >/dev/ttyS1; }
 log() { echo "guest: $*" >/dev/console; }

@@ -264,6 +264,9 @@ fn check_audit(
         ));
     }
     for f in r["findings"].as_array().into_iter().flatten() {
+        if f["process"]["cgroup"]["path"].is_null() {
+            fails.push(format!("{at}: {} without a cgroup path", s(f, "hazard")));
+        }
         if f["mapping"]["fs"] == "ext4" && f["mapping"]["path"].is_null() {
             fails.push(format!("{at}: {} on ext4 without a path", s(f, "hazard")));
         }
@@ -458,12 +461,12 @@ mod tests {
         let findings: Vec<Value> = kernel
             .findings
             .iter()
-            .map(|(h, o, p, fs, n)| serde_json::json!({"hazard": h, "outcome": o, "pinner": p, "mapping": {"fs": fs, "path": "/mnt/x"}, "pages": n}))
+            .map(|(h, o, p, fs, n)| serde_json::json!({"hazard": h, "outcome": o, "pinner": p, "mapping": {"fs": fs, "path": "/mnt/x"}, "pages": n, "process": {"cgroup": {"path": "/"}}}))
             .collect();
         let preexisting: Vec<Value> = kernel
             .preexisting
             .iter()
-            .map(|(h, o, p, fs, n)| serde_json::json!({"hazard": h, "outcome": o, "pinner": p, "mapping": {"fs": fs, "path": "/mnt/y"}, "pages": n}))
+            .map(|(h, o, p, fs, n)| serde_json::json!({"hazard": h, "outcome": o, "pinner": p, "mapping": {"fs": fs, "path": "/mnt/y"}, "pages": n, "process": {"cgroup": {"path": "/"}}}))
             .collect();
         let zeros = serde_json::json!({"events_lost": 0, "decode_errors": 0, "pins_untracked": 0, "evicted_pins": 0, "pinned_reuses": kernel.pinned_reuses_min});
         let audit = serde_json::json!({"watched": {"command": "w", "exit_status": 0}, "counts": zeros, "findings": findings});

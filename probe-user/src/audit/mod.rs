@@ -137,12 +137,15 @@ pub fn run(opts: &Options) -> Result<(Report, u8), Error> {
 }
 
 /// Files whose mapping was gone before pinwatch read /proc: found again by device and inode.
+/// Cgroups are named the same way: the kernel's cgroup id is the directory's inode number.
 fn resolve_paths(findings: &mut [Finding]) {
-    for f in findings
-        .iter_mut()
-        .filter(|f| f.mapping.path.is_none() && f.mapping.ino != 0)
-    {
-        f.mapping.path = procfs::path_of(&f.mapping.dev, f.mapping.ino);
+    for f in findings.iter_mut() {
+        if f.mapping.path.is_none() && f.mapping.ino != 0 {
+            f.mapping.path = procfs::path_of(&f.mapping.dev, f.mapping.ino);
+        }
+        if f.process.cgroup.id != 0 {
+            f.process.cgroup.path = procfs::cgroup_path(f.process.cgroup.id);
+        }
     }
 }
 

@@ -19,6 +19,7 @@ fn task(tgid: u32, start: u64) -> Task {
         tid: tgid,
         start_ns: start,
         comm: format!("p{tgid}"),
+        cgroup_id: 1,
     }
 }
 
