@@ -46,12 +46,7 @@ fn run(cli: Cli) -> Result<u8, Error> {
                 command: args.command,
             };
             let (report, code) = doctor::run(&opts)?;
-            let text = if args.json {
-                serde_json::to_string(&report).expect("the report is plain data") + "\n"
-            } else {
-                doctor::render::render(&report)
-            };
-            print(&text)?;
+            emit(&report, args.json, doctor::render::render)?;
             Ok(code)
         }
         Commands::Audit(args) => {
@@ -62,15 +57,24 @@ fn run(cli: Cli) -> Result<u8, Error> {
                 command: args.command,
             };
             let (report, code) = audit::run(&opts)?;
-            let text = if args.json {
-                serde_json::to_string(&report).expect("the report is plain data") + "\n"
-            } else {
-                audit::render::render(&report)
-            };
-            print(&text)?;
+            emit(&report, args.json, audit::render::render)?;
             Ok(code)
         }
     }
+}
+
+/// Prints a report as one JSON object or as text.
+fn emit<R: serde::Serialize>(
+    report: &R,
+    json: bool,
+    render: fn(&R) -> String,
+) -> Result<(), Error> {
+    let text = if json {
+        serde_json::to_string(report).expect("reports are plain data") + "\n"
+    } else {
+        render(report)
+    };
+    print(&text)
 }
 
 fn print(text: &str) -> Result<(), Error> {

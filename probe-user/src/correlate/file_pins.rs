@@ -1,0 +1,140 @@
+//! `longterm-file-pin`: long-term writable pins of dirty-tracked shared file mappings, from
+//! entry to outcome (refused, released by the caller in the same system call, or kept), and the
+//! ledger of live pins every other rule attributes to.
+
+use super::*;
+
+impl Correlator {
+    pub(super) fn on_pin(&mut self, pin: Pin) {
+        self.stats.longterm_pins += 1;
+        if pin.ret > 0 {
+            if self.live.len() >= self.cfg.max_pins {
+                self.live.remove(0);
+                self.stats.evicted_pins += 1;
+            }
+            self.live.push(LivePin {
+                task: pin.task.clone(),
+                pinner: pin.pinner.clone(),
+                start: pin.start,
+                pages: pin.ret as u64,
+            });
+        }
+        let Some((file, first_index)) = self.dirty_tracked_file(&pin) else {
+            self.stats.harmless_pins += 1;
+            return;
+        };
+        if pin.ret < 0 {
+            let finding = self.pin_finding(&pin, file, Outcome::Refused, pin.nr_pages);
+            self.record(finding);
+        } else if pin.ret > 0 {
+            let pages = pin.ret as u64;
+            if self.pending.len() >= self.cfg.max_pins {
+                self.pending.remove(0);
+                self.stats.evicted_pins += 1;
+            }
+            self.pending.push(FilePin {
+                pin,
+                file,
+                first_index,
+                pages,
+                unpinned: 0,
+            });
+        }
+    }
+
+    /// The file of a FOLL_WRITE long-term pin of a MAP_SHARED mapping that needs dirty tracking,
+    /// with the page-cache index of `start`. The kernel's own verdict wins where it gave one.
+    fn dirty_tracked_file(&self, pin: &Pin) -> Option<(FileId, u64)> {
+        let write = self
+            .flags
+            .value("FOLL_WRITE")
+            .is_some_and(|w| pin.gup_flags & w != 0);
+        let vma = pin.vma.as_ref()?;
+        let file = vma.file?;
+        let needs = vma
+            .needs_dirty_tracking
+            .unwrap_or(!findings::exempt_from_dirty_tracking(file.fs_magic));
+        let first_index = vma.pgoff + (pin.start.saturating_sub(vma.start) >> PAGE_SHIFT);
+        (write && vma.flags & VM_SHARED != 0 && needs).then_some((file, first_index))
+    }
+
+    pub(super) fn on_unpin(&mut self, unpin: &Unpin) {
+        self.release_live(unpin);
+        let same_call =
+            |p: &FilePin| same_task(&p.pin.task, &unpin.task) && p.pin.syscall == unpin.syscall;
+        if let Some(i) = self.pending.iter().rposition(same_call) {
+            self.pending[i].unpinned += unpin.pages;
+            if self.pending[i].unpinned >= self.pending[i].pages {
+                let released = self.pending.remove(i);
+                let finding = self.pin_finding(
+                    &released.pin,
+                    released.file,
+                    Outcome::ReleasedByCaller,
+                    released.pages,
+                );
+                self.record(finding);
+            }
+            return;
+        }
+        let owner = |p: &FilePin| same_process(&p.pin.task, &unpin.task);
+        if let Some(i) = self.active.iter().position(owner) {
+            self.active[i].unpinned += unpin.pages;
+            if self.active[i].unpinned >= self.active[i].pages {
+                self.active.remove(i);
+            }
+        }
+    }
+
+    /// Unpins end live pins of the same process, oldest first.
+    fn release_live(&mut self, unpin: &Unpin) {
+        let mut left = unpin.pages;
+        for pin in self
+            .live
+            .iter_mut()
+            .filter(|p| same_process(&p.task, &unpin.task))
+        {
+            let take = left.min(pin.pages);
+            pin.pages -= take;
+            left -= take;
+            if left == 0 {
+                break;
+            }
+        }
+        self.live.retain(|p| p.pages > 0);
+    }
+
+    /// Pending pins older than the settle window were kept by their caller: granted.
+    pub(super) fn settle(&mut self, now: u64) {
+        let settle_ns = self.cfg.settle_ns;
+        let (due, keep): (Vec<FilePin>, Vec<FilePin>) = self
+            .pending
+            .drain(..)
+            .partition(|p| p.pin.at_ns.saturating_add(settle_ns) <= now);
+        self.pending = keep;
+        for mut pin in due {
+            let finding = self.pin_finding(&pin.pin, pin.file, Outcome::Granted, pin.pages);
+            self.record(finding);
+            pin.unpinned = 0;
+            if self.active.len() >= self.cfg.max_pins {
+                self.active.remove(0);
+                self.stats.evicted_pins += 1;
+            }
+            self.active.push(pin);
+        }
+    }
+
+    fn pin_finding(&self, pin: &Pin, file: FileId, outcome: Outcome, pages: u64) -> Finding {
+        Finding {
+            hazard: Hazard::LongtermFilePin,
+            outcome,
+            process: process(&pin.task),
+            pinner: pin.pinner.clone(),
+            pages,
+            mapping: Mapping::of(file, pin.path.clone()),
+            gup_flags: self.flags.decode(pin.gup_flags),
+            first_ns: pin.at_ns,
+            last_ns: pin.at_ns,
+            advice: findings::advice(Hazard::LongtermFilePin, outcome),
+        }
+    }
+}

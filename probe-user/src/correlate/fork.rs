@@ -1,0 +1,58 @@
+//! `fork-with-pins`: pinned anonymous pages the kernel copied eagerly for a child at fork.
+
+use super::*;
+
+impl Correlator {
+    pub(super) fn on_fork_copy(&mut self, copy: &ForkCopy) {
+        let pinner = self
+            .live
+            .iter()
+            .find(|p| {
+                same_process(&p.task, &copy.task) && (copy.vm_start..copy.vm_end).contains(&p.start)
+            })
+            .map(|p| p.pinner.clone());
+        match self
+            .copies
+            .iter_mut()
+            .find(|(t, _, _)| same_task(t, &copy.task))
+        {
+            Some((_, pages, known)) => {
+                *pages += copy.pages;
+                if known.is_none() {
+                    *known = pinner;
+                }
+            }
+            None => self.copies.push((copy.task.clone(), copy.pages, pinner)),
+        }
+    }
+
+    /// A fork that copied pages eagerly for the child: the parent held pinned anonymous pages
+    /// in a VMA it did not mark MADV_DONTFORK (those are skipped and stay silent).
+    pub(super) fn on_fork(&mut self, fork: &Fork) {
+        let Some(i) = self
+            .copies
+            .iter()
+            .position(|(t, _, _)| same_task(t, &fork.task))
+        else {
+            return;
+        };
+        let (_, pages, pinner) = self.copies.remove(i);
+        self.record(Finding {
+            hazard: Hazard::ForkWithPins,
+            outcome: Outcome::EagerCopy,
+            process: process(&fork.task),
+            pinner: pinner.unwrap_or_else(|| "unknown (pinned before pinwatch started)".to_owned()),
+            pages,
+            mapping: Mapping {
+                fs: "anon",
+                dev: String::new(),
+                ino: 0,
+                path: None,
+            },
+            gup_flags: String::new(),
+            first_ns: fork.at_ns,
+            last_ns: fork.at_ns,
+            advice: findings::advice(Hazard::ForkWithPins, Outcome::EagerCopy),
+        });
+    }
+}

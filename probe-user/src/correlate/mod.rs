@@ -1,0 +1,217 @@
+//! Pure correlation: decoded events in, findings out. No I/O and no clock of its own: the caller
+//! passes `now` on the kernel's monotonic clock, the base of every event timestamp.
+//!
+//! - Events wait in a short reorder buffer, because records from different CPUs can reach
+//!   userspace slightly out of order.
+//! - A granted long-term file pin stays *pending* for `settle_ns`. If the same task unpins the
+//!   pages within the same system call, the caller released them at once: 6.1's io_uring does
+//!   this after its own check. Otherwise the pin was kept, and it stays *active* so that later
+//!   writeback of its pages can be attributed to it.
+//! - Every table is bounded. Evictions are counted in [`Stats`], never silent.
+
+use std::{cmp::Reverse, collections::BinaryHeap};
+
+use serde::Serialize;
+
+use crate::{
+    events::{Event, FileId, Fork, ForkCopy, Mkclean, PfnUntrack, Pin, PinnedCow, Task, Unpin},
+    findings::{self, Finding, Mapping, Outcome, Process},
+    hazards::Hazard,
+    kernel::flags::FollFlags,
+};
+
+/// `VM_SHARED`, the same on every kernel.
+const VM_SHARED: u64 = 0x8;
+const PAGE_SHIFT: u64 = 12;
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub reorder_ns: u64,
+    pub settle_ns: u64,
+    pub max_pins: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            reorder_ns: 50_000_000,
+            settle_ns: 1_000_000_000,
+            max_pins: 65_536,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Stats {
+    pub events: u64,
+    pub longterm_pins: u64,
+    /// Long-term pins of memory that needs no dirty tracking (anon, shmem, hugetlb, private).
+    pub harmless_pins: u64,
+    /// Pins dropped from a full table (oldest first).
+    pub evicted_pins: u64,
+    /// Write faults that reused a pinned page in place (the safe outcome).
+    pub pinned_reuses: u64,
+}
+
+/// A long-term pin of a dirty-tracked shared file mapping, granted by the kernel.
+#[derive(Debug, Clone)]
+struct FilePin {
+    pin: Pin,
+    file: FileId,
+    /// Page-cache index of the first pinned page.
+    first_index: u64,
+    pages: u64,
+    /// Pages unpinned so far (within the pinning syscall while pending, later while active).
+    unpinned: u64,
+}
+
+struct Queued(u64, u64, Event);
+
+impl PartialEq for Queued {
+    fn eq(&self, other: &Self) -> bool {
+        (self.0, self.1) == (other.0, other.1)
+    }
+}
+impl Eq for Queued {}
+impl PartialOrd for Queued {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Queued {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (self.0, self.1).cmp(&(other.0, other.1))
+    }
+}
+
+/// Pages a process holds pinned, from one granted long-term pin.
+#[derive(Debug, Clone)]
+struct LivePin {
+    task: Task,
+    pinner: String,
+    start: u64,
+    pages: u64,
+}
+
+pub struct Correlator {
+    cfg: Config,
+    /// Every granted long-term pin not yet unpinned, oldest first.
+    live: Vec<LivePin>,
+    /// Eager copies seen in a fork that has not reached its `Fork` event yet, by task, with the
+    /// pinner of the live pin inside the copied VMA when pinwatch saw it.
+    copies: Vec<(Task, u64, Option<String>)>,
+    flags: FollFlags,
+    queue: BinaryHeap<Reverse<Queued>>,
+    seq: u64,
+    pending: Vec<FilePin>,
+    active: Vec<FilePin>,
+    findings: Vec<Finding>,
+    stats: Stats,
+}
+
+impl Correlator {
+    pub fn new(cfg: Config, flags: FollFlags) -> Self {
+        Self {
+            cfg,
+            live: Vec::new(),
+            copies: Vec::new(),
+            flags,
+            queue: BinaryHeap::new(),
+            seq: 0,
+            pending: Vec::new(),
+            active: Vec::new(),
+            findings: Vec::new(),
+            stats: Stats::default(),
+        }
+    }
+
+    /// Queues an event; it is applied once it is older than the reorder window.
+    pub fn push(&mut self, event: Event) {
+        self.stats.events += 1;
+        self.seq += 1;
+        self.queue
+            .push(Reverse(Queued(event.at_ns(), self.seq, event)));
+    }
+
+    /// Applies every event older than the reorder window and settles pins older than `settle_ns`.
+    pub fn advance(&mut self, now: u64) {
+        while let Some(Reverse(Queued(at, _, _))) = self.queue.peek() {
+            if at.saturating_add(self.cfg.reorder_ns) > now {
+                break;
+            }
+            let Some(Reverse(Queued(_, _, event))) = self.queue.pop() else {
+                break;
+            };
+            self.settle(event.at_ns());
+            self.apply(event);
+        }
+        self.settle(now);
+    }
+
+    /// Applies everything still queued and settles every pending pin: the end of a watch.
+    pub fn finish(mut self) -> (Vec<Finding>, Stats) {
+        self.advance(u64::MAX);
+        (self.findings, self.stats)
+    }
+
+    fn apply(&mut self, event: Event) {
+        match event {
+            Event::Pin(pin) => self.on_pin(pin),
+            Event::Unpin(unpin) => self.on_unpin(&unpin),
+            Event::MkcleanPinned(clean) => self.on_clean(&clean),
+            Event::PfnUntrack(untrack) => self.on_pfn_untrack(&untrack),
+            Event::ForkCopy(copy) => self.on_fork_copy(&copy),
+            Event::Fork(fork) => self.on_fork(&fork),
+            Event::PinnedCow(cow) => self.on_pinned_cow(&cow),
+        }
+    }
+
+    /// Adds a finding, or grows the one with the same hazard, outcome, process, pinner and file:
+    /// one report line per registration even when GUP pins a range in several calls.
+    fn record(&mut self, finding: Finding) {
+        let same = |f: &&mut Finding| {
+            f.hazard == finding.hazard
+                && f.outcome == finding.outcome
+                && f.process == finding.process
+                && f.pinner == finding.pinner
+                && f.mapping == finding.mapping
+        };
+        match self.findings.iter_mut().find(same) {
+            Some(existing) => {
+                existing.pages += finding.pages;
+                existing.first_ns = existing.first_ns.min(finding.first_ns);
+                existing.last_ns = existing.last_ns.max(finding.last_ns);
+            }
+            None => self.findings.push(finding),
+        }
+    }
+}
+
+fn same_process(a: &Task, b: &Task) -> bool {
+    a.tgid == b.tgid && a.start_ns == b.start_ns
+}
+
+fn same_task(a: &Task, b: &Task) -> bool {
+    same_process(a, b) && a.tid == b.tid
+}
+
+fn process(task: &Task) -> Process {
+    Process {
+        tgid: task.tgid,
+        comm: task.comm.clone(),
+        start_ns: task.start_ns,
+        cgroup: findings::Cgroup {
+            id: task.cgroup_id,
+            path: None,
+        },
+    }
+}
+
+mod cow;
+mod file_pins;
+mod fork;
+mod pfn;
+mod writeback;
+
+#[cfg(test)]
+mod tests;
