@@ -22,6 +22,9 @@ use crate::{
 #[map]
 static FORKING: HashMap<u64, ForkCopyEvent> = HashMap::with_max_entries(4096, 0);
 
+/// `FAULT_FLAG_UNSHARE`: the same value in 6.1, 6.12 and 7.2 (`enum fault_flag`).
+const FAULT_FLAG_UNSHARE: u32 = 0x400;
+
 /// Write-protect faults in flight: the `vm_fault` and whether the fault copied the page
 /// (`wp_page_copy` on 6.1; inlined from 6.12 on, where its new anon rmap is the witness).
 #[map]
@@ -66,7 +69,12 @@ fn on_wp_return<C: Ret>(_ctx: &C) {
     let Some(pins) = layout::folio_pins(page) else {
         return;
     };
-    if !pins.maybe_dma_pinned() {
+    // An unshare fault issued by a long-term pin in flight: the pin is copying a page away from
+    // the processes it was shared with (fork children) before pinning the copy.
+    let unshare_for_pin = fault_flags & FAULT_FLAG_UNSHARE != 0
+        // SAFETY: a lookup of this task's own key; the value is not dereferenced.
+        && unsafe { crate::events::INFLIGHT.get(key) }.is_some();
+    if !pins.maybe_dma_pinned() && !unshare_for_pin {
         return;
     }
     events::emit(&CowEvent {

@@ -123,6 +123,7 @@ pub struct Fork {
 pub struct PinnedCow {
     pub at_ns: u64,
     pub task: Task,
+    pub syscall: wire::Syscall,
     pub address: u64,
     pub fault_flags: u32,
     /// The fault copied the page: the pin keeps a page the process no longer maps there.
@@ -196,6 +197,7 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
             Ok(Event::PinnedCow(PinnedCow {
                 at_ns: c.header.ts_ns,
                 task: task(&c.header),
+                syscall: c.header.syscall,
                 address: c.address,
                 fault_flags: c.fault_flags,
                 copied: c.copied != 0,

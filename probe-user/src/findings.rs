@@ -24,6 +24,9 @@ pub enum Outcome {
     EagerCopy,
     /// A COW or unshare fault copied a pinned page: device and process now see different pages.
     Copied,
+    /// A long-term pin unshared pages it found shared (with a fork child): the kernel copied
+    /// them before pinning, so parent and child no longer share what the device sees.
+    Unshared,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -120,6 +123,11 @@ pub fn advice(hazard: Hazard, outcome: Outcome) -> &'static str {
         }
         (Hazard::ForkWithPins, _) => {
             "mark pinned ranges MADV_DONTFORK before forking (or pin after fork)"
+        }
+        (Hazard::PinnedCow, Outcome::Unshared) => {
+            "a long-term pin found its pages shared (typically with a fork child) and the kernel copied \
+             them first: parent and child no longer share that memory; pin before forking children, or \
+             MADV_DONTFORK the buffer"
         }
         (Hazard::PinnedCow, _) => {
             "a pinned page was copied on write: the device no longer sees what the process writes; pin \

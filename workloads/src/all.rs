@@ -76,6 +76,13 @@ fn steps(dir: &Path) -> Result<Vec<Step>> {
         ("vfio", step(vfio::run, defaults(&["--read-only".into()])?)),
         ("vfio", step(vfio::run, defaults(&vfio_file)?)),
         ("vfio", step(vfio::run, defaults(&vfio_private)?)),
+        (
+            "vfio",
+            step(
+                vfio::run,
+                defaults(&["--read-only".into(), "--share-with-child".into()])?,
+            ),
+        ),
         ("msync", step(msync::run, defaults(&path("msync.dat"))?)),
         ("fork-cow", step(fork_cow::run, defaults(&[])?)),
         // Storms with no pin held (this process has pinned before: MMF_HAS_PINNED is set, so
@@ -158,7 +165,7 @@ mod tests {
             .iter()
             .map(|s| s.0)
             .collect();
-        assert_eq!(names.len(), 19);
+        assert_eq!(names.len(), 20);
         assert_eq!(names[..4], ["iouring"; 4]);
     }
 }

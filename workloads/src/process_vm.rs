@@ -38,7 +38,7 @@ pub fn run(args: &Args) -> Result<String> {
     Ok(format!("ok {len} bytes readv/writev self, readv child"))
 }
 
-fn pipe() -> Result<(OwnedFd, OwnedFd)> {
+pub(crate) fn pipe() -> Result<(OwnedFd, OwnedFd)> {
     let mut fds = [-1; 2];
     // SAFETY: fds is a valid out-array of two ints.
     sys::cvt(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }).context("pipe2")?;
@@ -48,7 +48,7 @@ fn pipe() -> Result<(OwnedFd, OwnedFd)> {
 
 /// The child keeps a copy of the buffer alive and sleeps in read(); it wakes
 /// on our byte or on EOF if we die, so it can never outlive us for long.
-fn spawn_blocked_child(rx: &OwnedFd, tx: &OwnedFd) -> Result<Child> {
+pub(crate) fn spawn_blocked_child(rx: &OwnedFd, tx: &OwnedFd) -> Result<Child> {
     sys::fork_child(|| {
         let mut byte = 0u8;
         // SAFETY: closing the child's copy of the write end so EOF arrives
@@ -88,7 +88,7 @@ fn transfer(pid: libc::pid_t, local: &Mapping, remote: *mut u8, write: bool) -> 
     Ok(())
 }
 
-fn release_child(child: Child, tx: OwnedFd) -> Result<()> {
+pub(crate) fn release_child(child: Child, tx: OwnedFd) -> Result<()> {
     let byte = 1u8;
     // SAFETY: byte is a valid one-byte buffer; tx is the open write end.
     sys::cvt(unsafe { libc::write(tx.as_raw_fd(), (&raw const byte).cast(), 1) })

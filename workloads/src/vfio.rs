@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail, ensure};
 
 use crate::pci_sysfs::{self, parse_hex_id};
+use crate::process_vm;
 use crate::sys::{self, DEFAULT_PAGES, Mapping};
 
 // _IO(VFIO_TYPE = ';', VFIO_BASE + n) from uapi/linux/vfio.h.
@@ -74,6 +75,10 @@ pub struct Args {
     /// read-only long-term pin unshares first and the writes reuse the pinned copies.
     #[arg(long, requires = "file")]
     pub private: bool,
+    /// Share the buffer with a fork child (blocked until the end) before pinning it: a read-only
+    /// long-term pin must first unshare every page (FAULT_FLAG_UNSHARE copies).
+    #[arg(long, conflicts_with = "file")]
+    pub share_with_child: bool,
     /// Seconds to hold the pin before writing the file back (a pin older than a watcher).
     #[arg(long, default_value_t = 0)]
     pub hold: u64,
@@ -105,10 +110,18 @@ pub fn run(args: &Args) -> Result<String> {
     } else {
         map.write_pages(0x76);
     }
-    let kind = match (&args.file, args.private) {
-        (Some(_), true) => "private file",
-        (Some(_), false) => "file",
-        (None, _) => "anon",
+    let sharing = if args.share_with_child {
+        let (rx, tx) = process_vm::pipe()?;
+        let child = process_vm::spawn_blocked_child(&rx, &tx)?;
+        Some((child, tx))
+    } else {
+        None
+    };
+    let kind = match (&args.file, args.private, args.share_with_child) {
+        (Some(_), true, _) => "private file",
+        (Some(_), false, _) => "file",
+        (None, _, true) => "anon shared with a child",
+        (None, _, false) => "anon",
     };
     let flags = VFIO_DMA_MAP_FLAG_READ
         | if args.read_only {
@@ -139,6 +152,9 @@ pub fn run(args: &Args) -> Result<String> {
             .context("msync")?;
     }
     unmap_dma(&container.fd, map.len()).context("VFIO_IOMMU_UNMAP_DMA")?;
+    if let Some((child, tx)) = sharing {
+        process_vm::release_child(child, tx)?;
+    }
     map.unmap()?;
     Ok(format!(
         "ok mapped+unmapped {} pages for DMA ({kind}, {})",

@@ -66,6 +66,7 @@ const FINDINGS_6_1: &[Finding] = &[
     EARLY_UNTRACK_BY_REBIND,
     PIN_THEN_FORK,
     PINNED_PRIVATE_FILE_COW,
+    UNSHARED_6_1,
 ];
 /// All three: io_uring registers 16 anonymous pages, then forks. The kernel copies the pinned
 /// pages for the child at fork; the same run with MADV_DONTFORK on the buffer stays silent.
@@ -73,6 +74,11 @@ const FINDINGS_6_1: &[Finding] = &[
 /// page-cache pages themselves; the 16 writes that follow each copy a pinned page. From 6.2 the
 /// pin unshares first and the writes reuse the pinned anonymous copies (silent).
 const PINNED_PRIVATE_FILE_COW: Finding = ("pinned-cow", "copied", "vfio", "cow", 16);
+/// A read-only VFIO pin of 16 anonymous pages shared with a fork child unshares (copies) each
+/// page before pinning it, on every kernel. From 6.2 the MAP_PRIVATE file pin above unshares its
+/// 16 page-cache pages too (one finding per process and pinner: 32).
+const UNSHARED_6_1: Finding = ("pinned-cow", "unshared", "vfio", "cow", 16);
+const UNSHARED_6_2_ON: Finding = ("pinned-cow", "unshared", "vfio", "cow", 32);
 const PIN_THEN_FORK: Finding = ("fork-with-pins", "eager-copy", "io_uring", "anon", 16);
 const EARLY_UNTRACK_BY_REBIND: Finding = (
     "early-pfn-untrack",
@@ -88,12 +94,14 @@ const FINDINGS_6_12: &[Finding] = &[
     ("longterm-file-pin", "refused", "io_uring", "ext4", 16),
     EARLY_UNTRACK_BY_REBIND,
     PIN_THEN_FORK,
+    UNSHARED_6_2_ON,
 ];
 /// 7.2 keeps the memtype until the last VMA goes: the rebind zap untracks nothing.
 const FINDINGS_7_2: &[Finding] = &[
     ("longterm-file-pin", "refused", "vfio", "ext4", 16),
     ("longterm-file-pin", "refused", "io_uring", "ext4", 16),
     PIN_THEN_FORK,
+    UNSHARED_6_2_ON,
 ];
 
 /// msync writes back 16 dirty ext4 pages that nobody pins (the `msync` workload): each

@@ -6,6 +6,13 @@ impl Correlator {
     /// A fault that copied a pinned page: DMA keeps going to the old page while the process
     /// uses its new copy. Reuse in place is the kernel doing the right thing: counted only.
     pub(super) fn on_pinned_cow(&mut self, cow: &PinnedCow) {
+        if cow.fault_flags & FAULT_FLAG_UNSHARE != 0 {
+            // Issued by a pin in flight: attributed when that pin's event arrives.
+            if cow.copied {
+                self.unshares.push(cow.clone());
+            }
+            return;
+        }
         if !cow.copied {
             self.stats.pinned_reuses += 1;
             return;
@@ -35,6 +42,48 @@ impl Correlator {
             last_ns: cow.at_ns,
             advice: findings::advice(Hazard::PinnedCow, Outcome::Copied),
         });
+    }
+
+    /// The pin whose GUP call issued these unshare faults has arrived: one `unshared` finding.
+    pub(super) fn attribute_unshares(&mut self, pin: &Pin) {
+        let (mine, others): (Vec<PinnedCow>, Vec<PinnedCow>) = self
+            .unshares
+            .drain(..)
+            .partition(|u| same_task(&u.task, &pin.task) && u.syscall == pin.syscall);
+        self.unshares = others;
+        if let Some(first) = mine.first() {
+            let finding = unshare_finding(first, mine.len() as u64, pin.pinner.clone());
+            self.record(finding);
+        }
+    }
+
+    /// Unshares whose pin never arrived (lost, or failed): reported without a pinner.
+    pub(super) fn flush_unshares(&mut self) {
+        for u in std::mem::take(&mut self.unshares) {
+            self.record(unshare_finding(&u, 1, "unknown".to_owned()));
+        }
+    }
+}
+
+const FAULT_FLAG_UNSHARE: u32 = 0x400;
+
+fn unshare_finding(u: &PinnedCow, pages: u64, pinner: String) -> Finding {
+    Finding {
+        hazard: Hazard::PinnedCow,
+        outcome: Outcome::Unshared,
+        process: process(&u.task),
+        pinner,
+        pages,
+        mapping: Mapping {
+            fs: "cow",
+            dev: String::new(),
+            ino: 0,
+            path: None,
+        },
+        gup_flags: fault_kind(u.fault_flags).to_owned(),
+        first_ns: u.at_ns,
+        last_ns: u.at_ns,
+        advice: findings::advice(Hazard::PinnedCow, Outcome::Unshared),
     }
 }
 

@@ -7,6 +7,7 @@ use super::*;
 impl Correlator {
     pub(super) fn on_pin(&mut self, pin: Pin) {
         self.stats.longterm_pins += 1;
+        self.attribute_unshares(&pin);
         if pin.ret > 0 {
             if self.live.len() >= self.cfg.max_pins {
                 self.live.remove(0);

@@ -97,6 +97,8 @@ pub struct Correlator {
     cfg: Config,
     /// Every granted long-term pin not yet unpinned, oldest first.
     live: Vec<LivePin>,
+    /// Copying unshare faults issued by pins whose event has not arrived yet.
+    unshares: Vec<PinnedCow>,
     /// Eager copies seen in a fork that has not reached its `Fork` event yet, by task, with the
     /// pinner of the live pin inside the copied VMA when pinwatch saw it.
     copies: Vec<(Task, u64, Option<String>)>,
@@ -114,6 +116,7 @@ impl Correlator {
         Self {
             cfg,
             live: Vec::new(),
+            unshares: Vec::new(),
             copies: Vec::new(),
             flags,
             queue: BinaryHeap::new(),
@@ -151,6 +154,7 @@ impl Correlator {
     /// Applies everything still queued and settles every pending pin: the end of a watch.
     pub fn finish(mut self) -> (Vec<Finding>, Stats) {
         self.advance(u64::MAX);
+        self.flush_unshares();
         (self.findings, self.stats)
     }
 

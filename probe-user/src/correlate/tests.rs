@@ -418,13 +418,43 @@ fn eager_copies_name_the_pin_inside_the_copied_vma() {
 }
 
 fn cow(at: u64, address: u64, copied: bool) -> Event {
+    fault(at, address, copied, 0x1)
+}
+
+fn fault(at: u64, address: u64, copied: bool, fault_flags: u32) -> Event {
     Event::PinnedCow(crate::events::PinnedCow {
         at_ns: at * MS,
         task: task(42, 1),
+        syscall: call(1),
         address,
-        fault_flags: 0x1,
+        fault_flags,
         copied,
     })
+}
+
+#[test]
+fn unshares_issued_by_a_pin_are_attributed_to_it() {
+    let unshare = |at, copied| fault(at, 0x7000_0000, copied, 0x480);
+    let cases: Vec<(&str, Vec<Event>, Vec<Summary>)> = vec![
+        (
+            "two copying unshares, then their pin",
+            vec![unshare(9, true), unshare(9, true), anon_pin(10)],
+            vec![(Hazard::PinnedCow, Unshared, 2)],
+        ),
+        (
+            "an unshare that reused the page is not a copy",
+            vec![unshare(9, false), anon_pin(10)],
+            vec![],
+        ),
+        (
+            "an unshare whose pin never came",
+            vec![unshare(9, true)],
+            vec![(Hazard::PinnedCow, Unshared, 1)],
+        ),
+    ];
+    for (name, events, want) in cases {
+        assert_eq!(run(events).0, want, "{name}");
+    }
 }
 
 #[test]
