@@ -61,6 +61,8 @@ pub struct Pin {
     pub pinner: String,
     /// Path of the mapped file, resolved by the runtime while the process lives.
     pub path: Option<String>,
+    /// Whether the pinned range is MADV_DONTFORK, read by the runtime while the process lives.
+    pub dontfork: Option<bool>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -290,6 +292,7 @@ fn pin(p: PinEvent) -> Pin {
         vma,
         pinner: "unknown".to_owned(),
         path: None,
+        dontfork: None,
     }
 }
 

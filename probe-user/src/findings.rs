@@ -22,6 +22,8 @@ pub enum Outcome {
     UntrackedWhileMapped,
     /// Fork copied pinned anonymous pages for the child, one by one, at fork time.
     EagerCopy,
+    /// Fork by a process holding pins in MADV_DONTFORK ranges: nothing copied, as intended.
+    Protected,
     /// A COW or unshare fault copied a pinned page: device and process now see different pages.
     Copied,
     /// A long-term pin unshared pages it found shared (with a fork child): the kernel copied
@@ -120,6 +122,9 @@ pub fn advice(hazard: Hazard, outcome: Outcome) -> &'static str {
         (Hazard::PinnedFolioCleaned, _) => {
             "writeback cleaned a page that may still be DMA-pinned: later device writes are lost or dirty \
              the page behind the filesystem's back; stop pinning file-backed memory"
+        }
+        (Hazard::ForkWithPins, Outcome::Protected) => {
+            "no action needed: the pinned ranges are MADV_DONTFORK, so the child does not inherit them"
         }
         (Hazard::ForkWithPins, _) => {
             "mark pinned ranges MADV_DONTFORK before forking (or pin after fork)"

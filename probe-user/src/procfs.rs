@@ -25,6 +25,29 @@ pub fn path_in_maps(maps: &str, addr: u64) -> Option<String> {
     })
 }
 
+/// Whether the mapping at `addr` in `tgid` is MADV_DONTFORK (`dc` in smaps' VmFlags).
+pub fn dontfork_at(tgid: u32, addr: u64) -> Option<bool> {
+    let smaps = std::fs::read_to_string(format!("/proc/{tgid}/smaps")).ok()?;
+    dontfork_in_smaps(&smaps, addr)
+}
+
+/// smaps: a maps-format header line per VMA, then `Key: value` lines including `VmFlags:`.
+pub fn dontfork_in_smaps(smaps: &str, addr: u64) -> Option<bool> {
+    let mut inside = false;
+    for line in smaps.lines() {
+        if let Some((range, _)) = line.split_once(' ')
+            && let Some((start, end)) = range.split_once('-')
+            && let (Ok(start), Ok(end)) =
+                (u64::from_str_radix(start, 16), u64::from_str_radix(end, 16))
+        {
+            inside = (start..end).contains(&addr);
+        } else if inside && let Some(flags) = line.strip_prefix("VmFlags:") {
+            return Some(flags.split_whitespace().any(|f| f == "dc"));
+        }
+    }
+    None
+}
+
 /// Most directory entries searched for one inode: a report must not stall on a huge filesystem.
 const MAX_WALK: usize = 200_000;
 
@@ -154,6 +177,21 @@ mod tests {
         );
         assert_eq!(path_in_maps(MAPS, 0x7f0000010000), None, "anonymous");
         assert_eq!(path_in_maps(MAPS, 0x1000), None, "unmapped");
+    }
+
+    #[test]
+    fn dontfork_is_read_from_the_vma_holding_the_address() {
+        let smaps = "\
+7f0000000000-7f0000010000 rw-p 00000000 00:00 0
+Size:                 64 kB
+VmFlags: rd wr mr mw me ac dc
+7f0000010000-7f0000020000 rw-p 00000000 00:00 0
+Size:                 64 kB
+VmFlags: rd wr mr mw me ac
+";
+        assert_eq!(dontfork_in_smaps(smaps, 0x7f0000001000), Some(true));
+        assert_eq!(dontfork_in_smaps(smaps, 0x7f0000011000), Some(false));
+        assert_eq!(dontfork_in_smaps(smaps, 0x1000), None);
     }
 
     #[test]

@@ -67,7 +67,13 @@ fn steps(dir: &Path) -> Result<Vec<Step>> {
             "iouring",
             step(
                 iouring::run,
-                defaults(&["--fork".into(), "--dontfork".into()])?,
+                // Held long enough for a watcher to read the buffer's VmFlags before the fork.
+                defaults(&[
+                    "--fork".into(),
+                    "--dontfork".into(),
+                    "--hold-ms".into(),
+                    "300".into(),
+                ])?,
             ),
         ),
         ("iouring", step(iouring::run, defaults(&io_file)?)),

@@ -24,6 +24,9 @@ pub struct Args {
     /// madvise(MADV_DONTFORK) the buffer before registering.
     #[arg(long)]
     pub dontfork: bool,
+    /// Milliseconds to keep the buffer registered before forking (lets a watcher look at it).
+    #[arg(long, default_value_t = 0)]
+    pub hold_ms: u64,
 }
 
 const RING_ENTRIES: u32 = 4;
@@ -91,6 +94,7 @@ pub fn run(args: &Args) -> Result<String> {
         return refusal(args, err);
     }
     if args.fork {
+        std::thread::sleep(std::time::Duration::from_millis(args.hold_ms));
         fork_while_pinned(&buf, args.dontfork)?;
     }
     unregister(&ring).context("IORING_UNREGISTER_BUFFERS")?;

@@ -44,7 +44,7 @@ log "pass: pinwatch doctor -- workloads (human report)"
 
 # Detection: every finding the workloads provoke, as JSON.
 log "pass: pinwatch audit -- workloads"
-json=$(/bin/pinwatch audit --json -- /bin/run-workloads)
+json=$(PINWATCH_DEBUG_EVENTS=1 /bin/pinwatch audit --json -- /bin/run-workloads 2>/dev/console)
 code=$?
 result "audit $code $json"
 

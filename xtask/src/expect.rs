@@ -67,9 +67,10 @@ const FINDINGS_6_1: &[Finding] = &[
     PIN_THEN_FORK,
     PINNED_PRIVATE_FILE_COW,
     UNSHARED_6_1,
+    PIN_THEN_FORK_DONTFORK,
 ];
 /// All three: io_uring registers 16 anonymous pages, then forks. The kernel copies the pinned
-/// pages for the child at fork; the same run with MADV_DONTFORK on the buffer stays silent.
+/// pages for the child at fork…
 /// 6.1 only: a read-only VFIO pin of a read-faulted ext4 MAP_PRIVATE mapping pins the
 /// page-cache pages themselves; the 16 writes that follow each copy a pinned page. From 6.2 the
 /// pin unshares first and the writes reuse the pinned anonymous copies (silent).
@@ -80,6 +81,8 @@ const PINNED_PRIVATE_FILE_COW: Finding = ("pinned-cow", "copied", "vfio", "cow",
 const UNSHARED_6_1: Finding = ("pinned-cow", "unshared", "vfio", "cow", 16);
 const UNSHARED_6_2_ON: Finding = ("pinned-cow", "unshared", "vfio", "cow", 32);
 const PIN_THEN_FORK: Finding = ("fork-with-pins", "eager-copy", "io_uring", "anon", 16);
+/// …and with MADV_DONTFORK on the buffer: nothing copied, reported as protected.
+const PIN_THEN_FORK_DONTFORK: Finding = ("fork-with-pins", "protected", "io_uring", "anon", 16);
 const EARLY_UNTRACK_BY_REBIND: Finding = (
     "early-pfn-untrack",
     "untracked-while-mapped",
@@ -95,6 +98,7 @@ const FINDINGS_6_12: &[Finding] = &[
     EARLY_UNTRACK_BY_REBIND,
     PIN_THEN_FORK,
     UNSHARED_6_2_ON,
+    PIN_THEN_FORK_DONTFORK,
 ];
 /// 7.2 keeps the memtype until the last VMA goes: the rebind zap untracks nothing.
 const FINDINGS_7_2: &[Finding] = &[
@@ -102,6 +106,7 @@ const FINDINGS_7_2: &[Finding] = &[
     ("longterm-file-pin", "refused", "io_uring", "ext4", 16),
     PIN_THEN_FORK,
     UNSHARED_6_2_ON,
+    PIN_THEN_FORK_DONTFORK,
 ];
 
 /// msync writes back 16 dirty ext4 pages that nobody pins (the `msync` workload): each

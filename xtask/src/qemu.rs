@@ -14,18 +14,38 @@ use anyhow::{Context as _, Result, bail};
 /// The guest's init writes this line last; its absence means the guest died or hung.
 const LAST_RESULT: &str = "PINWATCH-RESULT doctor-kprobe";
 
+/// TCG occasionally ends a boot early or crashes a guest (seen: about 1 boot in 25, and rare
+/// double faults in code patching under q35 + intel-iommu): up to three attempts, and every
+/// retry says why, so a real regression still shows as the same failure three times.
+const ATTEMPTS: u32 = 3;
+
 pub fn boot(vmlinuz: &Path, initrd: &Path, work: &Path, timeout_secs: u64) -> Result<String> {
-    // About one TCG boot in 25 ends early with no output: one retry (DESIGN.md).
-    match boot_once(vmlinuz, initrd, work, timeout_secs) {
-        Ok(out) if out.contains(LAST_RESULT) => Ok(out),
-        first => {
-            eprintln!(
-                "xtask: guest produced no result ({:?}); retrying once",
-                first.as_ref().err()
-            );
-            boot_once(vmlinuz, initrd, work, timeout_secs)
+    let mut last = None;
+    for attempt in 1..=ATTEMPTS {
+        match boot_once(vmlinuz, initrd, work, timeout_secs) {
+            Ok(out) if out.contains(LAST_RESULT) => return Ok(out),
+            outcome => {
+                let why = match &outcome {
+                    Err(e) => format!("{e:#}"),
+                    Ok(_) => guest_failure(&work.join("console.log")),
+                };
+                eprintln!("xtask: attempt {attempt}/{ATTEMPTS} produced no complete result: {why}");
+                last = Some(outcome);
+            }
         }
     }
+    last.expect("at least one attempt")
+}
+
+/// The first line of a guest panic or oops in its console log, if any.
+fn guest_failure(console: &Path) -> String {
+    let log = fs::read_to_string(console).unwrap_or_default();
+    log.lines()
+        .find(|l| l.contains("Kernel panic") || l.contains("Oops") || l.contains("BUG:"))
+        .map_or_else(
+            || "the guest stopped early (no panic logged)".to_owned(),
+            |l| l.trim().to_owned(),
+        )
 }
 
 fn boot_once(vmlinuz: &Path, initrd: &Path, work: &Path, timeout_secs: u64) -> Result<String> {

@@ -154,6 +154,8 @@ struct EventSource {
     ring: RingBuf<MapData>,
     stacks: StackTraceMap<MapData>,
     decode_errors: u64,
+    /// `PINWATCH_DEBUG_EVENTS=1`: every decoded event on stderr (until `pinwatch events` exists).
+    debug: bool,
 }
 
 impl EventSource {
@@ -170,6 +172,7 @@ impl EventSource {
             ring,
             stacks,
             decode_errors: 0,
+            debug: std::env::var_os("PINWATCH_DEBUG_EVENTS").is_some(),
         })
     }
 
@@ -185,6 +188,7 @@ impl EventSource {
                             pin.pinner =
                                 pinner::name(&frames(&self.stacks, kallsyms, pin.stack_id));
                             pin.path = procfs::mapped_path(pin.task.tgid, pin.start);
+                            pin.dontfork = procfs::dontfork_at(pin.task.tgid, pin.start);
                         }
                         Event::PfnUntrack(untrack) => {
                             untrack.via = pinner::zap_origin(&frames(
@@ -203,6 +207,9 @@ impl EventSource {
                         | Event::PinnedCow(_) => {}
                     }
                     tree.observe(&event);
+                    if self.debug {
+                        eprintln!("pinwatch event: {event:?}");
+                    }
                     correlator.push(event);
                 }
                 Err(_) => self.decode_errors += 1,

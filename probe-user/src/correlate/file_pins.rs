@@ -18,6 +18,7 @@ impl Correlator {
                 pinner: pin.pinner.clone(),
                 start: pin.start,
                 pages: pin.ret as u64,
+                dontfork: pin.dontfork == Some(true),
             });
         }
         let Some((file, first_index)) = self.dirty_tracked_file(&pin) else {

@@ -3,6 +3,36 @@
 use super::*;
 
 impl Correlator {
+    /// A fork with nothing copied while the process holds pins in MADV_DONTFORK ranges: the
+    /// child gets no mapping there, and the pins stay with the parent.
+    fn protected_fork(&mut self, fork: &Fork) {
+        let held: Vec<&LivePin> = self
+            .live
+            .iter()
+            .filter(|p| same_process(&p.task, &fork.task) && p.dontfork)
+            .collect();
+        let Some(first) = held.first() else { return };
+        let pinner = first.pinner.clone();
+        let pages = held.iter().map(|p| p.pages).sum();
+        self.record(Finding {
+            hazard: Hazard::ForkWithPins,
+            outcome: Outcome::Protected,
+            process: process(&fork.task),
+            pinner,
+            pages,
+            mapping: Mapping {
+                fs: "anon",
+                dev: String::new(),
+                ino: 0,
+                path: None,
+            },
+            gup_flags: String::new(),
+            first_ns: fork.at_ns,
+            last_ns: fork.at_ns,
+            advice: findings::advice(Hazard::ForkWithPins, Outcome::Protected),
+        });
+    }
+
     pub(super) fn on_fork_copy(&mut self, copy: &ForkCopy) {
         let pinner = self
             .live
@@ -34,6 +64,7 @@ impl Correlator {
             .iter()
             .position(|(t, _, _)| same_task(t, &fork.task))
         else {
+            self.protected_fork(fork);
             return;
         };
         let (_, pages, pinner) = self.copies.remove(i);

@@ -91,6 +91,7 @@ struct LivePin {
     pinner: String,
     start: u64,
     pages: u64,
+    dontfork: bool,
 }
 
 pub struct Correlator {

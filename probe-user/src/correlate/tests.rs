@@ -41,6 +41,7 @@ struct PinSpec {
     verdict: Option<bool>,
     ret: i64,
     syscall: Syscall,
+    dontfork: bool,
 }
 
 fn spec(at: u64) -> PinSpec {
@@ -53,6 +54,7 @@ fn spec(at: u64) -> PinSpec {
         verdict: None,
         ret: 16,
         syscall: call(1),
+        dontfork: false,
     }
 }
 
@@ -80,6 +82,7 @@ fn pin(s: PinSpec) -> Event {
         }),
         pinner: "vfio".into(),
         path: Some("/mnt/ext4/vm.img".into()),
+        dontfork: Some(s.dontfork),
     })
 }
 
@@ -380,6 +383,13 @@ fn anon_pin(at: u64) -> Event {
 
 #[test]
 fn forks_of_processes_holding_pins() {
+    let dontfork_pin = |at| {
+        pin(PinSpec {
+            magic: None,
+            dontfork: true,
+            ..spec(at)
+        })
+    };
     let cases: Vec<(&str, Vec<Event>, Vec<Summary>)> = vec![
         (
             "pinned pages copied eagerly",
@@ -387,8 +397,22 @@ fn forks_of_processes_holding_pins() {
             vec![(Hazard::ForkWithPins, EagerCopy, 16)],
         ),
         (
-            "MADV_DONTFORK: the pinned VMA is skipped, nothing copied: silent",
+            "MADV_DONTFORK pins held, nothing copied",
+            vec![dontfork_pin(10), fork(21)],
+            vec![(Hazard::ForkWithPins, Protected, 16)],
+        ),
+        (
+            "pins not known to be DONTFORK and nothing copied: silent",
             vec![anon_pin(10), fork(21)],
+            vec![],
+        ),
+        (
+            "DONTFORK pins released before the fork: silent",
+            vec![
+                dontfork_pin(10),
+                unpin(15, task(42, 1), call(9), 16),
+                fork(21),
+            ],
             vec![],
         ),
         (
@@ -396,7 +420,11 @@ fn forks_of_processes_holding_pins() {
             vec![fork_copy(20, 4), fork(21)],
             vec![(Hazard::ForkWithPins, EagerCopy, 4)],
         ),
-        ("a fork with no copies: silent", vec![fork(21)], vec![]),
+        (
+            "a fork with no copies and no pins: silent",
+            vec![fork(21)],
+            vec![],
+        ),
     ];
     for (name, events, want) in cases {
         assert_eq!(run(events).0, want, "{name}");
