@@ -97,6 +97,7 @@ pub fn fs_name(magic: u32) -> &'static str {
         0x6573_5546 => "fuse",
         0x794c_7630 => "overlay",
         0x6265_6572 => "sysfs",
+        0x0904_1934 => "anon_inode",
         0x1cd1 => "devpts",
         _ => "other",
     }

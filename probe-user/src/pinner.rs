@@ -26,10 +26,13 @@ fn is_gup(frame: &str) -> bool {
     frame.contains("pin_user_pages") || frame.contains("gup") || frame.contains("get_user_pages")
 }
 
-/// The pinner for a stack, innermost frame first; `unknown (<first caller>)` otherwise.
+/// The pinner for a stack, innermost frame first; `unknown (<first caller>)` otherwise. Only
+/// the callers of GUP count: frames inside it (and our own probe's) name nobody.
 pub fn name<S: AsRef<str>>(frames: &[S]) -> String {
     let frames: Vec<&str> = frames.iter().map(AsRef::as_ref).collect();
-    for frame in &frames {
+    let outside_gup = frames.iter().rposition(|f| is_gup(f)).map_or(0, |i| i + 1);
+    let frames = &frames[outside_gup..];
+    for frame in frames {
         if let Some((_, pinner)) = PINNERS.iter().find(|(needle, _)| frame.contains(needle)) {
             return (*pinner).to_owned();
         }

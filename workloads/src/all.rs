@@ -82,6 +82,7 @@ fn steps(dir: &Path) -> Result<Vec<Step>> {
         ("vfio", step(vfio::run, defaults(&["--read-only".into()])?)),
         ("vfio", step(vfio::run, defaults(&vfio_file)?)),
         ("vfio", step(vfio::run, defaults(&vfio_private)?)),
+        ("vfio", step(vfio::run, defaults(&["--bar-zap".into()])?)),
         (
             "vfio",
             step(
@@ -171,7 +172,7 @@ mod tests {
             .iter()
             .map(|s| s.0)
             .collect();
-        assert_eq!(names.len(), 20);
+        assert_eq!(names.len(), 21);
         assert_eq!(names[..4], ["iouring"; 4]);
     }
 }

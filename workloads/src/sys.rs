@@ -113,6 +113,11 @@ impl Mapping {
         Self::map(len, libc::MAP_SHARED, Some(fd), offset)
     }
 
+    /// A shared mapping of `len` bytes at `offset` of a device file (a VFIO region).
+    pub fn map_at(fd: BorrowedFd<'_>, len: usize, offset: libc::off_t) -> io::Result<Self> {
+        Self::map(len, libc::MAP_SHARED, Some(fd), offset)
+    }
+
     /// A copy-on-write (MAP_PRIVATE) mapping of a file.
     pub fn private(fd: BorrowedFd<'_>, len: usize) -> io::Result<Self> {
         Self::map(len, libc::MAP_PRIVATE, Some(fd), 0)

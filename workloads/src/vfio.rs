@@ -24,6 +24,14 @@ const VFIO_GROUP_GET_STATUS: libc::c_ulong = 0x3b67;
 const VFIO_GROUP_SET_CONTAINER: libc::c_ulong = 0x3b68;
 const VFIO_IOMMU_MAP_DMA: libc::c_ulong = 0x3b71;
 const VFIO_IOMMU_UNMAP_DMA: libc::c_ulong = 0x3b72;
+const VFIO_GROUP_GET_DEVICE_FD: libc::c_ulong = 0x3b6a;
+const VFIO_DEVICE_GET_REGION_INFO: libc::c_ulong = 0x3b6c;
+/// Region indexes of vfio-pci devices: BAR0 is 0, the config space 7.
+const VFIO_PCI_BAR0_REGION_INDEX: u32 = 0;
+const VFIO_PCI_CONFIG_REGION_INDEX: u32 = 7;
+/// PCI_COMMAND register and its memory-space-enable bit.
+const PCI_COMMAND: u64 = 0x4;
+const PCI_COMMAND_MEMORY: u16 = 0x2;
 const VFIO_API_VERSION: libc::c_int = 0;
 const VFIO_TYPE1V2_IOMMU: libc::c_ulong = 3;
 const VFIO_GROUP_FLAGS_VIABLE: u32 = 1;
@@ -55,6 +63,18 @@ struct DmaUnmap {
     size: u64,
 }
 
+#[repr(C)]
+#[derive(Default)]
+struct RegionInfo {
+    argsz: u32,
+    flags: u32,
+    index: u32,
+    cap_offset: u32,
+    size: u64,
+    offset: u64,
+}
+
+const _: () = assert!(size_of::<RegionInfo>() == 32);
 const _: () = assert!(size_of::<GroupStatus>() == 8);
 const _: () = assert!(size_of::<DmaMap>() == 32);
 const _: () = assert!(size_of::<DmaUnmap>() == 24);
@@ -79,6 +99,11 @@ pub struct Args {
     /// long-term pin must first unshare every page (FAULT_FLAG_UNSHARE copies).
     #[arg(long, conflicts_with = "file")]
     pub share_with_child: bool,
+    /// Instead of DMA: mmap BAR0 through VFIO, touch it, then clear memory-enable in the config
+    /// space. vfio-pci zaps the BAR mapping (on 6.1 the BAR VMA carries VM_PAT and the zap frees
+    /// its memtype while it stays mapped); then munmap.
+    #[arg(long, conflicts_with_all = ["file", "share_with_child"])]
+    pub bar_zap: bool,
     /// Seconds to hold the pin before writing the file back (a pin older than a watcher).
     #[arg(long, default_value_t = 0)]
     pub hold: u64,
@@ -99,6 +124,9 @@ pub fn run(args: &Args) -> Result<String> {
     };
     bind_vfio(&bdf)?;
     let container = open_container(&bdf)?;
+    if args.bar_zap {
+        return bar_zap(&container, &bdf);
+    }
     let len = sys::pages_len(args.pages)?;
     let (file, map) = match &args.file {
         Some(path) if args.private => map_private(path, len).map(|(f, m)| (Some(f), m))?,
@@ -202,7 +230,75 @@ fn bind_vfio(bdf: &str) -> Result<()> {
 /// The container, and the group that must stay open while anything is mapped.
 struct Container {
     fd: File,
-    _group: File,
+    group: File,
+}
+
+/// Maps BAR0, faults it in, disables memory decoding (vfio-pci zaps every BAR mapping), then
+/// re-enables it and unmaps.
+fn bar_zap(container: &Container, bdf: &str) -> Result<String> {
+    let name = std::ffi::CString::new(bdf)?;
+    let fd = ioctl(
+        &container.group,
+        VFIO_GROUP_GET_DEVICE_FD,
+        name.as_ptr() as libc::c_ulong,
+    )
+    .context("VFIO_GROUP_GET_DEVICE_FD")?;
+    // SAFETY: the ioctl just returned this descriptor and nothing else owns it.
+    let device = unsafe { <File as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+    let bar = region(&device, VFIO_PCI_BAR0_REGION_INDEX).context("BAR0 region info")?;
+    let config = region(&device, VFIO_PCI_CONFIG_REGION_INDEX).context("config region info")?;
+    let map = Mapping::map_at(
+        std::os::fd::AsFd::as_fd(&device),
+        4096,
+        bar.offset as libc::off_t,
+    )
+    .context("mmap BAR0 through VFIO")?;
+    let before = map.read_u32(0)?;
+    let command = config_read_u16(&device, config.offset + PCI_COMMAND)?;
+    config_write_u16(
+        &device,
+        config.offset + PCI_COMMAND,
+        command & !PCI_COMMAND_MEMORY,
+    )?;
+    config_write_u16(
+        &device,
+        config.offset + PCI_COMMAND,
+        command | PCI_COMMAND_MEMORY,
+    )?;
+    map.unmap()?;
+    Ok(format!(
+        "ok BAR0 mapped (read {before:#x}), zapped by memory-disable, unmapped"
+    ))
+}
+
+fn region(device: &File, index: u32) -> io::Result<RegionInfo> {
+    let mut info = RegionInfo {
+        argsz: size_of::<RegionInfo>() as u32,
+        index,
+        ..RegionInfo::default()
+    };
+    ioctl(
+        device,
+        VFIO_DEVICE_GET_REGION_INFO,
+        (&raw mut info) as libc::c_ulong,
+    )?;
+    Ok(info)
+}
+
+fn config_read_u16(device: &File, offset: u64) -> Result<u16> {
+    use std::os::unix::fs::FileExt as _;
+    let mut bytes = [0u8; 2];
+    device
+        .read_exact_at(&mut bytes, offset)
+        .context("read PCI_COMMAND")?;
+    Ok(u16::from_le_bytes(bytes))
+}
+
+fn config_write_u16(device: &File, offset: u64, value: u16) -> Result<()> {
+    use std::os::unix::fs::FileExt as _;
+    device
+        .write_all_at(&value.to_le_bytes(), offset)
+        .context("write PCI_COMMAND")
 }
 
 fn open_container(bdf: &str) -> Result<Container> {
@@ -245,7 +341,7 @@ fn open_container(bdf: &str) -> Result<Container> {
         .context("VFIO_SET_IOMMU (without interrupt remapping, load vfio_iommu_type1 allow_unsafe_interrupts=1)")?;
     Ok(Container {
         fd: container,
-        _group: group,
+        group,
     })
 }
 

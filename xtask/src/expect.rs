@@ -68,6 +68,7 @@ const FINDINGS_6_1: &[Finding] = &[
     PINNED_PRIVATE_FILE_COW,
     UNSHARED_6_1,
     PIN_THEN_FORK_DONTFORK,
+    EARLY_UNTRACK_BY_VFIO_ZAP,
 ];
 /// All three: io_uring registers 16 anonymous pages, then forks. The kernel copies the pinned
 /// pages for the child at fork…
@@ -80,6 +81,16 @@ const PINNED_PRIVATE_FILE_COW: Finding = ("pinned-cow", "copied", "vfio", "cow",
 /// 16 page-cache pages too (one finding per process and pinner: 32).
 const UNSHARED_6_1: Finding = ("pinned-cow", "unshared", "vfio", "cow", 16);
 const UNSHARED_6_2_ON: Finding = ("pinned-cow", "unshared", "vfio", "cow", 32);
+/// 6.1 only: vfio-pci maps a BAR with io_remap_pfn_range over the whole VMA (VM_PAT); clearing
+/// memory-enable through the config region zaps it (zap_vma_ptes) and frees its memtype while
+/// the 1-page VMA stays mapped. 6.12 and 7.2 insert PFNs without VM_PAT: silent.
+const EARLY_UNTRACK_BY_VFIO_ZAP: Finding = (
+    "early-pfn-untrack",
+    "untracked-while-mapped",
+    "vfio-pci (BAR zap)",
+    "anon_inode",
+    1,
+);
 const PIN_THEN_FORK: Finding = ("fork-with-pins", "eager-copy", "io_uring", "anon", 16);
 /// …and with MADV_DONTFORK on the buffer: nothing copied, reported as protected.
 const PIN_THEN_FORK_DONTFORK: Finding = ("fork-with-pins", "protected", "io_uring", "anon", 16);

@@ -187,7 +187,7 @@ impl EventSource {
                         Event::Pin(pin) => {
                             pin.pinner =
                                 pinner::name(&frames(&self.stacks, kallsyms, pin.stack_id));
-                            pin.path = procfs::mapped_path(pin.task.tgid, pin.start);
+                            pin.path = file_path(pin);
                             pin.dontfork = procfs::dontfork_at(pin.task.tgid, pin.start);
                         }
                         Event::PfnUntrack(untrack) => {
@@ -216,6 +216,15 @@ impl EventSource {
             }
         }
     }
+}
+
+/// The path of a pin's file, read from /proc while the process lives, kept only if it still
+/// names the same inode: the address may already be reused by another mapping.
+fn file_path(pin: &events::Pin) -> Option<String> {
+    use std::os::unix::fs::MetadataExt as _;
+    let file = pin.vma.as_ref()?.file?;
+    let path = procfs::mapped_path(pin.task.tgid, pin.start)?;
+    (std::fs::metadata(&path).ok()?.ino() == file.ino).then_some(path)
 }
 
 /// Symbolized frames of a stack taken by the eBPF programs, innermost first.

@@ -23,6 +23,9 @@ pub struct Kallsyms {
     by_addr: Vec<(u64, String)>,
 }
 
+/// Larger than any kernel function worth naming; farther than this from a symbol is "unknown".
+const MAX_FUNCTION_SIZE: u64 = 64 * 1024;
+
 /// Suffixes GCC appends to specialised clones. `.cold` parts are not function entries.
 const CLONE_MARKERS: [&str; 4] = [".isra.", ".constprop.", ".part.", ".llvm."];
 
@@ -75,10 +78,14 @@ impl Kallsyms {
         Self { by_base, by_addr }
     }
 
-    /// The function containing `addr`, for kernel stack frames.
+    /// The function containing `addr`, for kernel stack frames. kallsyms has no sizes, so an
+    /// address far past the nearest symbol is not attributed to it: BPF trampolines and JIT
+    /// images (ours, loaded after kallsyms was read) sit in the module area with no symbol, and
+    /// must not borrow the name of a module function below them.
     pub fn symbolize(&self, addr: u64) -> Option<&str> {
         let idx = self.by_addr.partition_point(|(a, _)| *a <= addr);
-        idx.checked_sub(1).map(|i| self.by_addr[i].1.as_str())
+        let (start, name) = &self.by_addr[idx.checked_sub(1)?];
+        (addr - start < MAX_FUNCTION_SIZE).then_some(name.as_str())
     }
 
     /// The symbol to attach to for `wanted`: the exact name if present, else its first clone.
@@ -191,6 +198,11 @@ ffffffffc0001000 t vaddr_get_pfns\t[vfio_iommu_type1]
         assert_eq!(k.symbolize(0xffffffff81004010), Some("do_wp_page"));
         assert_eq!(k.symbolize(0xffffffffc0001004), Some("vaddr_get_pfns"));
         assert_eq!(k.symbolize(0x1000), None);
+        assert_eq!(
+            k.symbolize(0xffffffffc0001004 + 0x100000),
+            None,
+            "far past the last symbol: a JIT image"
+        );
     }
 
     #[test]
