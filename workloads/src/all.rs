@@ -77,6 +77,10 @@ fn steps(dir: &Path) -> Result<Vec<Step>> {
             ),
         ),
         ("iouring", step(iouring::run, defaults(&io_file)?)),
+        (
+            "iouring",
+            step(iouring::run, defaults(&["--memfd".into()])?),
+        ),
         ("xdp-umem", step(xdp_umem::run, defaults(&[])?)),
         ("vfio", step(vfio::run, defaults(&[])?)),
         ("vfio", step(vfio::run, defaults(&["--read-only".into()])?)),
@@ -172,7 +176,7 @@ mod tests {
             .iter()
             .map(|s| s.0)
             .collect();
-        assert_eq!(names.len(), 21);
+        assert_eq!(names.len(), 22);
         assert_eq!(names[..4], ["iouring"; 4]);
     }
 }

@@ -24,6 +24,10 @@ pub struct Args {
     /// madvise(MADV_DONTFORK) the buffer before registering.
     #[arg(long)]
     pub dontfork: bool,
+    /// Use a MAP_SHARED mapping of a memfd (shmem: no dirty tracking, the correct backing for
+    /// DMA buffers): registration must succeed on every kernel.
+    #[arg(long, conflicts_with = "file")]
+    pub memfd: bool,
     /// Milliseconds to keep the buffer registered before forking (lets a watcher look at it).
     #[arg(long, default_value_t = 0)]
     pub hold_ms: u64,
@@ -113,6 +117,10 @@ fn buffer(args: &Args) -> Result<Mapping> {
     let len = sys::pages_len(args.pages)?;
     let buf = match &args.file {
         Some(path) => sys::map_file(path, len)?.1,
+        None if args.memfd => {
+            let memfd = crate::udmabuf::sealed_memfd(len)?;
+            Mapping::shared(std::os::fd::AsFd::as_fd(&memfd), len, 0).context("mmap memfd")?
+        }
         None => Mapping::anon(len)?,
     };
     buf.write_pages(0x5a);
@@ -136,7 +144,11 @@ fn is_expected_refusal(errno: i32) -> bool {
 }
 
 fn mode(args: &Args) -> String {
-    let mut mode = String::from(if args.file.is_some() { "file" } else { "anon" });
+    let mut mode = String::from(match (args.file.is_some(), args.memfd) {
+        (true, _) => "file",
+        (false, true) => "memfd",
+        (false, false) => "anon",
+    });
     if args.fork {
         mode.push_str("+fork");
     }

@@ -57,7 +57,7 @@ pub fn run(args: &Args) -> Result<String> {
 
 /// udmabuf requires a memfd sealed against shrinking, so the pinned range
 /// cannot be truncated away underneath the dma-buf.
-fn sealed_memfd(len: usize) -> Result<File> {
+pub(crate) fn sealed_memfd(len: usize) -> Result<File> {
     // SAFETY: the name is a valid NUL-terminated C string.
     let fd = sys::cvt(unsafe { libc::memfd_create(c"pinwatch".as_ptr(), libc::MFD_ALLOW_SEALING) })
         .context("memfd_create")?;
