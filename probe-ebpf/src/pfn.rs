@@ -20,6 +20,8 @@ use crate::{
 
 /// `VM_PAT` (= VM_ARCH_1 on x86, 6.1 and 6.12; gone in 7.2).
 const VM_PAT: u64 = 0x0100_0000;
+/// `VM_PFNMAP | VM_SHARED`: a shared PFN mapping (every process's `[vvar]` is private).
+const SHARED_PFNMAP: u64 = 0x400 | 0x8;
 
 /// Tasks inside the single-VMA zap path.
 #[map]
@@ -50,8 +52,9 @@ fn zapping() -> u32 {
     u32::from(unsafe { ZAPPING.get(bpf_get_current_pid_tgid()) }.is_some())
 }
 
-/// `untrack_pfn(vma, pfn, size[, mm_wr_locked])`: only VMAs that still carry VM_PAT matter (every
-/// process's `[vvar]` is VM_PFNMAP without it).
+/// `untrack_pfn(vma, pfn, size[, mm_wr_locked])`: VMAs that still carry VM_PAT, and shared PFN
+/// mappings without it (whose memtype an earlier zap may already have freed: the second untrack
+/// at munmap). Every process's private `[vvar]` is neither.
 #[inline(always)]
 fn on_untrack_pfn<C: Args>(ctx: &C) {
     counters::entry(hook::PFN_UNTRACK);
@@ -60,7 +63,7 @@ fn on_untrack_pfn<C: Args>(ctx: &C) {
         return;
     }
     let info = layout::vma_info(vma);
-    if info.vm_flags & VM_PAT == 0 {
+    if info.vm_flags & VM_PAT == 0 && info.vm_flags & SHARED_PFNMAP != SHARED_PFNMAP {
         return;
     }
     events::emit(&PfnUntrackEvent {

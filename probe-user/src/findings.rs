@@ -20,6 +20,8 @@ pub enum Outcome {
     Unattributed,
     /// PAT memtype freed by a zap while the VM_PFNMAP VMA stays mapped (6.1, 6.12).
     UntrackedWhileMapped,
+    /// The munmap of a VMA untracked early untracks it again (VM_PAT is already gone).
+    UntrackedAgainAtMunmap,
     /// Fork copied pinned anonymous pages for the child, one by one, at fork time.
     EagerCopy,
     /// Fork by a process holding pins in MADV_DONTFORK ranges: nothing copied, as intended.

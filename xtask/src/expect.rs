@@ -69,6 +69,8 @@ const FINDINGS_6_1: &[Finding] = &[
     UNSHARED_6_1,
     PIN_THEN_FORK_DONTFORK,
     EARLY_UNTRACK_BY_VFIO_ZAP,
+    AGAIN_AT_MUNMAP_SYSFS,
+    AGAIN_AT_MUNMAP_VFIO,
 ];
 /// All three: io_uring registers 16 anonymous pages, then forks. The kernel copies the pinned
 /// pages for the child at fork…
@@ -91,6 +93,21 @@ const EARLY_UNTRACK_BY_VFIO_ZAP: Finding = (
     "anon_inode",
     1,
 );
+/// …and the munmap that follows each early untrack untracks the same VMA again.
+const AGAIN_AT_MUNMAP_SYSFS: Finding = (
+    "early-pfn-untrack",
+    "untracked-again-at-munmap",
+    "munmap",
+    "sysfs",
+    4,
+);
+const AGAIN_AT_MUNMAP_VFIO: Finding = (
+    "early-pfn-untrack",
+    "untracked-again-at-munmap",
+    "munmap",
+    "anon_inode",
+    1,
+);
 const PIN_THEN_FORK: Finding = ("fork-with-pins", "eager-copy", "io_uring", "anon", 16);
 /// …and with MADV_DONTFORK on the buffer: nothing copied, reported as protected.
 const PIN_THEN_FORK_DONTFORK: Finding = ("fork-with-pins", "protected", "io_uring", "anon", 16);
@@ -110,6 +127,7 @@ const FINDINGS_6_12: &[Finding] = &[
     PIN_THEN_FORK,
     UNSHARED_6_2_ON,
     PIN_THEN_FORK_DONTFORK,
+    AGAIN_AT_MUNMAP_SYSFS,
 ];
 /// 7.2 keeps the memtype until the last VMA goes: the rebind zap untracks nothing.
 const FINDINGS_7_2: &[Finding] = &[

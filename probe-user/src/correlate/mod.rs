@@ -98,6 +98,8 @@ pub struct Correlator {
     cfg: Config,
     /// Every granted long-term pin not yet unpinned, oldest first.
     live: Vec<LivePin>,
+    /// VMAs whose memtype a zap freed early, by (tgid, start time, vm_start), until their munmap.
+    untracked_early: Vec<(u32, u64, u64)>,
     /// Copying unshare faults issued by pins whose event has not arrived yet.
     unshares: Vec<PinnedCow>,
     /// Eager copies seen in a fork that has not reached its `Fork` event yet, by task, with the
@@ -118,6 +120,7 @@ impl Correlator {
             cfg,
             live: Vec::new(),
             unshares: Vec::new(),
+            untracked_early: Vec::new(),
             copies: Vec::new(),
             flags,
             queue: BinaryHeap::new(),

@@ -2,11 +2,24 @@
 
 use super::*;
 
+/// `VM_PAT` (x86, 6.1 and 6.12).
+const VM_PAT: u64 = 0x0100_0000;
+
 impl Correlator {
     /// An untrack from the zap path frees the memtype of a VMA that stays mapped: the later
     /// munmap finds VM_PAT already cleared, and the range is used with no reservation.
     pub(super) fn on_pfn_untrack(&mut self, untrack: &PfnUntrack) {
-        let Some(vma) = untrack.vma.as_ref().filter(|_| untrack.from_zap) else {
+        let Some(vma) = untrack.vma.as_ref() else {
+            return;
+        };
+        let key = (untrack.task.tgid, untrack.task.start_ns, vma.start);
+        let (outcome, via) = if untrack.from_zap && vma.flags & VM_PAT != 0 {
+            self.untracked_early.push(key);
+            (Outcome::UntrackedWhileMapped, untrack.via.clone())
+        } else if let Some(i) = self.untracked_early.iter().position(|k| *k == key) {
+            self.untracked_early.remove(i);
+            (Outcome::UntrackedAgainAtMunmap, "munmap".to_owned())
+        } else {
             return;
         };
         let mapping = match vma.file {
@@ -20,15 +33,15 @@ impl Correlator {
         };
         self.record(Finding {
             hazard: Hazard::EarlyPfnUntrack,
-            outcome: Outcome::UntrackedWhileMapped,
+            outcome,
             process: process(&untrack.task),
-            pinner: untrack.via.clone(),
+            pinner: via,
             pages: untrack.vm_end.saturating_sub(vma.start) >> PAGE_SHIFT,
             mapping,
             gup_flags: String::new(),
             first_ns: untrack.at_ns,
             last_ns: untrack.at_ns,
-            advice: findings::advice(Hazard::EarlyPfnUntrack, Outcome::UntrackedWhileMapped),
+            advice: findings::advice(Hazard::EarlyPfnUntrack, outcome),
         });
     }
 }
