@@ -81,6 +81,19 @@ fn steps(dir: &Path) -> Result<Vec<Step>> {
             "iouring",
             step(iouring::run, defaults(&["--memfd".into()])?),
         ),
+        // One 2 MiB huge page of a hugetlbfs file (mounted at /mnt/huge by the VM matrix guest).
+        (
+            "iouring",
+            step(
+                iouring::run,
+                defaults(&[
+                    "--pages".into(),
+                    "512".into(),
+                    "--file".into(),
+                    "/mnt/huge/pinwatch.dat".into(),
+                ])?,
+            ),
+        ),
         ("xdp-umem", step(xdp_umem::run, defaults(&[])?)),
         ("vfio", step(vfio::run, defaults(&[])?)),
         ("vfio", step(vfio::run, defaults(&["--read-only".into()])?)),
@@ -176,7 +189,7 @@ mod tests {
             .iter()
             .map(|s| s.0)
             .collect();
-        assert_eq!(names.len(), 22);
+        assert_eq!(names.len(), 23);
         assert_eq!(names[..4], ["iouring"; 4]);
     }
 }

@@ -38,6 +38,10 @@ else
 fi
 mkdir -p /mnt/ext4/work
 
+# hugetlbfs with a few 2 MiB pages: a correct DMA backing that must stay silent.
+echo 4 >/proc/sys/vm/nr_hugepages
+mkdir -p /mnt/huge && mount -t hugetlbfs hugetlbfs /mnt/huge || log "hugetlbfs setup FAILED"
+
 # The report as an operator sees it (the README's main job), line by line to the result port.
 log "pass: pinwatch doctor -- workloads (human report)"
 /bin/pinwatch doctor -- /bin/run-workloads 2>&1 | sed 's/^/PINWATCH-REPORT /' >/dev/ttyS1

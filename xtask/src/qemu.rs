@@ -14,10 +14,11 @@ use anyhow::{Context as _, Result, bail};
 /// The guest's init writes this line last; its absence means the guest died or hung.
 const LAST_RESULT: &str = "PINWATCH-RESULT doctor-kprobe";
 
-/// TCG occasionally ends a boot early or crashes a guest (seen: about 1 boot in 25, and rare
-/// double faults in code patching under q35 + intel-iommu): up to three attempts, and every
-/// retry says why, so a real regression still shows as the same failure three times.
-const ATTEMPTS: u32 = 3;
+/// TCG occasionally ends a boot early or crashes a guest: about 1 boot in 25 ends early, and the
+/// 6.12 guest double-faults now and then, even during early boot before pinwatch runs (q35 +
+/// intel-iommu, qemu64). Up to five attempts, each retry logging the guest's panic line, so a
+/// real regression still shows as the same failure five times.
+const ATTEMPTS: u32 = 5;
 
 pub fn boot(vmlinuz: &Path, initrd: &Path, work: &Path, timeout_secs: u64) -> Result<String> {
     let mut last = None;
