@@ -16,23 +16,47 @@ fn is_root() -> bool {
     unsafe { libc::geteuid() == 0 }
 }
 
+fn has_kprobes() -> bool {
+    std::path::Path::new("/sys/bus/event_source/devices/kprobe").exists()
+}
+
+/// True when the test can run; otherwise says why it is skipped.
+fn runs_if(condition: bool, why: &str) -> bool {
+    if !condition {
+        eprintln!("skipped: {why}");
+    }
+    condition
+}
+
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// The run exited with `code` and its stderr says every one of `phrases`.
+fn fails_with(o: &Output, code: i32, phrases: &[&str]) {
+    let err = stderr(o);
+    assert_eq!(o.status.code(), Some(code), "{err}");
+    for phrase in phrases {
+        assert!(err.contains(phrase), "missing {phrase:?} in: {err}");
+    }
 }
 
 #[test]
 fn help_teaches_commands_examples_and_exit_codes() {
     let top = pinwatch(&["--help"]);
     assert_eq!(top.status.code(), Some(0));
-    let text = String::from_utf8_lossy(&top.stdout);
+    let text = stdout(&top);
     assert!(text.contains("doctor"), "{text}");
     assert!(
         text.contains("Exit status:") && text.contains("4  the kernel has no readable BTF"),
         "{text}"
     );
 
-    let doctor = pinwatch(&["doctor", "--help"]);
-    let text = String::from_utf8_lossy(&doctor.stdout);
+    let text = stdout(&pinwatch(&["doctor", "--help"]));
     assert!(
         text.contains("Examples:") && text.contains("--method kprobe") && text.contains("--watch"),
         "{text}"
@@ -41,54 +65,46 @@ fn help_teaches_commands_examples_and_exit_codes() {
 
 #[test]
 fn audit_help_teaches_its_forms_and_requires_a_scope() {
-    let help = pinwatch(&["audit", "--help"]);
-    let text = String::from_utf8_lossy(&help.stdout);
+    let text = stdout(&pinwatch(&["audit", "--help"]));
     assert!(
         text.contains("--for 30s")
             && text.contains("-- qemu-system-x86_64")
             && text.contains("--json"),
         "{text}"
     );
-    let bare = pinwatch(&["audit"]);
-    assert_eq!(bare.status.code(), Some(2));
-    assert!(
-        stderr(&bare).contains("--for <DURATION>"),
-        "{}",
-        stderr(&bare)
-    );
+    fails_with(&pinwatch(&["audit"]), 2, &["--for <DURATION>"]);
 }
 
 #[test]
 fn audit_on_a_host_without_kprobes_explains_and_fails() {
-    let kprobes = std::path::Path::new("/sys/bus/event_source/devices/kprobe").exists();
-    if !is_root() || kprobes {
-        eprintln!("skipped: needs root on a kernel without kprobes");
+    if !runs_if(
+        is_root() && !has_kprobes(),
+        "needs root on a kernel without kprobes",
+    ) {
         return;
     }
-    let o = pinwatch(&["audit", "--for", "1s"]);
-    assert_eq!(o.status.code(), Some(5), "{}", stderr(&o));
-    assert!(
-        stderr(&o).contains("NOTHING CAN BE OBSERVED"),
-        "{}",
-        stderr(&o)
+    fails_with(
+        &pinwatch(&["audit", "--for", "1s"]),
+        5,
+        &["NOTHING CAN BE OBSERVED"],
     );
 }
 
 #[test]
 fn unknown_flag_is_a_usage_error() {
-    let o = pinwatch(&["doctor", "--no-such-flag"]);
-    assert_eq!(o.status.code(), Some(2));
-    assert!(stderr(&o).contains("--no-such-flag"), "{}", stderr(&o));
+    fails_with(
+        &pinwatch(&["doctor", "--no-such-flag"]),
+        2,
+        &["--no-such-flag"],
+    );
 }
 
 #[test]
 fn bad_duration_is_a_usage_error_with_examples() {
-    let o = pinwatch(&["doctor", "--watch", "10"]);
-    assert_eq!(o.status.code(), Some(2));
-    assert!(
-        stderr(&o).contains("examples: 500ms, 10s, 2m"),
-        "{}",
-        stderr(&o)
+    fails_with(
+        &pinwatch(&["doctor", "--watch", "10"]),
+        2,
+        &["examples: 500ms, 10s, 2m"],
     );
 }
 
@@ -109,83 +125,69 @@ fn not_root_is_refused_with_a_hint() {
     } else {
         pinwatch(&["doctor"])
     };
-    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
-    assert!(
-        stderr(&o).contains("needs root") && stderr(&o).contains("sudo pinwatch doctor"),
-        "{}",
-        stderr(&o)
-    );
+    fails_with(&o, 3, &["needs root", "sudo pinwatch doctor"]);
 }
 
 #[test]
 fn missing_btf_is_its_own_error() {
-    if !is_root() {
-        eprintln!("skipped: the BTF check runs after the privilege check, which needs root");
+    if !runs_if(
+        is_root(),
+        "the BTF check runs after the privilege check, which needs root",
+    ) {
         return;
     }
     let o = pinwatch(&["--btf", "/nonexistent/vmlinux", "doctor"]);
-    assert_eq!(o.status.code(), Some(4), "{}", stderr(&o));
-    assert!(
-        stderr(&o).contains("no kernel BTF at /nonexistent/vmlinux"),
-        "{}",
-        stderr(&o)
-    );
-    assert!(
-        stderr(&o).contains("CONFIG_DEBUG_INFO_BTF"),
-        "{}",
-        stderr(&o)
+    fails_with(
+        &o,
+        4,
+        &[
+            "no kernel BTF at /nonexistent/vmlinux",
+            "CONFIG_DEBUG_INFO_BTF",
+        ],
     );
 }
 
 #[test]
 fn unreadable_btf_is_reported_as_a_btf_error() {
-    if !is_root() {
-        eprintln!("skipped: needs root");
+    if !runs_if(is_root(), "needs root") {
         return;
     }
     let bogus = std::env::temp_dir().join(format!("pinwatch-bogus-btf-{}", std::process::id()));
     std::fs::write(&bogus, b"this is not BTF").unwrap();
     let o = pinwatch(&["--btf", bogus.to_str().unwrap(), "doctor"]);
     std::fs::remove_file(&bogus).ok();
-    assert_eq!(o.status.code(), Some(4), "{}", stderr(&o));
-    assert!(
-        stderr(&o).contains("cannot parse kernel BTF"),
-        "{}",
-        stderr(&o)
-    );
+    fails_with(&o, 4, &["cannot parse kernel BTF"]);
 }
 
 /// This development host has no kprobes and refuses fentry (DESIGN.md): doctor must say so
 /// plainly and exit 5. On a host where kprobes exist the test states why it does not apply.
 #[test]
 fn doctor_on_a_host_without_kprobes_explains_and_fails() {
-    let kprobes = std::path::Path::new("/sys/bus/event_source/devices/kprobe").exists();
-    if !is_root() || kprobes {
-        eprintln!(
-            "skipped: needs root on a kernel without kprobes (kprobe PMU present: {kprobes})"
-        );
+    if !runs_if(
+        is_root() && !has_kprobes(),
+        "needs root on a kernel without kprobes",
+    ) {
         return;
     }
     let o = pinwatch(&["doctor"]);
-    let out = String::from_utf8_lossy(&o.stdout);
+    let out = stdout(&o);
     assert_eq!(o.status.code(), Some(5), "{out}");
-    assert!(out.contains("NOTHING CAN BE OBSERVED"), "{out}");
-    assert!(out.contains("built without CONFIG_KPROBES"), "{out}");
-    assert!(out.contains("fentry is refused"), "{out}");
+    for phrase in [
+        "NOTHING CAN BE OBSERVED",
+        "built without CONFIG_KPROBES",
+        "fentry is refused",
+    ] {
+        assert!(out.contains(phrase), "missing {phrase:?} in: {out}");
+    }
 
     let json = pinwatch(&["doctor", "--json"]);
     assert_eq!(json.status.code(), Some(5));
     let report: serde_json::Value =
         serde_json::from_slice(&json.stdout).expect("doctor --json is one JSON object");
     assert_eq!(report["methods"]["kprobe"]["available"], false);
-    assert_eq!(report["hooks"].as_array().map(Vec::len), Some(26));
-    assert!(
-        report["hooks"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|h| h["attached"] == false)
-    );
+    let hooks = report["hooks"].as_array().expect("hooks");
+    assert_eq!(hooks.len(), 26);
+    assert!(hooks.iter().all(|h| h["attached"] == false));
     for hazard in [
         "longterm-file-pin",
         "pinned-folio-cleaned",
@@ -205,15 +207,12 @@ fn doctor_on_a_host_without_kprobes_explains_and_fails() {
 
 #[test]
 fn a_command_that_cannot_start_is_a_runtime_error() {
-    if !is_root() {
-        eprintln!("skipped: needs root");
+    if !runs_if(is_root(), "needs root") {
         return;
     }
-    let o = pinwatch(&["doctor", "--", "/nonexistent/program"]);
-    assert_eq!(o.status.code(), Some(7), "{}", stderr(&o));
-    assert!(
-        stderr(&o).contains("cannot run `/nonexistent/program`"),
-        "{}",
-        stderr(&o)
+    fails_with(
+        &pinwatch(&["doctor", "--", "/nonexistent/program"]),
+        7,
+        &["cannot run `/nonexistent/program`"],
     );
 }

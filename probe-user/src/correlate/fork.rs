@@ -14,23 +14,7 @@ impl Correlator {
         let Some(first) = held.first() else { return };
         let pinner = first.pinner.clone();
         let pages = held.iter().map(|p| p.pages).sum();
-        self.record(Finding {
-            hazard: Hazard::ForkWithPins,
-            outcome: Outcome::Protected,
-            process: process(&fork.task),
-            pinner,
-            pages,
-            mapping: Mapping {
-                fs: "anon",
-                dev: String::new(),
-                ino: 0,
-                path: None,
-            },
-            gup_flags: String::new(),
-            first_ns: fork.at_ns,
-            last_ns: fork.at_ns,
-            advice: findings::advice(Hazard::ForkWithPins, Outcome::Protected),
-        });
+        self.record(fork_finding(fork, Outcome::Protected, pinner, pages));
     }
 
     pub(super) fn on_fork_copy(&mut self, copy: &ForkCopy) {
@@ -68,22 +52,29 @@ impl Correlator {
             return;
         };
         let (_, pages, pinner) = self.copies.remove(i);
-        self.record(Finding {
-            hazard: Hazard::ForkWithPins,
-            outcome: Outcome::EagerCopy,
-            process: process(&fork.task),
-            pinner: pinner.unwrap_or_else(|| "unknown (pinned before pinwatch started)".to_owned()),
-            pages,
-            mapping: Mapping {
-                fs: "anon",
-                dev: String::new(),
-                ino: 0,
-                path: None,
-            },
-            gup_flags: String::new(),
-            first_ns: fork.at_ns,
-            last_ns: fork.at_ns,
-            advice: findings::advice(Hazard::ForkWithPins, Outcome::EagerCopy),
-        });
+        let pinner =
+            pinner.unwrap_or_else(|| "unknown (pinned before pinwatch started)".to_owned());
+        self.record(fork_finding(fork, Outcome::EagerCopy, pinner, pages));
+    }
+}
+
+/// A `fork-with-pins` finding: anonymous memory, no GUP flags of its own.
+fn fork_finding(fork: &Fork, outcome: Outcome, pinner: String, pages: u64) -> Finding {
+    Finding {
+        hazard: Hazard::ForkWithPins,
+        outcome,
+        process: process(&fork.task),
+        pinner,
+        pages,
+        mapping: Mapping {
+            fs: "anon",
+            dev: String::new(),
+            ino: 0,
+            path: None,
+        },
+        gup_flags: String::new(),
+        first_ns: fork.at_ns,
+        last_ns: fork.at_ns,
+        advice: findings::advice(Hazard::ForkWithPins, outcome),
     }
 }
