@@ -17,6 +17,9 @@ use crate::{
     layout, return_programs,
 };
 
+/// `FOLL_WRITE` is bit 0 on every kernel (legacy define and the 6.5+ enum alike).
+const FOLL_WRITE: u32 = 1;
+
 /// Argument positions of (start, nr_pages, gup_flags) in each pin entry point.
 struct PinArgs {
     start: usize,
@@ -30,7 +33,15 @@ fn on_pin_entry<C: Args>(ctx: &C, hook: u32, at: PinArgs) {
     let gup_flags = ctx.arg_u64(at.gup_flags) as u32;
     match layout::foll_longterm() {
         Some(longterm) if gup_flags & longterm != 0 => {}
-        _ => return,
+        Some(_) => {
+            counters::filtered(if gup_flags & FOLL_WRITE != 0 {
+                filter::SHORT_TERM_PIN_WRITE
+            } else {
+                filter::SHORT_TERM_PIN_READ
+            });
+            return;
+        }
+        None => return,
     }
     let event = PinEvent {
         header: events::header(kind::PIN),

@@ -24,6 +24,16 @@ pub enum Method {
     Tracepoint,
 }
 
+impl Method {
+    pub fn name(self) -> &'static str {
+        match self {
+            Method::Fentry => "fentry",
+            Method::Kprobe => "kprobe",
+            Method::Tracepoint => "tracepoint",
+        }
+    }
+}
+
 /// Which attach methods the ladder may use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum MethodChoice {

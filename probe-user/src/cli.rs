@@ -4,7 +4,7 @@ use std::{path::PathBuf, time::Duration};
 
 use clap::{Parser, Subcommand};
 
-use crate::{attach::MethodChoice, exit, kernel::btf::VMLINUX_BTF};
+use crate::{attach::MethodChoice, daemon, exit, hazards::Hazard, kernel::btf::VMLINUX_BTF};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -30,9 +30,94 @@ pub enum Commands {
     /// Report what this kernel allows and what pinwatch can see on it.
     #[command(after_help = DOCTOR_EXAMPLES)]
     Doctor(DoctorArgs),
-    /// Watch a command or a time span and report the pinning hazards that occurred.
+    /// Watch a command, a process or a time span and report the pinning hazards that occurred.
     #[command(after_help = AUDIT_EXAMPLES)]
     Audit(AuditArgs),
+    /// Run as a daemon: export Prometheus metrics and log findings as JSON lines.
+    #[command(after_help = RUN_EXAMPLES)]
+    Run(RunArgs),
+    /// Stream the decoded kernel events as JSON lines (raw data under the findings).
+    #[command(after_help = EVENTS_EXAMPLES)]
+    Events(EventsArgs),
+    /// List the Prometheus metrics `pinwatch run` exports, with their labels and help.
+    #[command(after_help = METRICS_EXAMPLES)]
+    Metrics(MetricsArgs),
+}
+
+const RUN_EXAMPLES: &str = "\
+Examples:
+  sudo pinwatch run                                      metrics on http://127.0.0.1:9469/metrics, findings on stdout
+  sudo pinwatch run --findings-log /var/log/pinwatch.jsonl   findings appended to a 0600 file
+  sudo pinwatch run --listen 0.0.0.0:9469               serve every interface (must be asked for)
+  sudo pinwatch run --listen [::1]:9469 --method kprobe
+
+SIGTERM or SIGINT detaches every probe and exits 0; SIGHUP is logged and ignored (nothing
+is reloaded). Packaging: packaging/pinwatch.service (systemd, capabilities instead of root)
+and packaging/daemonset.yaml (Kubernetes).";
+
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// Serve /metrics on this address; a port alone is not accepted, the interface must be named.
+    #[arg(long, value_name = "ADDR:PORT", default_value = daemon::DEFAULT_LISTEN)]
+    pub listen: std::net::SocketAddr,
+
+    /// Append findings (JSON lines) to this file, created mode 0600, instead of stdout.
+    #[arg(long, value_name = "PATH")]
+    pub findings_log: Option<PathBuf>,
+
+    /// Which attach methods the ladder may use.
+    #[arg(long, value_enum, default_value_t = MethodChoice::Auto)]
+    pub method: MethodChoice,
+}
+
+const EVENTS_EXAMPLES: &str = "\
+Examples:
+  sudo pinwatch events                                   every event, until Ctrl-C
+  sudo pinwatch events --hazard fork-with-pins --for 1m  events that feed one hazard
+  sudo pinwatch events --hook folio_mkclean --pid 4242   one hook, one process and its children
+  sudo pinwatch events -- ./dma-test | jq .kind          a command's events, piped
+
+Each line is one JSON object with a `kind` (pin, unpin, mkclean-pinned, pfn-untrack,
+fork-copy, fork, pinned-cow), the task, and kernel monotonic timestamps in `at_ns`.
+Hooks are the names `pinwatch doctor` lists.";
+
+#[derive(Debug, clap::Args)]
+pub struct EventsArgs {
+    /// Only events from this process and its descendants.
+    #[arg(long, value_name = "PID", conflicts_with = "command")]
+    pub pid: Option<u32>,
+
+    /// Only events that feed these hazards (comma-separated).
+    #[arg(long, value_enum, value_delimiter = ',', value_name = "HAZARD")]
+    pub hazard: Vec<Hazard>,
+
+    /// Only events sent by these hooks (comma-separated; names as in `pinwatch doctor`).
+    #[arg(long, value_delimiter = ',', value_name = "HOOK", value_parser = parse_hook)]
+    pub hook: Vec<String>,
+
+    /// Stop after this long (e.g. 10s, 2m).
+    #[arg(long = "for", value_name = "DURATION", value_parser = parse_duration)]
+    pub duration: Option<Duration>,
+
+    /// Which attach methods the ladder may use.
+    #[arg(long, value_enum, default_value_t = MethodChoice::Auto)]
+    pub method: MethodChoice,
+
+    /// Run this command and stream its (and its children's) events until it exits.
+    #[arg(last = true, value_name = "COMMAND")]
+    pub command: Vec<String>,
+}
+
+const METRICS_EXAMPLES: &str = "\
+Examples:
+  pinwatch metrics            name, type, labels and help of every metric
+  pinwatch metrics --names    names only (what dashboards and alert rules may use)";
+
+#[derive(Debug, clap::Args)]
+pub struct MetricsArgs {
+    /// Print metric names only, one per line.
+    #[arg(long)]
+    pub names: bool,
 }
 
 const AUDIT_EXAMPLES: &str = "\
@@ -40,8 +125,11 @@ Examples:
   sudo pinwatch audit --for 30s                         watch the whole system for 30 seconds
   sudo pinwatch audit -- qemu-system-x86_64 -m 4G ...   watch a command and its children
   sudo pinwatch audit --json -- ./test-dma              one JSON object: kernel, findings, counts
+  sudo pinwatch audit --pid 4242 --for 5m               a running process and its children
+  sudo pinwatch audit --fail-on longterm-file-pin,pinned-folio-cleaned -- make test   a CI gate
 
-Exit status 0 means no finding, 1 means findings were reported; see `pinwatch --help`.
+Exit status 0 means no finding, 1 means findings were reported (with --fail-on: findings of
+those hazards); see `pinwatch --help`. On a terminal a status line shows progress on stderr.
 Hazards doctor reports as unobservable on this kernel are listed, never silently absent.";
 
 #[derive(Debug, clap::Args)]
@@ -54,9 +142,21 @@ pub struct AuditArgs {
     #[arg(long, value_enum, default_value_t = MethodChoice::Auto)]
     pub method: MethodChoice,
 
-    /// Watch for this long (e.g. 10s, 2m); with a command, stop early when it exits.
-    #[arg(long = "for", value_name = "DURATION", value_parser = parse_duration, required_unless_present = "command")]
+    /// Watch for this long (e.g. 10s, 2m); with a command or --pid, stop early when it exits.
+    #[arg(long = "for", value_name = "DURATION", value_parser = parse_duration, required_unless_present_any = ["command", "pid"])]
     pub duration: Option<Duration>,
+
+    /// Watch this running process and its descendants, until it exits.
+    #[arg(long, value_name = "PID", conflicts_with = "command")]
+    pub pid: Option<u32>,
+
+    /// Exit 1 only for findings of these hazards (comma-separated); others are still reported.
+    #[arg(long, value_enum, value_delimiter = ',', value_name = "HAZARD")]
+    pub fail_on: Vec<Hazard>,
+
+    /// No status line on stderr while watching.
+    #[arg(long)]
+    pub no_progress: bool,
 
     /// Run this command, watch it and its children, and stop when it exits.
     #[arg(last = true, value_name = "COMMAND")]
@@ -88,6 +188,15 @@ pub struct DoctorArgs {
     /// Run this command with every hook attached and report hit counts when it exits.
     #[arg(last = true, value_name = "COMMAND")]
     pub command: Vec<String>,
+}
+
+fn parse_hook(name: &str) -> Result<String, String> {
+    let known: Vec<&str> = crate::probes::HOOKS.iter().map(|h| h.name).collect();
+    if known.contains(&name) {
+        Ok(name.to_owned())
+    } else {
+        Err(format!("unknown hook (known: {})", known.join(", ")))
+    }
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {

@@ -35,6 +35,9 @@ pub struct FilterCounts {
     pub ringbuf_full: u64,
     /// Long-term pins not tracked because the in-flight table was full.
     pub inflight_full: u64,
+    /// Short-term pin calls (O_DIRECT, process_vm…), writable and read-only.
+    pub short_term_pins_write: u64,
+    pub short_term_pins_read: u64,
 }
 
 impl Counters {
@@ -51,6 +54,8 @@ impl Counters {
                 dirty_tracking_needed: filters[filter::DIRTY_TRACKING_NEEDED as usize],
                 ringbuf_full: filters[filter::RINGBUF_FULL as usize],
                 inflight_full: filters[filter::INFLIGHT_FULL as usize],
+                short_term_pins_write: filters[filter::SHORT_TERM_PIN_WRITE as usize],
+                short_term_pins_read: filters[filter::SHORT_TERM_PIN_READ as usize],
             },
         })
     }

@@ -31,6 +31,20 @@ pub enum Error {
     Map(aya::maps::MapError),
     #[error("installing signal handlers: {0}")]
     Signals(std::io::Error),
+    #[error("no running process has pid {0} (--pid)")]
+    NoSuchProcess(u32),
+    #[error("cannot serve metrics on {addr}: {source} (choose another address with --listen)")]
+    Listen {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot open the findings log {path}: {source}")]
+    FindingsLog {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error("the metrics server failed: {0}")]
+    Serve(std::io::Error),
 }
 
 impl Error {
@@ -40,12 +54,16 @@ impl Error {
             Error::Btf(_) => exit::NO_BTF,
             Error::Load(LoadError::Ebpf(e)) if is_permission(e) => exit::NO_PRIVILEGE,
             Error::Unobservable(_) => exit::UNOBSERVABLE,
+            Error::NoSuchProcess(_) => exit::USAGE,
+            Error::Listen { .. } => exit::LISTEN,
+            Error::FindingsLog { .. } => exit::OUTPUT,
             Error::Load(_)
             | Error::Map(_)
             | Error::Signals(_)
             | Error::Counters(_)
             | Error::Kallsyms(_)
             | Error::Spawn { .. }
+            | Error::Serve(_)
             | Error::Output(_) => exit::RUNTIME,
         }
     }

@@ -6,7 +6,7 @@ use probe_common::event::{
     PinEvent, UnpinEvent, kind,
 };
 
-use crate::probes;
+use crate::{hazards::Hazard, probes};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DecodeError {
@@ -27,14 +27,14 @@ pub struct Task {
 }
 
 /// A file as the kernel names it: superblock device, inode number, filesystem magic.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
 pub struct FileId {
     pub dev: u32,
     pub ino: u64,
     pub fs_magic: u32,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Vma {
     pub flags: u64,
     pub start: u64,
@@ -44,10 +44,11 @@ pub struct Vma {
     pub needs_dirty_tracking: Option<bool>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Pin {
     pub at_ns: u64,
     pub task: Task,
+    #[serde(serialize_with = "syscall")]
     pub syscall: wire::Syscall,
     pub hook: &'static str,
     pub gup_flags: u32,
@@ -55,6 +56,7 @@ pub struct Pin {
     pub nr_pages: u64,
     /// Pages pinned, or a negative errno.
     pub ret: i64,
+    #[serde(skip)]
     pub stack_id: Option<u32>,
     pub vma: Option<Vma>,
     /// Who pinned (io_uring, vfio…), named from the kernel stack by the runtime.
@@ -65,15 +67,17 @@ pub struct Pin {
     pub dontfork: Option<bool>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Unpin {
     pub at_ns: u64,
     pub task: Task,
+    pub hook: &'static str,
+    #[serde(serialize_with = "syscall")]
     pub syscall: wire::Syscall,
     pub pages: u64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Mkclean {
     pub at_ns: u64,
     pub task: Task,
@@ -86,7 +90,7 @@ pub struct Mkclean {
 }
 
 /// PAT memtype released for a VM_PFNMAP range.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct PfnUntrack {
     pub at_ns: u64,
     pub task: Task,
@@ -96,6 +100,7 @@ pub struct PfnUntrack {
     pub vma: Option<Vma>,
     pub vm_end: u64,
     pub pfn: u64,
+    #[serde(skip)]
     pub stack_id: Option<u32>,
     /// The kernel function that started the zap (revoke_iomem, vfio-pci…), from the stack.
     pub via: String,
@@ -103,7 +108,7 @@ pub struct PfnUntrack {
 }
 
 /// Pages of one VMA copied eagerly for a child at fork (they were maybe-DMA-pinned).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct ForkCopy {
     pub at_ns: u64,
     pub task: Task,
@@ -113,7 +118,7 @@ pub struct ForkCopy {
 }
 
 /// A process that has ever pinned forked `child_pid`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Fork {
     pub at_ns: u64,
     pub task: Task,
@@ -121,10 +126,11 @@ pub struct Fork {
 }
 
 /// A write or unshare fault (`do_wp_page`) on a maybe-DMA-pinned page.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct PinnedCow {
     pub at_ns: u64,
     pub task: Task,
+    #[serde(serialize_with = "syscall")]
     pub syscall: wire::Syscall,
     pub address: u64,
     pub fault_flags: u32,
@@ -132,7 +138,8 @@ pub struct PinnedCow {
     pub copied: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum Event {
     Pin(Pin),
     Unpin(Unpin),
@@ -153,6 +160,45 @@ impl Event {
             Event::ForkCopy(e) => e.at_ns,
             Event::Fork(e) => e.at_ns,
             Event::PinnedCow(e) => e.at_ns,
+        }
+    }
+
+    /// The kernel hook (a `probes::HOOKS` name) whose program sent the event.
+    pub fn hook(&self) -> &'static str {
+        match self {
+            Event::Pin(e) => e.hook,
+            Event::Unpin(e) => e.hook,
+            Event::MkcleanPinned(_) => "folio_mkclean",
+            Event::PfnUntrack(_) => "pfn_untrack",
+            Event::ForkCopy(_) => "copy_page_range",
+            Event::Fork(_) => "process_fork",
+            Event::PinnedCow(_) => "do_wp_page",
+        }
+    }
+
+    /// The event's kind, as `kind` in its JSON.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Event::Pin(_) => "pin",
+            Event::Unpin(_) => "unpin",
+            Event::MkcleanPinned(_) => "mkclean-pinned",
+            Event::PfnUntrack(_) => "pfn-untrack",
+            Event::ForkCopy(_) => "fork-copy",
+            Event::Fork(_) => "fork",
+            Event::PinnedCow(_) => "pinned-cow",
+        }
+    }
+
+    /// The hazards this kind of event feeds: what `pinwatch events --hazard` selects on.
+    pub fn hazards(&self) -> &'static [Hazard] {
+        use Hazard::*;
+        match self {
+            Event::Pin(_) => &[LongtermFilePin, PinnedFolioCleaned, ForkWithPins, PinnedCow],
+            Event::Unpin(_) => &[LongtermFilePin, PinnedFolioCleaned, ForkWithPins],
+            Event::MkcleanPinned(_) => &[PinnedFolioCleaned],
+            Event::PfnUntrack(_) => &[EarlyPfnUntrack],
+            Event::ForkCopy(_) | Event::Fork(_) => &[ForkWithPins],
+            Event::PinnedCow(_) => &[PinnedCow],
         }
     }
 
@@ -178,6 +224,7 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
             Ok(Event::Unpin(Unpin {
                 at_ns: u.header.ts_ns,
                 task: task(&u.header),
+                hook: hook_name(u.hook),
                 syscall: u.header.syscall,
                 pages: u.pages,
             }))
@@ -215,6 +262,24 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
         }
         other => Err(DecodeError::UnknownKind(other)),
     }
+}
+
+fn hook_name(id: u32) -> &'static str {
+    probes::HOOKS
+        .iter()
+        .find(|h| h.id == id)
+        .map_or("unknown", |h| h.name)
+}
+
+/// The system call identity as JSON: number, return address, stack pointer, first arguments.
+fn syscall<S: serde::Serializer>(value: &wire::Syscall, s: S) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeStruct as _;
+    let mut out = s.serialize_struct("Syscall", 4)?;
+    out.serialize_field("nr", &value.nr)?;
+    out.serialize_field("user_ip", &value.user_ip)?;
+    out.serialize_field("user_sp", &value.user_sp)?;
+    out.serialize_field("args", &value.args)?;
+    out.end()
 }
 
 /// Copies a plain-old-data wire struct out of `bytes`.
@@ -280,10 +345,7 @@ fn pin(p: PinEvent) -> Pin {
         at_ns: p.header.ts_ns,
         task: task(&p.header),
         syscall: p.header.syscall,
-        hook: probes::HOOKS
-            .iter()
-            .find(|h| h.id == p.hook)
-            .map_or("unknown", |h| h.name),
+        hook: hook_name(p.hook),
         gup_flags: p.gup_flags,
         start: p.start,
         nr_pages: p.nr_pages,

@@ -5,6 +5,7 @@ mod audit;
 mod cli;
 mod correlate;
 mod counters;
+mod daemon;
 mod doctor;
 mod error;
 mod events;
@@ -14,9 +15,11 @@ mod hazards;
 mod kernel;
 mod loader;
 mod pinner;
+mod pipeline;
 mod probes;
 mod procfs;
 mod session;
+mod stream;
 
 use std::{io::Write as _, process::ExitCode};
 
@@ -55,10 +58,34 @@ fn run(cli: Cli) -> Result<u8, Error> {
                 method: args.method,
                 duration: args.duration,
                 command: args.command,
+                pid: args.pid,
+                fail_on: args.fail_on,
+                progress: !args.no_progress,
             };
             let (report, code) = audit::run(&opts)?;
             emit(&report, args.json, audit::render::render)?;
             Ok(code)
+        }
+        Commands::Run(args) => daemon::run(&daemon::Options {
+            btf_path: cli.btf,
+            method: args.method,
+            listen: args.listen,
+            findings_log: args.findings_log,
+        }),
+        Commands::Events(args) => stream::run(&stream::Options {
+            btf_path: cli.btf,
+            method: args.method,
+            filter: stream::Filter {
+                hazards: args.hazard,
+                hooks: args.hook,
+            },
+            pid: args.pid,
+            duration: args.duration,
+            command: args.command,
+        }),
+        Commands::Metrics(args) => {
+            print(&daemon::metrics::catalog(args.names))?;
+            Ok(exit::OK)
         }
     }
 }

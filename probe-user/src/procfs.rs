@@ -144,6 +144,26 @@ fn parent(tgid: u32) -> Option<u32> {
         .and_then(|v| v.trim().parse().ok())
 }
 
+/// A live process's start time (clock ticks since boot, `/proc/PID/stat` field 22): with the
+/// pid, an identity that a recycled pid does not share. `None` once it is gone or a zombie.
+pub fn process_start(pid: u32) -> Option<u64> {
+    let stat =
+        std::fs::read_to_string(Path::new("/proc").join(pid.to_string()).join("stat")).ok()?;
+    start_in_stat(&stat)
+}
+
+/// Field 22 of a `/proc/PID/stat` line, unless the state (field 3) is zombie or dead. The
+/// command name (field 2) may hold spaces and parentheses: fields are counted after its last `)`.
+pub fn start_in_stat(stat: &str) -> Option<u64> {
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let mut fields = rest.split_whitespace();
+    let state = fields.next()?;
+    if matches!(state, "Z" | "X" | "x") {
+        return None;
+    }
+    fields.nth(18)?.parse().ok()
+}
+
 /// The kernel's monotonic clock, the base of `bpf_ktime_get_ns()` timestamps.
 pub fn monotonic_ns() -> u64 {
     let mut ts = libc::timespec {
@@ -158,6 +178,14 @@ pub fn monotonic_ns() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn start_time_is_field_22_and_zombies_have_none() {
+        let line = "4242 (a (b) c) S 1 4242 4242 0 -1 4194560 91 0 0 0 0 0 0 0 20 0 1 0 987654 1 2";
+        assert_eq!(start_in_stat(line), Some(987_654));
+        assert_eq!(start_in_stat(&line.replace(") S ", ") Z ")), None);
+        assert_eq!(start_in_stat("garbage"), None);
+    }
 
     const MAPS: &str = "\
 55d0a000-55d0b000 r--p 00000000 08:01 1234 /usr/bin/qemu system

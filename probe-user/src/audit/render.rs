@@ -4,6 +4,9 @@ use std::fmt::Write as _;
 
 use super::Report;
 
+/// Processes listed in the text summary.
+const RANKED: usize = 10;
+
 pub fn render(r: &Report) -> String {
     let mut out = String::new();
     let what = r.watched.command.as_deref().unwrap_or("the whole system");
@@ -40,6 +43,28 @@ pub fn render(r: &Report) -> String {
         }
         let _ = writeln!(out, "   advice   {}", f.advice);
     }
+    if !r.processes.is_empty() {
+        let _ = writeln!(out, "\nProcesses by long-term pinned pages:");
+        let _ = writeln!(
+            out,
+            "  {:>8}  {:>8}  {:>8}  command",
+            "pinned", "held", "tgid"
+        );
+        for p in r.processes.iter().take(RANKED) {
+            let _ = writeln!(
+                out,
+                "  {:>8}  {:>8}  {:>8}  {}",
+                p.pinned_pages, p.held_pages, p.process.tgid, p.process.comm
+            );
+        }
+        if r.processes.len() > RANKED {
+            let _ = writeln!(
+                out,
+                "  … and {} more (--json lists all)",
+                r.processes.len() - RANKED
+            );
+        }
+    }
     let c = &r.counts;
     let _ = writeln!(
         out,
@@ -53,6 +78,15 @@ pub fn render(r: &Report) -> String {
     if !r.unobservable.is_empty() {
         let ids: Vec<&str> = r.unobservable.iter().map(|h| h.id()).collect();
         let _ = writeln!(out, "not observable on this kernel: {}", ids.join(", "));
+    }
+    if !r.fail_on.is_empty() {
+        let ids: Vec<&str> = r.fail_on.iter().map(|h| h.id()).collect();
+        let failing = r.failing().count();
+        let _ = writeln!(
+            out,
+            "--fail-on {}: {failing} finding(s) fail the audit",
+            ids.join(",")
+        );
     }
     out
 }

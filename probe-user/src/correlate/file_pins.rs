@@ -14,12 +14,15 @@ impl Correlator {
                 self.stats.evicted_pins += 1;
             }
             self.live.push(LivePin {
+                at_ns: pin.at_ns,
                 task: pin.task.clone(),
                 pinner: pin.pinner.clone(),
                 start: pin.start,
                 pages: pin.ret as u64,
+                pinned: pin.ret as u64,
                 dontfork: pin.dontfork == Some(true),
             });
+            self.tally_pin(&pin.task, pin.ret as u64);
         }
         let Some((file, first_index)) = self.dirty_tracked_file(&pin) else {
             self.stats.harmless_pins += 1;
@@ -98,11 +101,36 @@ impl Correlator {
             let take = left.min(pin.pages);
             pin.pages -= take;
             left -= take;
+            if pin.pages == 0 {
+                self.released.push(Released {
+                    pinner: pin.pinner.clone(),
+                    pages: pin.pinned,
+                    held_ns: unpin.at_ns.saturating_sub(pin.at_ns),
+                });
+            }
             if left == 0 {
                 break;
             }
         }
         self.live.retain(|p| p.pages > 0);
+    }
+
+    fn tally_pin(&mut self, task: &Task, pages: u64) {
+        let key = (task.tgid, task.start_ns);
+        if let Some(t) = self.tally.get_mut(&key) {
+            t.pinned_pages += pages;
+        } else if self.tally.len() < self.cfg.max_pins {
+            self.tally.insert(
+                key,
+                ProcessPins {
+                    process: process(task),
+                    pinned_pages: pages,
+                    held_pages: 0,
+                },
+            );
+        } else {
+            self.stats.untallied_processes += 1;
+        }
     }
 
     /// Pending pins older than the settle window were kept by their caller: granted.

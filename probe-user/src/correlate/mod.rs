@@ -9,7 +9,10 @@
 //!   writeback of its pages can be attributed to it.
 //! - Every table is bounded. Evictions are counted in [`Stats`], never silent.
 
-use std::{cmp::Reverse, collections::BinaryHeap};
+use std::{
+    cmp::Reverse,
+    collections::{BTreeMap, BinaryHeap, HashMap},
+};
 
 use serde::Serialize;
 
@@ -51,6 +54,8 @@ pub struct Stats {
     pub evicted_pins: u64,
     /// Write faults that reused a pinned page in place (the safe outcome).
     pub pinned_reuses: u64,
+    /// Processes not ranked in the summary because the tally was full.
+    pub untallied_processes: u64,
 }
 
 /// A long-term pin of a dirty-tracked shared file mapping, granted by the kernel.
@@ -87,11 +92,43 @@ impl Ord for Queued {
 /// Pages a process holds pinned, from one granted long-term pin.
 #[derive(Debug, Clone)]
 struct LivePin {
+    at_ns: u64,
     task: Task,
     pinner: String,
     start: u64,
+    /// Pages still pinned.
     pages: u64,
+    /// Pages the pin call returned.
+    pinned: u64,
     dontfork: bool,
+}
+
+/// A long-term pin whose pages were all unpinned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Released {
+    pub pinner: String,
+    pub pages: u64,
+    /// From the pin's return to the unpin that released its last page.
+    pub held_ns: u64,
+}
+
+/// Long-term pinning by one process over a watch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ProcessPins {
+    pub process: Process,
+    /// Pages pinned long-term during the watch, summed over pin calls.
+    pub pinned_pages: u64,
+    /// Pages still pinned when the watch ended (as far as pinwatch saw the unpins).
+    pub held_pages: u64,
+}
+
+/// What a finished watch leaves besides findings.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Summary {
+    #[serde(flatten)]
+    pub stats: Stats,
+    /// Processes by long-term pinned pages, most first.
+    pub processes: Vec<ProcessPins>,
 }
 
 pub struct Correlator {
@@ -111,6 +148,10 @@ pub struct Correlator {
     pending: Vec<FilePin>,
     active: Vec<FilePin>,
     findings: Vec<Finding>,
+    /// Pins fully released since the caller last took them.
+    released: Vec<Released>,
+    /// Long-term pinned pages by process (tgid, start time), for the summary.
+    tally: HashMap<(u32, u64), ProcessPins>,
     stats: Stats,
 }
 
@@ -128,6 +169,8 @@ impl Correlator {
             pending: Vec::new(),
             active: Vec::new(),
             findings: Vec::new(),
+            released: Vec::new(),
+            tally: HashMap::new(),
             stats: Stats::default(),
         }
     }
@@ -156,10 +199,77 @@ impl Correlator {
     }
 
     /// Applies everything still queued and settles every pending pin: the end of a watch.
-    pub fn finish(mut self) -> (Vec<Finding>, Stats) {
+    pub fn finish(mut self) -> (Vec<Finding>, Summary) {
         self.advance(u64::MAX);
         self.flush_unshares();
-        (self.findings, self.stats)
+        for pin in &self.live {
+            if let Some(t) = self.tally.get_mut(&(pin.task.tgid, pin.task.start_ns)) {
+                t.held_pages += pin.pages;
+            }
+        }
+        let mut processes: Vec<ProcessPins> = self.tally.into_values().collect();
+        processes.sort_by(|a, b| {
+            (b.pinned_pages, b.held_pages, a.process.tgid).cmp(&(
+                a.pinned_pages,
+                a.held_pages,
+                b.process.tgid,
+            ))
+        });
+        let summary = Summary {
+            stats: self.stats,
+            processes,
+        };
+        (self.findings, summary)
+    }
+
+    /// Findings whose last event is older than `before_ns`, removed: a long-running watch hands
+    /// each finding out once, after GUP calls of the same registration had time to merge.
+    pub fn take_settled(&mut self, before_ns: u64) -> Vec<Finding> {
+        let (due, keep) = std::mem::take(&mut self.findings)
+            .into_iter()
+            .partition(|f| f.last_ns < before_ns);
+        self.findings = keep;
+        due
+    }
+
+    /// Findings recorded so far and not taken.
+    pub fn findings_so_far(&self) -> usize {
+        self.findings.len()
+    }
+
+    /// Pins fully released since the last call.
+    pub fn take_released(&mut self) -> Vec<Released> {
+        std::mem::take(&mut self.released)
+    }
+
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// Pages held by live long-term pins, by pinner.
+    pub fn live_pages_by_pinner(&self) -> BTreeMap<&str, u64> {
+        let mut pages = BTreeMap::new();
+        for pin in &self.live {
+            *pages.entry(pin.pinner.as_str()).or_default() += pin.pages;
+        }
+        pages
+    }
+
+    /// Entries in each bounded table: the correlation state's size.
+    pub fn table_sizes(&self) -> [(&'static str, usize); 7] {
+        [
+            ("reorder-queue", self.queue.len()),
+            ("live-pins", self.live.len()),
+            ("pending-file-pins", self.pending.len()),
+            ("active-file-pins", self.active.len()),
+            ("untracked-pfn-vmas", self.untracked_early.len()),
+            ("unattributed-unshares", self.unshares.len()),
+            ("fork-copies", self.copies.len()),
+        ]
+    }
+
+    pub fn max_entries(&self) -> usize {
+        self.cfg.max_pins
     }
 
     fn apply(&mut self, event: Event) {

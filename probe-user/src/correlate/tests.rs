@@ -90,6 +90,7 @@ fn unpin(at: u64, task: Task, syscall: Syscall, pages: u64) -> Event {
     Event::Unpin(Unpin {
         at_ns: at * MS,
         task,
+        hook: "unpin_user_pages",
         syscall,
         pages,
     })
@@ -112,11 +113,11 @@ fn clean(at: u64, index: u64) -> Event {
 }
 
 /// (hazard, outcome, pages) of one finding.
-type Summary = (Hazard, Outcome, u64);
+type Brief = (Hazard, Outcome, u64);
 
 /// Runs a stream (pushed in the given order, `now` advancing to each event's time) and returns
 /// (hazard, outcome, pages) of every finding.
-fn run(events: Vec<Event>) -> (Vec<Summary>, Stats) {
+fn run(events: Vec<Event>) -> (Vec<Brief>, Stats) {
     let mut c = Correlator::new(
         Config {
             reorder_ns: 5 * MS,
@@ -130,13 +131,13 @@ fn run(events: Vec<Event>) -> (Vec<Summary>, Stats) {
         c.push(e);
         c.advance(now);
     }
-    let (findings, stats) = c.finish();
+    let (findings, summary) = c.finish();
     (
         findings
             .iter()
             .map(|f| (f.hazard, f.outcome, f.pages))
             .collect(),
-        stats,
+        summary.stats,
     )
 }
 
@@ -146,7 +147,7 @@ use Outcome::*;
 #[test]
 fn longterm_file_pin_outcomes() {
     let sixteen_unpins = |at: u64| (0..16u64).map(move |i| unpin(at + i, task(42, 1), call(1), 1));
-    let cases: Vec<(&str, Vec<Event>, Vec<Summary>)> = vec![
+    let cases: Vec<(&str, Vec<Event>, Vec<Brief>)> = vec![
         (
             "6.12+ refuses: EFAULT with the kernel's verdict",
             vec![pin(PinSpec {
@@ -334,7 +335,7 @@ fn untrack(at: u64, from_zap: bool, with_vma: bool) -> Event {
 
 #[test]
 fn pfn_untracks_are_findings_only_from_the_zap_path() {
-    let cases: Vec<(&str, Event, Vec<Summary>)> = vec![
+    let cases: Vec<(&str, Event, Vec<Brief>)> = vec![
         (
             "6.1/6.12 zap of a VM_PAT vma",
             untrack(10, true, true),
@@ -390,7 +391,7 @@ fn forks_of_processes_holding_pins() {
             ..spec(at)
         })
     };
-    let cases: Vec<(&str, Vec<Event>, Vec<Summary>)> = vec![
+    let cases: Vec<(&str, Vec<Event>, Vec<Brief>)> = vec![
         (
             "pinned pages copied eagerly",
             vec![anon_pin(10), fork_copy(20, 16), fork(21)],
@@ -463,7 +464,7 @@ fn fault(at: u64, address: u64, copied: bool, fault_flags: u32) -> Event {
 #[test]
 fn unshares_issued_by_a_pin_are_attributed_to_it() {
     let unshare = |at, copied| fault(at, 0x7000_0000, copied, 0x480);
-    let cases: Vec<(&str, Vec<Event>, Vec<Summary>)> = vec![
+    let cases: Vec<(&str, Vec<Event>, Vec<Brief>)> = vec![
         (
             "two copying unshares, then their pin",
             vec![unshare(9, true), unshare(9, true), anon_pin(10)],

@@ -1,0 +1,502 @@
+//! The Prometheus metrics `pinwatch run` exports. One `pinwatch_` prefix, base units, `_total`
+//! counters, and bounded labels only: hook, method, hazard, outcome, kernel-side pinner names
+//! (io_uring, vfio…: a handful of kernel subsystems), never pids, addresses or paths.
+//!
+//! Kernel-side counters are cumulative per-CPU sums; they reach Prometheus counters as the
+//! difference from the previous read, so a counter never goes backwards.
+
+use prometheus::{
+    Encoder as _, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
+    Opts, Registry, TextEncoder,
+};
+
+use crate::{
+    attach::Attachment,
+    correlate::{Correlator, Released, Stats},
+    counters::Counters,
+    doctor::report::HazardStatus,
+    events::Event,
+    findings::Finding,
+    kernel::flags::FollFlags,
+    pipeline::Observer,
+    probes::HOOKS,
+};
+
+/// Pin lifetimes span a registration torn down at once to a VM that runs for months.
+const PIN_AGE_BUCKETS: [f64; 12] = [
+    0.001,
+    0.01,
+    0.1,
+    1.0,
+    10.0,
+    60.0,
+    600.0,
+    3600.0,
+    21600.0,
+    86400.0,
+    604_800.0,
+    2_592_000.0,
+];
+
+/// Pinner label of pins the kernel counts without a stack (short-term pins are not traced).
+const UNATTRIBUTED: &str = "unattributed";
+
+pub struct Metrics {
+    registry: Registry,
+    foll_write: u32,
+    pins: IntCounterVec,
+    unpinned_pages: IntCounterVec,
+    live_pinned_pages: IntGaugeVec,
+    pin_age: HistogramVec,
+    findings: IntCounterVec,
+    finding_pages: IntCounterVec,
+    pinned_folio_cleans: IntCounterVec,
+    forks_with_pins: IntCounter,
+    fork_copied_pages: IntCounter,
+    pinned_page_faults: IntCounterVec,
+    pfn_untracks: IntCounterVec,
+    pfn_tracks: IntCounter,
+    hook_attached: IntGaugeVec,
+    hook_calls: IntCounterVec,
+    hazard_observable: IntGaugeVec,
+    events: IntCounterVec,
+    decode_errors: IntCounter,
+    ringbuf_drops: IntCounter,
+    inflight_full: IntCounter,
+    correlation_entries: IntGaugeVec,
+    correlation_limit: IntGauge,
+    correlation_evictions: IntCounterVec,
+    build_info: IntGaugeVec,
+    /// Previous kernel counter and correlation totals, for deltas.
+    last_kernel: Counters,
+    last_stats: Stats,
+    last_decode_errors: u64,
+    /// Pinners the live-pages gauge has a series for.
+    pinners: std::collections::BTreeSet<String>,
+}
+
+/// Metric name, help and label names: the one catalog `pinwatch metrics` prints and the
+/// dashboards are checked against.
+pub struct Family {
+    pub name: &'static str,
+    pub kind: &'static str,
+    pub help: &'static str,
+    pub labels: &'static [&'static str],
+}
+
+pub const CATALOG: &[Family] = &[
+    Family {
+        name: "pinwatch_pins_total",
+        kind: "counter",
+        help: "GUP pin calls, by pinner, long-term or not, writable or not, and result (short-term pins are counted in the kernel without a pinner)",
+        labels: &["pinner", "longterm", "writable", "result"],
+    },
+    Family {
+        name: "pinwatch_unpinned_pages_total",
+        kind: "counter",
+        help: "Pages of long-term pins released by unpin, by pinner",
+        labels: &["pinner"],
+    },
+    Family {
+        name: "pinwatch_live_pinned_pages",
+        kind: "gauge",
+        help: "Pages held by live long-term pins pinwatch saw granted, by pinner",
+        labels: &["pinner"],
+    },
+    Family {
+        name: "pinwatch_pin_age_seconds",
+        kind: "histogram",
+        help: "How long long-term pins were held, observed when their last page is unpinned, by pinner",
+        labels: &["pinner"],
+    },
+    Family {
+        name: "pinwatch_findings_total",
+        kind: "counter",
+        help: "Findings reported, by hazard and outcome",
+        labels: &["hazard", "outcome"],
+    },
+    Family {
+        name: "pinwatch_finding_pages_total",
+        kind: "counter",
+        help: "Pages involved in findings, by hazard and outcome",
+        labels: &["hazard", "outcome"],
+    },
+    Family {
+        name: "pinwatch_pinned_folio_cleans_total",
+        kind: "counter",
+        help: "Folios writeback cleaned (folio_mkclean) while maybe DMA-pinned, by whether pinwatch could classify the folio",
+        labels: &["classified"],
+    },
+    Family {
+        name: "pinwatch_forks_with_pins_total",
+        kind: "counter",
+        help: "Forks by processes that have pinned pages (MMF_HAS_PINNED)",
+        labels: &[],
+    },
+    Family {
+        name: "pinwatch_fork_copied_pages_total",
+        kind: "counter",
+        help: "Pinned anonymous pages copied eagerly for a child at fork",
+        labels: &[],
+    },
+    Family {
+        name: "pinwatch_pinned_page_faults_total",
+        kind: "counter",
+        help: "Write or unshare faults (do_wp_page) on maybe-DMA-pinned pages, by whether the page was copied or reused",
+        labels: &["result"],
+    },
+    Family {
+        name: "pinwatch_pfn_untracks_total",
+        kind: "counter",
+        help: "PAT memtype untracks of shared or PAT PFN mappings, by call path: from a zap (VMA still mapped) or from unmap",
+        labels: &["call_path"],
+    },
+    Family {
+        name: "pinwatch_pfn_tracks_total",
+        kind: "counter",
+        help: "PAT memtype track calls for PFN mappings (pfn_track hook)",
+        labels: &[],
+    },
+    Family {
+        name: "pinwatch_hook_attached",
+        kind: "gauge",
+        help: "1 when the hook is attached, by hook and attach method (0 with method=\"none\" when it is not)",
+        labels: &["hook", "method"],
+    },
+    Family {
+        name: "pinwatch_hook_calls_total",
+        kind: "counter",
+        help: "Calls of each hooked kernel function, counted in the kernel",
+        labels: &["hook"],
+    },
+    Family {
+        name: "pinwatch_hazard_observable",
+        kind: "gauge",
+        help: "1 when every hook the hazard needs is attached on this kernel",
+        labels: &["hazard"],
+    },
+    Family {
+        name: "pinwatch_events_total",
+        kind: "counter",
+        help: "Detailed events decoded from the ring buffer, by kind",
+        labels: &["kind"],
+    },
+    Family {
+        name: "pinwatch_event_decode_errors_total",
+        kind: "counter",
+        help: "Ring-buffer records that could not be decoded",
+        labels: &[],
+    },
+    Family {
+        name: "pinwatch_ringbuf_drops_total",
+        kind: "counter",
+        help: "Detailed events the kernel could not queue because the ring buffer was full",
+        labels: &[],
+    },
+    Family {
+        name: "pinwatch_inflight_full_total",
+        kind: "counter",
+        help: "Long-term pins not tracked because the in-kernel in-flight table was full",
+        labels: &[],
+    },
+    Family {
+        name: "pinwatch_correlation_entries",
+        kind: "gauge",
+        help: "Entries in each correlation table",
+        labels: &["table"],
+    },
+    Family {
+        name: "pinwatch_correlation_max_entries",
+        kind: "gauge",
+        help: "The limit of each bounded correlation table",
+        labels: &[],
+    },
+    Family {
+        name: "pinwatch_correlation_evictions_total",
+        kind: "counter",
+        help: "Entries dropped from a full correlation table (oldest first), by table",
+        labels: &["table"],
+    },
+    Family {
+        name: "pinwatch_build_info",
+        kind: "gauge",
+        help: "Always 1: pinwatch's version and the kernel release it runs on",
+        labels: &["version", "kernel"],
+    },
+];
+
+/// `pinwatch metrics`: the catalog as text.
+pub fn catalog(names_only: bool) -> String {
+    let mut out = String::new();
+    for f in CATALOG {
+        if names_only {
+            out += f.name;
+            out += "\n";
+        } else {
+            let labels = if f.labels.is_empty() {
+                String::new()
+            } else {
+                format!("{{{}}}", f.labels.join(","))
+            };
+            out += &format!("{}{labels} ({})\n    {}\n", f.name, f.kind, f.help);
+        }
+    }
+    out
+}
+
+fn family(name: &str) -> &'static Family {
+    CATALOG
+        .iter()
+        .find(|f| f.name == name)
+        .expect("every metric is in the catalog")
+}
+
+fn opts(name: &str) -> Opts {
+    Opts::new(name, family(name).help)
+}
+
+impl Metrics {
+    pub fn new(flags: &FollFlags, kernel: &str) -> Self {
+        let counter_vec =
+            |name| IntCounterVec::new(opts(name), family(name).labels).expect("valid");
+        let gauge_vec = |name| IntGaugeVec::new(opts(name), family(name).labels).expect("valid");
+        let counter = |name| IntCounter::with_opts(opts(name)).expect("valid");
+        let m = Self {
+            registry: Registry::new(),
+            foll_write: flags.value("FOLL_WRITE").unwrap_or(1),
+            pins: counter_vec("pinwatch_pins_total"),
+            unpinned_pages: counter_vec("pinwatch_unpinned_pages_total"),
+            live_pinned_pages: gauge_vec("pinwatch_live_pinned_pages"),
+            pin_age: HistogramVec::new(
+                HistogramOpts::new(
+                    "pinwatch_pin_age_seconds",
+                    family("pinwatch_pin_age_seconds").help,
+                )
+                .buckets(PIN_AGE_BUCKETS.to_vec()),
+                family("pinwatch_pin_age_seconds").labels,
+            )
+            .expect("valid"),
+            findings: counter_vec("pinwatch_findings_total"),
+            finding_pages: counter_vec("pinwatch_finding_pages_total"),
+            pinned_folio_cleans: counter_vec("pinwatch_pinned_folio_cleans_total"),
+            forks_with_pins: counter("pinwatch_forks_with_pins_total"),
+            fork_copied_pages: counter("pinwatch_fork_copied_pages_total"),
+            pinned_page_faults: counter_vec("pinwatch_pinned_page_faults_total"),
+            pfn_untracks: counter_vec("pinwatch_pfn_untracks_total"),
+            pfn_tracks: counter("pinwatch_pfn_tracks_total"),
+            hook_attached: gauge_vec("pinwatch_hook_attached"),
+            hook_calls: counter_vec("pinwatch_hook_calls_total"),
+            hazard_observable: gauge_vec("pinwatch_hazard_observable"),
+            events: counter_vec("pinwatch_events_total"),
+            decode_errors: counter("pinwatch_event_decode_errors_total"),
+            ringbuf_drops: counter("pinwatch_ringbuf_drops_total"),
+            inflight_full: counter("pinwatch_inflight_full_total"),
+            correlation_entries: gauge_vec("pinwatch_correlation_entries"),
+            correlation_limit: IntGauge::with_opts(opts("pinwatch_correlation_max_entries"))
+                .expect("valid"),
+            correlation_evictions: counter_vec("pinwatch_correlation_evictions_total"),
+            build_info: gauge_vec("pinwatch_build_info"),
+            last_kernel: Counters::default(),
+            last_stats: Stats::default(),
+            last_decode_errors: 0,
+            pinners: std::collections::BTreeSet::new(),
+        };
+        m.register_all();
+        m.build_info
+            .with_label_values(&[env!("CARGO_PKG_VERSION"), kernel])
+            .set(1);
+        // Series that must exist before the first event, so that rate() and alerts see zero.
+        for result in ["copied", "reused"] {
+            m.pinned_page_faults.with_label_values(&[result]).reset();
+        }
+        for path in ["zap", "unmap"] {
+            m.pfn_untracks.with_label_values(&[path]).reset();
+        }
+        for classified in ["true", "false"] {
+            m.pinned_folio_cleans
+                .with_label_values(&[classified])
+                .reset();
+        }
+        m
+    }
+
+    fn register_all(&self) {
+        let collectors: Vec<Box<dyn prometheus::core::Collector>> = vec![
+            Box::new(self.pins.clone()),
+            Box::new(self.unpinned_pages.clone()),
+            Box::new(self.live_pinned_pages.clone()),
+            Box::new(self.pin_age.clone()),
+            Box::new(self.findings.clone()),
+            Box::new(self.finding_pages.clone()),
+            Box::new(self.pinned_folio_cleans.clone()),
+            Box::new(self.forks_with_pins.clone()),
+            Box::new(self.fork_copied_pages.clone()),
+            Box::new(self.pinned_page_faults.clone()),
+            Box::new(self.pfn_untracks.clone()),
+            Box::new(self.pfn_tracks.clone()),
+            Box::new(self.hook_attached.clone()),
+            Box::new(self.hook_calls.clone()),
+            Box::new(self.hazard_observable.clone()),
+            Box::new(self.events.clone()),
+            Box::new(self.decode_errors.clone()),
+            Box::new(self.ringbuf_drops.clone()),
+            Box::new(self.inflight_full.clone()),
+            Box::new(self.correlation_entries.clone()),
+            Box::new(self.correlation_limit.clone()),
+            Box::new(self.correlation_evictions.clone()),
+            Box::new(self.build_info.clone()),
+        ];
+        for c in collectors {
+            self.registry.register(c).expect("metric names are unique");
+        }
+    }
+
+    pub fn registry(&self) -> Registry {
+        self.registry.clone()
+    }
+
+    /// Which hooks are attached, how, and which hazards that makes observable.
+    pub fn attachments(&self, attachments: &[Attachment], hazards: &[HazardStatus]) {
+        for a in attachments {
+            let method = a.method.map_or("none", |m| m.name());
+            self.hook_attached
+                .with_label_values(&[a.hook, method])
+                .set(i64::from(a.attached));
+        }
+        for h in hazards {
+            self.hazard_observable
+                .with_label_values(&[h.id.id()])
+                .set(i64::from(h.observable));
+        }
+    }
+
+    pub fn finding(&self, f: &Finding) {
+        let outcome = serde_json::to_value(f.outcome).expect("plain enum");
+        let labels = [f.hazard.id(), outcome.as_str().unwrap_or("unknown")];
+        self.findings.with_label_values(&labels).inc();
+        self.finding_pages
+            .with_label_values(&labels)
+            .inc_by(f.pages);
+    }
+
+    /// Kernel-side counters, as deltas since the last read.
+    pub fn kernel_counters(&mut self, now: &Counters) {
+        let last = &self.last_kernel;
+        let delta = |now: u64, before: u64| now.saturating_sub(before);
+        for hook in HOOKS {
+            let calls = delta(now.hits(hook.id), last.hits(hook.id));
+            self.hook_calls
+                .with_label_values(&[hook.name])
+                .inc_by(calls);
+            if hook.name == "pfn_track" {
+                self.pfn_tracks.inc_by(calls);
+            }
+        }
+        let (f, l) = (&now.filters, &last.filters);
+        let short = [
+            ("true", f.short_term_pins_write, l.short_term_pins_write),
+            ("false", f.short_term_pins_read, l.short_term_pins_read),
+        ];
+        for (writable, now, before) in short {
+            self.pins
+                .with_label_values(&[UNATTRIBUTED, "false", writable, "called"])
+                .inc_by(delta(now, before));
+        }
+        self.pinned_folio_cleans
+            .with_label_values(&["true"])
+            .inc_by(delta(f.mkclean_pinned, l.mkclean_pinned));
+        self.pinned_folio_cleans
+            .with_label_values(&["false"])
+            .inc_by(delta(f.mkclean_unclassified, l.mkclean_unclassified));
+        self.ringbuf_drops
+            .inc_by(delta(f.ringbuf_full, l.ringbuf_full));
+        self.inflight_full
+            .inc_by(delta(f.inflight_full, l.inflight_full));
+        self.last_kernel = now.clone();
+    }
+
+    /// The correlator's state: table sizes, evictions, live pinned pages by pinner.
+    pub fn correlation(&mut self, correlator: &Correlator, decode_errors: u64) {
+        for (table, size) in correlator.table_sizes() {
+            self.correlation_entries
+                .with_label_values(&[table])
+                .set(size as i64);
+        }
+        self.correlation_limit.set(correlator.max_entries() as i64);
+        let stats = correlator.stats();
+        self.correlation_evictions
+            .with_label_values(&["live-pins"])
+            .inc_by(
+                stats
+                    .evicted_pins
+                    .saturating_sub(self.last_stats.evicted_pins),
+            );
+        self.last_stats = stats.clone();
+        self.decode_errors
+            .inc_by(decode_errors.saturating_sub(self.last_decode_errors));
+        self.last_decode_errors = decode_errors;
+        // Pinners whose pins are all gone drop to 0 rather than vanish: the gauge stays honest.
+        let live = correlator.live_pages_by_pinner();
+        for pinner in &self.pinners {
+            if !live.contains_key(pinner.as_str()) {
+                self.live_pinned_pages.with_label_values(&[pinner]).set(0);
+            }
+        }
+        for (pinner, pages) in live {
+            self.live_pinned_pages
+                .with_label_values(&[pinner])
+                .set(pages as i64);
+            if !self.pinners.contains(pinner) {
+                self.pinners.insert(pinner.to_owned());
+            }
+        }
+    }
+
+    /// The text exposition format, as served on /metrics.
+    pub fn render(registry: &Registry) -> String {
+        let mut out = Vec::new();
+        TextEncoder::new()
+            .encode(&registry.gather(), &mut out)
+            .expect("encoding into memory cannot fail");
+        String::from_utf8(out).expect("the text format is UTF-8")
+    }
+}
+
+impl Observer for Metrics {
+    fn event(&mut self, event: &Event) {
+        self.events.with_label_values(&[event.kind()]).inc();
+        match event {
+            Event::Pin(pin) => {
+                let writable = if pin.gup_flags & self.foll_write != 0 {
+                    "true"
+                } else {
+                    "false"
+                };
+                let result = if pin.ret > 0 { "granted" } else { "failed" };
+                self.pins
+                    .with_label_values(&[pin.pinner.as_str(), "true", writable, result])
+                    .inc();
+            }
+            Event::ForkCopy(copy) => self.fork_copied_pages.inc_by(copy.pages),
+            Event::Fork(_) => self.forks_with_pins.inc(),
+            Event::PinnedCow(cow) => {
+                let result = if cow.copied { "copied" } else { "reused" };
+                self.pinned_page_faults.with_label_values(&[result]).inc();
+            }
+            Event::PfnUntrack(untrack) => {
+                let path = if untrack.from_zap { "zap" } else { "unmap" };
+                self.pfn_untracks.with_label_values(&[path]).inc();
+            }
+            Event::Unpin(_) | Event::MkcleanPinned(_) => {}
+        }
+    }
+
+    fn released(&mut self, pin: &Released) {
+        self.unpinned_pages
+            .with_label_values(&[pin.pinner.as_str()])
+            .inc_by(pin.pages);
+        self.pin_age
+            .with_label_values(&[pin.pinner.as_str()])
+            .observe(pin.held_ns as f64 / 1e9);
+    }
+}

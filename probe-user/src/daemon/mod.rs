@@ -1,0 +1,191 @@
+//! `pinwatch run`: the daemon. Attaches everything doctor finds available, correlates events
+//! for as long as it runs, serves Prometheus metrics, logs findings as JSON lines, and on
+//! SIGTERM or SIGINT detaches every probe and exits 0.
+//!
+//! Threads: the pump (ring buffer → correlation → metrics and log) runs on its own thread and
+//! owns the eBPF session, so dropping it on the way out detaches everything. The HTTP server
+//! and signal handling run on a single-threaded tokio runtime.
+
+mod findings_log;
+pub mod metrics;
+mod server;
+
+use std::{
+    net::{SocketAddr, TcpListener},
+    path::PathBuf,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use tokio::signal::unix::{SignalKind, signal};
+
+use crate::{
+    attach::MethodChoice,
+    counters::Counters,
+    doctor,
+    error::Error,
+    exit, kernel,
+    pipeline::{POLL, Pipeline},
+    session::Session,
+};
+use findings_log::FindingsLog;
+use metrics::Metrics;
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:9469";
+
+pub struct Options {
+    pub btf_path: PathBuf,
+    pub method: MethodChoice,
+    pub listen: SocketAddr,
+    pub findings_log: Option<PathBuf>,
+}
+
+/// How often kernel counters and correlation state reach the metrics.
+const TICK: Duration = Duration::from_secs(1);
+/// A finding is logged once no event has added to it for this long.
+const QUIET: Duration = Duration::from_secs(2);
+
+pub fn run(opts: &Options) -> Result<u8, Error> {
+    // The address is taken before anything is loaded: a busy port costs no probes.
+    let listener = TcpListener::bind(opts.listen).map_err(|source| Error::Listen {
+        addr: opts.listen,
+        source,
+    })?;
+    listener.set_nonblocking(true).map_err(Error::Serve)?;
+    let log = FindingsLog::open(opts.findings_log.as_deref())?;
+    let session = Session::open(&opts.btf_path, opts.method, "run")?;
+    let (hooks, hazards, verdict, code) = doctor::assess(&session, None);
+    if code == exit::UNOBSERVABLE {
+        return Err(Error::Unobservable(verdict));
+    }
+    let attached = session.attachments.iter().filter(|a| a.attached).count();
+    let metrics = Metrics::new(&session.foll_flags, &kernel::release());
+    metrics.attachments(&session.attachments, &hazards);
+    let registry = metrics.registry();
+    eprintln!(
+        "pinwatch run: {attached}/{} hooks attached; serving http://{}/metrics",
+        hooks.len(),
+        opts.listen
+    );
+    if opts.listen.ip().is_unspecified() {
+        eprintln!("pinwatch run: listening on every interface, as --listen asked");
+    }
+    for h in hazards.iter().filter(|h| !h.observable) {
+        eprintln!(
+            "pinwatch run: {} is not observable here (missing: {})",
+            h.id,
+            h.missing.join(", ")
+        );
+    }
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+    let pump = {
+        let stop = Arc::clone(&stop);
+        std::thread::Builder::new()
+            .name("pinwatch-pump".into())
+            .spawn(move || {
+                let result = pump(session, metrics, log, &stop);
+                let _ = done_tx.send(());
+                result
+            })
+            .map_err(Error::Serve)?
+    };
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(Error::Serve)?;
+    let served = runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::from_std(listener)?;
+        let shutdown = async move {
+            let why = wait_for_stop(done_rx).await;
+            eprintln!("pinwatch run: {why}; detaching");
+        };
+        axum::serve(listener, server::router(registry))
+            .with_graceful_shutdown(shutdown)
+            .await
+    });
+    stop.store(true, Ordering::Relaxed);
+    let detached = pump.join().expect("the pump thread does not panic")?;
+    served.map_err(Error::Serve)?;
+    eprintln!("pinwatch run: {detached} hooks detached; exiting");
+    Ok(exit::OK)
+}
+
+/// Resolves on SIGTERM or SIGINT, or when the pump stops on its own (an error). SIGHUP is
+/// logged and ignored: `run` has no configuration to reload, and says so instead of dying.
+async fn wait_for_stop(pump_done: tokio::sync::oneshot::Receiver<()>) -> &'static str {
+    let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::hangup()),
+    ) else {
+        return "cannot install signal handlers";
+    };
+    tokio::pin!(pump_done);
+    loop {
+        tokio::select! {
+            _ = term.recv() => return "SIGTERM",
+            _ = int.recv() => return "SIGINT",
+            _ = hup.recv() => eprintln!(
+                "pinwatch run: SIGHUP ignored: nothing is reloaded; restart pinwatch to change its flags"
+            ),
+            _ = &mut pump_done => return "the event pump stopped",
+        }
+    }
+}
+
+/// Ring buffer → correlation → metrics and findings log, until `stop`. Returns how many
+/// hooks were detached when the session was dropped.
+fn pump(
+    mut session: Session,
+    mut metrics: Metrics,
+    mut log: FindingsLog,
+    stop: &AtomicBool,
+) -> Result<usize, Error> {
+    let mut pipeline = Pipeline::new(&mut session)?;
+    let mut next_tick = Instant::now();
+    let result = loop {
+        pipeline.pump(&session, &mut metrics);
+        if Instant::now() >= next_tick {
+            next_tick += TICK;
+            if let Err(e) = tick(&session, &mut pipeline, &mut metrics, &mut log) {
+                break Err(e);
+            }
+        }
+        if stop.load(Ordering::Relaxed) {
+            break Ok(());
+        }
+        std::thread::sleep(POLL);
+    };
+    // Whatever is still pending is logged before the probes go.
+    pipeline.pump(&session, &mut metrics);
+    let (findings, _, _) = pipeline.finish();
+    for f in &findings {
+        metrics.finding(f);
+        log.write(f)?;
+    }
+    result?;
+    let hooks = session.attachments.iter().filter(|a| a.attached).count();
+    drop(session);
+    Ok(hooks)
+}
+
+fn tick(
+    session: &Session,
+    pipeline: &mut Pipeline,
+    metrics: &mut Metrics,
+    log: &mut FindingsLog,
+) -> Result<(), Error> {
+    metrics.kernel_counters(&Counters::read(&session.ebpf)?);
+    metrics.correlation(&pipeline.correlator, pipeline.decode_errors());
+    for f in pipeline.take_settled(QUIET) {
+        metrics.finding(&f);
+        log.write(&f)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,122 @@
+//! hooks → events → correlate → findings: the loop every watching command shares (`audit`,
+//! `events`, `run`). The ring buffer is drained, each record decoded and enriched from the
+//! running system, shown to the caller's [`Observer`], and queued for correlation.
+
+mod source;
+mod target;
+mod tree;
+
+use std::time::Duration;
+
+pub use source::EventSource;
+pub use target::{Ended, Target};
+pub use tree::ProcessTree;
+
+use crate::{
+    correlate::{Config, Correlator, Released},
+    error::Error,
+    events::Event,
+    findings::Finding,
+    procfs,
+    session::Session,
+};
+
+/// How often the ring buffer is drained and the correlator's clock advanced.
+pub const POLL: Duration = Duration::from_millis(20);
+
+/// What a command does with the stream, besides correlating it.
+pub trait Observer {
+    /// An event from a watched process, decoded and enriched.
+    fn event(&mut self, _event: &Event) {}
+    /// A long-term pin fully unpinned.
+    fn released(&mut self, _pin: &Released) {}
+}
+
+/// An observer that only correlates.
+impl Observer for () {}
+
+pub struct Pipeline {
+    source: EventSource,
+    pub correlator: Correlator,
+    tree: ProcessTree,
+}
+
+impl Pipeline {
+    /// Takes the session's ring buffer and stack map. Every process is watched until
+    /// [`Pipeline::watch_tree`] narrows it to one process tree.
+    pub fn new(session: &mut Session) -> Result<Self, Error> {
+        Ok(Self {
+            source: EventSource::new(session)?,
+            correlator: Correlator::new(Config::default(), session.foll_flags.clone()),
+            tree: ProcessTree::new(None),
+        })
+    }
+
+    /// Limits what observers see and which findings are returned to `root` and its
+    /// descendants (`None`: the whole system). Called once the target's pid is known; the
+    /// ring buffer was already open, so nothing the command did is missed.
+    pub fn watch_tree(&mut self, root: Option<u32>) {
+        self.tree = ProcessTree::new(root);
+    }
+
+    /// Drains every record available now and advances correlation to the current time.
+    pub fn pump(&mut self, session: &Session, observer: &mut dyn Observer) {
+        let Self {
+            source,
+            correlator,
+            tree,
+        } = self;
+        source.drain(&session.kallsyms, |event| {
+            tree.observe(&event);
+            if tree.contains(event.task().tgid) {
+                observer.event(&event);
+            }
+            correlator.push(event);
+        });
+        correlator.advance(procfs::monotonic_ns());
+        for pin in correlator.take_released() {
+            observer.released(&pin);
+        }
+    }
+
+    /// Findings of watched processes whose last event is older than `quiet`: a registration
+    /// pinned in several GUP calls has been merged into one finding by then.
+    pub fn take_settled(&mut self, quiet: Duration) -> Vec<Finding> {
+        let before = procfs::monotonic_ns().saturating_sub(quiet.as_nanos() as u64);
+        let mut findings = self.correlator.take_settled(before);
+        findings.retain(|f| self.tree.contains(f.process.tgid));
+        resolve_paths(&mut findings);
+        findings
+    }
+
+    pub fn decode_errors(&self) -> u64 {
+        self.source.decode_errors
+    }
+
+    /// Applies everything still queued: the end of a watch.
+    pub fn finish(self) -> (Vec<Finding>, crate::correlate::Summary, u64) {
+        let Self {
+            source,
+            correlator,
+            tree,
+        } = self;
+        let (mut findings, mut summary) = correlator.finish();
+        findings.retain(|f| tree.contains(f.process.tgid));
+        summary.processes.retain(|p| tree.contains(p.process.tgid));
+        resolve_paths(&mut findings);
+        (findings, summary, source.decode_errors)
+    }
+}
+
+/// Files whose mapping was gone before pinwatch read /proc: found again by device and inode.
+/// Cgroups are named the same way: the kernel's cgroup id is the directory's inode number.
+fn resolve_paths(findings: &mut [Finding]) {
+    for f in findings.iter_mut() {
+        if f.mapping.path.is_none() && f.mapping.ino != 0 {
+            f.mapping.path = procfs::path_of(&f.mapping.dev, f.mapping.ino);
+        }
+        if f.process.cgroup.id != 0 {
+            f.process.cgroup.path = procfs::cgroup_path(f.process.cgroup.id);
+        }
+    }
+}
