@@ -13,7 +13,8 @@ set -euo pipefail
 CACHE=${PINWATCH_CACHE:-$HOME/.cache/pinwatch}
 BPF_LINKER_VERSION=0.13.0
 NIGHTLY=nightly
-APT_PACKAGES=(qemu-system-x86 busybox-static cpio e2fsprogs xfsprogs xz-utils kmod)
+# prometheus brings promtool (metrics, rules and alert tests) and the server the scrape test runs.
+APT_PACKAGES=(qemu-system-x86 busybox-static cpio e2fsprogs xfsprogs xz-utils kmod prometheus)
 
 # The kernels of the VM matrix: short name, apt suite, exact image package. Exact names keep the
 # matrix reproducible; kernel-facts.md documents these builds.
@@ -22,8 +23,9 @@ KERNELS=(
   "6.12 trixie            linux-image-6.12.107+deb13-cloud-amd64"
   "7.2  sid               linux-image-7.2.13+deb14-cloud-amd64"
 )
-# Modules the guest workloads need (with their dependencies, resolved from modinfo).
-GUEST_MODULES=(brd xfs virtio_pci virtio_rng vfio vfio_iommu_type1 vfio_pci)
+# Modules the guest workloads need (with their dependencies, resolved from modinfo); virtio_net
+# carries the daemon's metrics to the host's Prometheus.
+GUEST_MODULES=(brd xfs virtio_pci virtio_rng virtio_net vfio vfio_iommu_type1 vfio_pci)
 
 log() { printf 'setup: %s\n' "$*" >&2; }
 need_root() { [ "$(id -u)" = 0 ] || { log "run as root (apt-get and module extraction need it)"; exit 1; }; }
@@ -92,12 +94,18 @@ kernel_payload_packages() {
 }
 
 fetch_kernel() {
-  local short=$1 image=$2 out="$CACHE/kernels/$1"
-  [ -f "$out/ready" ] && { log "kernel $short cached"; return; }
-  log "fetching kernel $short ($image)"
-  rm -rf "$out" && mkdir -p "$out/debs" "$out/root"
-  (cd "$out/debs" && kernel_payload_packages "$image" | xargs apt-get "${APT_OPTS[@]}" download -qq)
-  for deb in "$out"/debs/*.deb; do dpkg-deb -x "$deb" "$out/root"; done
+  local short=$1 image=$2 out="$CACHE/kernels/$1" debs="$CACHE/debs/$1"
+  # `ready` holds the module list it was built with: a changed list re-extracts from the cache.
+  if [ -f "$out/ready" ] && [ "$(cat "$out/ready")" = "${GUEST_MODULES[*]}" ]; then
+    log "kernel $short cached"; return
+  fi
+  if [ -z "$(ls "$debs"/*.deb 2>/dev/null)" ]; then
+    log "fetching kernel $short ($image)"
+    mkdir -p "$debs"
+    (cd "$debs" && kernel_payload_packages "$image" | xargs apt-get "${APT_OPTS[@]}" download -qq)
+  fi
+  rm -rf "$out" && mkdir -p "$out/root"
+  for deb in "$debs"/*.deb; do dpkg-deb -x "$deb" "$out/root"; done
   local vmlinuz release moddir
   # bookworm/trixie: /boot/vmlinuz-REL; sid (7.x) ships it as /usr/lib/modules/REL/vmlinuz.
   vmlinuz=$(find "$out/root" \( -path '*/boot/vmlinuz-*' -o -path '*/lib/modules/*/vmlinuz' \) | head -n1)
@@ -108,8 +116,8 @@ fetch_kernel() {
   cp "$vmlinuz" "$out/vmlinuz"
   echo "$release" >"$out/release"
   collect_modules "$out" "$moddir"
-  rm -rf "$out/debs" "$out/root"
-  touch "$out/ready"
+  rm -rf "$out/root"
+  echo "${GUEST_MODULES[*]}" >"$out/ready"
 }
 
 # Copy the guest modules and their dependencies, decompressed (busybox insmod takes plain .ko),

@@ -62,6 +62,33 @@ code=$?
 wait $held
 result "audit-preexisting $code $json"
 
+# The daemon as production runs it, under the same workloads. The guest's own scrape goes to
+# the result port (promtool-checked and compared with the findings log on the host); the host's
+# Prometheus scrapes the same daemon through QEMU's forwarded port meanwhile.
+log "pass: pinwatch run under the workloads"
+ip link set lo up
+{ ip link set eth0 up && ip addr add 10.0.2.15/24 dev eth0; } || log "network setup FAILED"
+/bin/pinwatch run --listen 0.0.0.0:9469 --findings-log /tmp/findings.jsonl 2>/dev/console &
+daemon=$!
+up=0
+for _ in $(seq 1 240); do
+  if wget -q -O /dev/null http://127.0.0.1:9469/metrics 2>/dev/null; then up=1; break; fi
+  sleep 0.5
+done
+/bin/run-workloads
+# A finding is logged 2 s after its last event, once its pin settled (1 s); counters every 1 s.
+sleep 6
+cp /tmp/findings.jsonl /tmp/findings-at-scrape.jsonl
+wget -q -O /tmp/metrics.txt http://127.0.0.1:9469/metrics || log "daemon scrape FAILED"
+# Time for the host's Prometheus (1 s interval) to scrape the settled values too.
+sleep 5
+kill -TERM $daemon
+wait $daemon
+code=$?
+result "daemon $code up=$up log-mode=$(stat -c %a /tmp/findings.jsonl)"
+sed 's/^/PINWATCH-METRICS /' /tmp/metrics.txt >/dev/ttyS1
+sed 's/^/PINWATCH-FINDING /' /tmp/findings-at-scrape.jsonl >/dev/ttyS1
+
 # One pass per attach policy: auto (fentry first) and kprobe only, both over every workload.
 for method in auto kprobe; do
   log "pass: pinwatch doctor --method $method -- workloads"

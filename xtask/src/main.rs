@@ -4,6 +4,7 @@
 
 mod expect;
 mod guest;
+mod prometheus;
 mod qemu;
 mod verify;
 
@@ -53,21 +54,43 @@ fn vm(args: VmArgs) -> Result<()> {
         args.kernels
     };
     let binaries = guest::build_binaries(&root)?;
+    // One host port per kernel for its daemon's metrics; Prometheus scrapes them all.
+    let ports: Vec<(&str, u16)> = kernels
+        .iter()
+        .map(|k| Ok((k.as_str(), prometheus::free_port()?)))
+        .collect::<Result<_>>()?;
+    let server = if args.show {
+        None
+    } else {
+        Some(prometheus::Server::start(
+            &root.join("target/vm/prometheus"),
+            &ports,
+        )?)
+    };
     let mut failures = Vec::new();
     let mut failed_kernels = 0;
-    for name in &kernels {
+    for (name, port) in &ports {
         let kernel = expect::kernel(name).with_context(|| format!("unknown kernel {name}"))?;
         let dir = cache.join("kernels").join(kernel.name);
         let work = root.join("target/vm").join(kernel.name);
         let initrd = guest::initramfs(&dir, &binaries, &work)?;
-        let output = qemu::boot(&dir.join("vmlinuz"), &initrd, &work, args.timeout)?;
+        let output = qemu::boot(&dir.join("vmlinuz"), &initrd, &work, args.timeout, *port)?;
         let results = verify::parse(&output)
             .with_context(|| format!("kernel {name}: reading guest results"))?;
-        if args.show {
+        let Some(server) = &server else {
             verify::show(kernel, &results);
             continue;
+        };
+        let mut fails = verify::check(kernel, &results);
+        match verify::daemon::parse(&output) {
+            None => fails.push(format!(
+                "{name}: no daemon result (see target/vm/{name}/console.log)"
+            )),
+            Some(daemon) => {
+                verify::daemon::check(kernel, &daemon, &work, &mut fails);
+                verify::daemon::check_prometheus(kernel, &daemon, server, &mut fails);
+            }
         }
-        let fails = verify::check(kernel, &results);
         failed_kernels += usize::from(!fails.is_empty());
         failures.extend(fails);
     }

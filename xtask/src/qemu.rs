@@ -20,10 +20,19 @@ const LAST_RESULT: &str = "PINWATCH-RESULT doctor-kprobe";
 /// real regression still shows as the same failure five times.
 const ATTEMPTS: u32 = 5;
 
-pub fn boot(vmlinuz: &Path, initrd: &Path, work: &Path, timeout_secs: u64) -> Result<String> {
+/// The guest's daemon port, forwarded to `metrics_port` on the host's loopback.
+const GUEST_METRICS_PORT: u16 = 9469;
+
+pub fn boot(
+    vmlinuz: &Path,
+    initrd: &Path,
+    work: &Path,
+    timeout_secs: u64,
+    metrics_port: u16,
+) -> Result<String> {
     let mut last = None;
     for attempt in 1..=ATTEMPTS {
-        match boot_once(vmlinuz, initrd, work, timeout_secs) {
+        match boot_once(vmlinuz, initrd, work, timeout_secs, metrics_port) {
             Ok(out) if out.contains(LAST_RESULT) => return Ok(out),
             outcome => {
                 let why = match &outcome {
@@ -49,7 +58,13 @@ fn guest_failure(console: &Path) -> String {
         )
 }
 
-fn boot_once(vmlinuz: &Path, initrd: &Path, work: &Path, timeout_secs: u64) -> Result<String> {
+fn boot_once(
+    vmlinuz: &Path,
+    initrd: &Path,
+    work: &Path,
+    timeout_secs: u64,
+    metrics_port: u16,
+) -> Result<String> {
     let results = work.join("results.txt");
     let console = work.join("console.log");
     let _ = fs::remove_file(&results);
@@ -78,6 +93,12 @@ fn boot_once(vmlinuz: &Path, initrd: &Path, work: &Path, timeout_secs: u64) -> R
         .args(["-device", "edu"])
         // A PCI device with a 64-bit MMIO BAR for the sysfs resourceN map/zap workload.
         .args(["-device", "virtio-rng-pci,disable-legacy=on"])
+        // User networking: the daemon's metrics port reaches the host's loopback only.
+        .arg("-netdev")
+        .arg(format!(
+            "user,id=net0,restrict=on,hostfwd=tcp:127.0.0.1:{metrics_port}-10.0.2.15:{GUEST_METRICS_PORT}"
+        ))
+        .args(["-device", "virtio-net-pci,netdev=net0,disable-legacy=on"])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())

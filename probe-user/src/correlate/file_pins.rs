@@ -115,6 +115,32 @@ impl Correlator {
         self.live.retain(|p| p.pages > 0);
     }
 
+    /// Pins of processes that exited are gone with them (the kernel unpins at teardown, often
+    /// from a kworker pinwatch does not watch): released now, so live pages and memory stay true.
+    pub fn prune_exited(&mut self, alive: impl Fn(u32) -> bool, now: u64) {
+        let mut verdicts: Vec<(u32, bool)> = Vec::new();
+        let mut is_alive = |tgid: u32| match verdicts.iter().find(|(t, _)| *t == tgid) {
+            Some((_, v)) => *v,
+            None => {
+                let v = alive(tgid);
+                verdicts.push((tgid, v));
+                v
+            }
+        };
+        let (gone, kept): (Vec<LivePin>, Vec<LivePin>) = std::mem::take(&mut self.live)
+            .into_iter()
+            .partition(|p| !is_alive(p.task.tgid));
+        self.live = kept;
+        for pin in gone {
+            self.released.push(Released {
+                pinner: pin.pinner,
+                pages: pin.pinned,
+                held_ns: now.saturating_sub(pin.at_ns),
+            });
+        }
+        self.active.retain(|p| is_alive(p.pin.task.tgid));
+    }
+
     fn tally_pin(&mut self, task: &Task, pages: u64) {
         let key = (task.tgid, task.start_ns);
         if let Some(t) = self.tally.get_mut(&key) {

@@ -6,7 +6,7 @@ mod source;
 mod target;
 mod tree;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 pub use source::EventSource;
 pub use target::{Ended, Target};
@@ -39,7 +39,11 @@ pub struct Pipeline {
     source: EventSource,
     pub correlator: Correlator,
     tree: ProcessTree,
+    next_prune: Instant,
 }
+
+/// How often pins of exited processes are looked for (one /proc read per pinning process).
+const PRUNE: Duration = Duration::from_secs(1);
 
 impl Pipeline {
     /// Takes the session's ring buffer and stack map. Every process is watched until
@@ -49,6 +53,7 @@ impl Pipeline {
             source: EventSource::new(session)?,
             correlator: Correlator::new(Config::default(), session.foll_flags.clone()),
             tree: ProcessTree::new(None),
+            next_prune: Instant::now() + PRUNE,
         })
     }
 
@@ -65,6 +70,7 @@ impl Pipeline {
             source,
             correlator,
             tree,
+            next_prune,
         } = self;
         source.drain(&session.kallsyms, |event| {
             tree.observe(&event);
@@ -73,7 +79,12 @@ impl Pipeline {
             }
             correlator.push(event);
         });
-        correlator.advance(procfs::monotonic_ns());
+        let now = procfs::monotonic_ns();
+        correlator.advance(now);
+        if Instant::now() >= *next_prune {
+            *next_prune = Instant::now() + PRUNE;
+            correlator.prune_exited(|tgid| procfs::process_start(tgid).is_some(), now);
+        }
         for pin in correlator.take_released() {
             observer.released(&pin);
         }
@@ -99,6 +110,7 @@ impl Pipeline {
             source,
             correlator,
             tree,
+            ..
         } = self;
         let (mut findings, mut summary) = correlator.finish();
         findings.retain(|f| tree.contains(f.process.tgid));

@@ -5,6 +5,8 @@ use serde_json::Value;
 
 use crate::expect::{Expect, Kernel};
 
+pub mod daemon;
+
 /// One `pinwatch doctor --json` pass inside the guest.
 pub struct Pass {
     pub method: String,
