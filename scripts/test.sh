@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Sets up everything (idempotent, cached) and runs every test: formatting, lints, unit and CLI
-# tests, then the real-kernel VM matrix on Debian's 6.1, 6.12 and 7.2. Exit 0 only if all pass.
+# tests, dashboard and alert-rule checks, then the real-kernel VM matrix on Debian's 6.1, 6.12 and
+# 7.2 (with a real Prometheus scraping the daemon in each guest). Exit 0 only if all pass.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,5 +16,7 @@ step "lints (eBPF, nightly, bpfel-unknown-none)"
 (cd probe-ebpf && cargo +nightly clippy --release --target bpfel-unknown-none -Z build-std=core -- -D warnings)
 step "unit and CLI tests"
 cargo test --workspace --exclude probe-ebpf
-step "real-kernel VM matrix (QEMU TCG: 6.1, 6.12, 7.2)"
+step "dashboards and alert rules (exported metric names, promtool check + unit tests)"
+cargo xtask dashboards
+step "real-kernel VM matrix (QEMU TCG: 6.1, 6.12, 7.2; daemon scraped by a real Prometheus)"
 cargo xtask vm

@@ -2,6 +2,7 @@
 //! 7.2 cloud kernels under QEMU (TCG), runs `pinwatch doctor` over real workloads inside each,
 //! and checks every hook and offset against the per-kernel expectations in `expect.rs`.
 
+mod dashboards;
 mod expect;
 mod guest;
 mod prometheus;
@@ -24,6 +25,9 @@ struct Cli {
 enum Command {
     /// Boot each test kernel under QEMU, run pinwatch over the workloads, verify the results.
     Vm(VmArgs),
+    /// Check the Grafana dashboard and alert rules against the metrics pinwatch exports, and
+    /// run promtool's rule checks and alert unit tests.
+    Dashboards,
 }
 
 #[derive(clap::Args)]
@@ -42,6 +46,7 @@ struct VmArgs {
 fn main() -> Result<()> {
     match Cli::parse().command {
         Command::Vm(args) => vm(args),
+        Command::Dashboards => dashboards::check(&workspace_root()?),
     }
 }
 
