@@ -52,6 +52,8 @@ pub const FOLIO_INDEX_OFF: &str = "FOLIO_INDEX_OFF";
 pub const MAPPING_HOST_OFF: &str = "MAPPING_HOST_OFF";
 pub const TASK_GROUP_LEADER_OFF: &str = "TASK_GROUP_LEADER_OFF";
 pub const TASK_START_TIME_OFF: &str = "TASK_START_TIME_OFF";
+/// `task_struct.pid`: the child's pid in the raw `sched_process_fork` tracepoint.
+pub const TASK_PID_OFF: &str = "TASK_PID_OFF";
 pub const PT_REGS_ORIG_AX_OFF: &str = "PT_REGS_ORIG_AX_OFF";
 pub const PT_REGS_IP_OFF: &str = "PT_REGS_IP_OFF";
 pub const PT_REGS_SP_OFF: &str = "PT_REGS_SP_OFF";

@@ -5,9 +5,7 @@
 //! (`folio_add_new_anon_rmap` / 6.1 `page_add_new_anon_rmap`, the only out-of-line call on that
 //! path). `FORKING` marks the task while it copies one VMA and counts those new pages.
 
-use aya_ebpf::{
-    helpers::bpf_get_current_pid_tgid, macros::map, maps::HashMap, programs::TracePointContext,
-};
+use aya_ebpf::{helpers::bpf_get_current_pid_tgid, macros::map, maps::HashMap};
 use probe_common::{
     event::{CowEvent, ForkCopyEvent, ForkEvent, kind},
     hook,
@@ -149,15 +147,13 @@ fn on_new_anon_rmap<C: Args>(_ctx: &C) {
 
 entry_programs!(fentry_new_anon_rmap, kprobe_new_anon_rmap, on_new_anon_rmap);
 
-/// `sched:sched_process_fork` runs in the parent after the copy; the child's pid is at byte 44
-/// of the tracepoint record (common fields, parent_comm[16], parent_pid, child_comm[16]).
-pub fn on_fork(ctx: &TracePointContext) {
+/// A fork, seen from the parent after the copy (either flavour of `sched_process_fork`).
+#[inline(always)]
+pub fn on_fork(child_pid: u32) {
     counters::entry(hook::PROCESS_FORK);
     if !layout::current_has_pinned() {
         return;
     }
-    // SAFETY: the offset is inside the fixed sched_process_fork record.
-    let child_pid: u32 = unsafe { ctx.read_at(44) }.unwrap_or(0);
     events::emit(&ForkEvent {
         header: events::header(kind::FORK),
         child_pid,

@@ -39,6 +39,7 @@ globals!(
     MAPPING_HOST_OFF,
     TASK_GROUP_LEADER_OFF,
     TASK_START_TIME_OFF,
+    TASK_PID_OFF,
     TASK_MM_OFF,
     VM_FAULT_PAGE_OFF,
     VM_FAULT_FLAGS_OFF,
@@ -182,6 +183,15 @@ pub fn task_start_ns() -> u64 {
     let task = unsafe { bpf_get_current_task() };
     let leader: u64 = read(task, &TASK_GROUP_LEADER_OFF).unwrap_or(0);
     read(leader, &TASK_START_TIME_OFF).unwrap_or(0)
+}
+
+/// The pid (thread id) of a task (0 when unknown).
+#[inline(always)]
+pub fn task_pid(task: u64) -> u32 {
+    if !has(valid::TASK_START) {
+        return 0;
+    }
+    read(task, &TASK_PID_OFF).unwrap_or(0)
 }
 
 /// (page, flags, address) of a `struct vm_fault`; `None` when unknown or unreadable.

@@ -1,18 +1,41 @@
-//! Process lifetime tracepoints: stable ABI on every kernel, no ladder needed.
+//! Process lifetime tracepoints: stable ABI on every kernel, no ladder needed. Each comes as
+//! a raw tracepoint (a BPF link: no perf event, so CAP_BPF and CAP_PERFMON suffice even where
+//! Debian's perf_event_paranoid=3 refuses perf_event_open) and as a classic perf tracepoint.
 
-use aya_ebpf::{macros::tracepoint, programs::TracePointContext};
+use aya_ebpf::{
+    macros::{raw_tracepoint, tracepoint},
+    programs::{RawTracePointContext, TracePointContext},
+};
 use probe_common::hook;
 
-use crate::counters;
+use crate::{counters, layout};
 
+/// `sched:sched_process_fork` runs in the parent after the copy; the child's pid is at byte 44
+/// of the tracepoint record (common fields, parent_comm[16], parent_pid, child_comm[16]).
 #[tracepoint]
 pub fn tracepoint_process_fork(ctx: TracePointContext) -> u32 {
-    crate::cow::on_fork(&ctx);
+    // SAFETY: the offset is inside the fixed sched_process_fork record.
+    let child_pid: u32 = unsafe { ctx.read_at(44) }.unwrap_or(0);
+    crate::cow::on_fork(child_pid);
+    0
+}
+
+/// The same tracepoint raw: `TP_PROTO(struct task_struct *parent, struct task_struct *child)`.
+#[raw_tracepoint(tracepoint = "sched_process_fork")]
+pub fn raw_tracepoint_process_fork(ctx: RawTracePointContext) -> i32 {
+    let child: u64 = ctx.arg(1);
+    crate::cow::on_fork(layout::task_pid(child));
     0
 }
 
 #[tracepoint]
 pub fn tracepoint_process_exit(_ctx: TracePointContext) -> u32 {
+    counters::entry(hook::PROCESS_EXIT);
+    0
+}
+
+#[raw_tracepoint(tracepoint = "sched_process_exit")]
+pub fn raw_tracepoint_process_exit(_ctx: RawTracePointContext) -> i32 {
     counters::entry(hook::PROCESS_EXIT);
     0
 }

@@ -4,7 +4,7 @@
 
 use aya::{
     Btf, Ebpf,
-    programs::{FEntry, FExit, KProbe, TracePoint},
+    programs::{FEntry, FExit, KProbe, RawTracePoint, TracePoint},
 };
 use serde::Serialize;
 
@@ -21,6 +21,9 @@ use crate::{
 pub enum Method {
     Fentry,
     Kprobe,
+    /// A raw tracepoint (BPF link, no perf event).
+    RawTracepoint,
+    /// A classic tracepoint through perf_event_open.
     Tracepoint,
 }
 
@@ -29,6 +32,7 @@ impl Method {
         match self {
             Method::Fentry => "fentry",
             Method::Kprobe => "kprobe",
+            Method::RawTracepoint => "raw-tracepoint",
             Method::Tracepoint => "tracepoint",
         }
     }
@@ -37,10 +41,12 @@ impl Method {
 /// Which attach methods the ladder may use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum MethodChoice {
-    /// fentry where the kernel allows it, else kprobe.
+    /// fentry and raw tracepoints where the kernel allows them, else kprobes and perf tracepoints.
     #[default]
     Auto,
+    /// fentry only for functions (tracepoints as in auto).
     Fentry,
+    /// Perf events only: kprobes and perf tracepoints (never fentry or raw tracepoints).
     Kprobe,
 }
 
@@ -87,19 +93,47 @@ impl Attacher<'_> {
         }
     }
 
+    /// Raw tracepoint first (a BPF link: no perf event, so no perf_event_paranoid limit), then
+    /// the perf tracepoint. `--method kprobe` keeps to perf-event attachment throughout.
     fn attach_tracepoint(&mut self, hook: &'static Hook, category: &str, name: &str) -> Attachment {
+        let mut refusal = None;
+        if self.choice != MethodChoice::Kprobe {
+            let raw = program::<RawTracePoint>(self.ebpf, &format!("raw_tracepoint_{}", hook.name))
+                .and_then(|p| {
+                    p.load().map_err(describe)?;
+                    p.attach(name).map(drop).map_err(describe)
+                });
+            match raw {
+                Ok(()) => {
+                    return Attachment {
+                        hook: hook.name,
+                        attached: true,
+                        symbol: Some(format!("{category}:{name}")),
+                        method: Some(Method::RawTracepoint),
+                        return_method: None,
+                        reason: None,
+                    };
+                }
+                Err(e) => refusal = Some(format!("raw-tracepoint: {e}")),
+            }
+        }
         let result = program::<TracePoint>(self.ebpf, &format!("tracepoint_{}", hook.name))
             .and_then(|p| {
                 p.load().map_err(describe)?;
                 p.attach(category, name).map(drop).map_err(describe)
             });
+        let reason = match (&result, refusal) {
+            (Ok(()), refusal) => refusal,
+            (Err(e), Some(r)) => Some(format!("{r}; tracepoint: {e}")),
+            (Err(e), None) => Some(e.clone()),
+        };
         Attachment {
             hook: hook.name,
             attached: result.is_ok(),
             symbol: Some(format!("{category}:{name}")),
             method: result.is_ok().then_some(Method::Tracepoint),
             return_method: None,
-            reason: result.err(),
+            reason,
         }
     }
 

@@ -79,6 +79,7 @@ Examples:
 
 Each line is one JSON object with a `kind` (pin, unpin, mkclean-pinned, pfn-untrack,
 fork-copy, fork, pinned-cow), the task, and kernel monotonic timestamps in `at_ns`.
+A watched command's own stdout goes to stderr, so stdout stays JSON.
 Hooks are the names `pinwatch doctor` lists.";
 
 #[derive(Debug, clap::Args)]
@@ -130,6 +131,7 @@ Examples:
 
 Exit status 0 means no finding, 1 means findings were reported (with --fail-on: findings of
 those hazards); see `pinwatch --help`. On a terminal a status line shows progress on stderr.
+With --json, the watched command's own stdout goes to stderr, so stdout stays one JSON object.
 Hazards doctor reports as unobservable on this kernel are listed, never silently absent.";
 
 #[derive(Debug, clap::Args)]
@@ -218,6 +220,86 @@ mod tests {
         assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
         assert!(parse_duration("10").is_err());
         assert!(parse_duration("0s").is_err());
+    }
+
+    /// Every `sudo pinwatch …` / `pinwatch …` example in the help parses as written.
+    #[test]
+    fn every_help_example_parses() {
+        let mut seen = 0;
+        for text in [
+            DOCTOR_EXAMPLES,
+            AUDIT_EXAMPLES,
+            RUN_EXAMPLES,
+            EVENTS_EXAMPLES,
+            METRICS_EXAMPLES,
+        ] {
+            for line in text.lines() {
+                let Some(at) = line.find("pinwatch ") else {
+                    continue;
+                };
+                if !line.trim_start().starts_with("sudo pinwatch")
+                    && !line.trim_start().starts_with("pinwatch")
+                {
+                    continue;
+                }
+                // The example ends where its explanation starts (two spaces) or at a pipe.
+                let example = line[at..]
+                    .split("  ")
+                    .next()
+                    .unwrap()
+                    .split(" | ")
+                    .next()
+                    .unwrap();
+                let words: Vec<&str> = example.split_whitespace().collect();
+                if let Err(e) = Cli::try_parse_from(&words) {
+                    panic!("example `{example}` does not parse: {e}");
+                }
+                seen += 1;
+            }
+        }
+        assert!(seen >= 18, "only {seen} examples found");
+    }
+
+    /// The systemd unit and the DaemonSet run a command line that parses, and grant exactly
+    /// the capabilities pinwatch documents using.
+    #[test]
+    fn packaging_runs_valid_commands_with_the_needed_capabilities() {
+        use crate::kernel::caps::NEEDED;
+        let needed: Vec<&str> = NEEDED.iter().map(|(name, _, _)| *name).collect();
+
+        let unit = include_str!("../../packaging/pinwatch.service");
+        let value = |key: &str| {
+            unit.lines()
+                .find_map(|l| l.strip_prefix(key))
+                .unwrap_or_else(|| panic!("{key} missing from the unit"))
+        };
+        let exec: Vec<&str> = value("ExecStart=").split_whitespace().collect();
+        assert!(exec[0].ends_with("/pinwatch"));
+        let mut argv = vec!["pinwatch"];
+        argv.extend(&exec[1..]);
+        Cli::try_parse_from(&argv).expect("the unit's ExecStart parses");
+        for key in ["AmbientCapabilities=", "CapabilityBoundingSet="] {
+            let caps: Vec<&str> = value(key).split_whitespace().collect();
+            assert_eq!(caps, needed, "{key}");
+        }
+
+        let daemonset = include_str!("../../packaging/daemonset.yaml");
+        let json_after = |key: &str| -> Vec<String> {
+            let line = daemonset
+                .lines()
+                .find_map(|l| l.trim().strip_prefix(key))
+                .unwrap_or_else(|| panic!("{key} missing from the DaemonSet"));
+            serde_json::from_str(line.trim()).expect("a JSON-style list")
+        };
+        let mut argv = vec!["pinwatch".to_owned()];
+        argv.extend(json_after("args:"));
+        Cli::try_parse_from(&argv).expect("the DaemonSet's args parse");
+        let added = json_after("add:");
+        let wanted: Vec<String> = needed
+            .iter()
+            .map(|c| c.trim_start_matches("CAP_").to_owned())
+            .collect();
+        assert_eq!(added, wanted);
     }
 
     #[test]

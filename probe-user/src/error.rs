@@ -6,8 +6,8 @@ use crate::{counters::CounterError, exit, kernel::btf::BtfError, loader::LoadErr
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error(
-        "pinwatch needs root (or CAP_BPF, CAP_PERFMON and CAP_SYS_RESOURCE) to load eBPF programs; \
-         try: sudo pinwatch {command}"
+        "pinwatch needs root, or at least CAP_BPF and CAP_PERFMON (packaging/pinwatch.service grants \
+         what it uses), to load eBPF programs; try: sudo pinwatch {command}"
     )]
     NotPrivileged { command: &'static str },
     #[error("{0}")]

@@ -61,6 +61,7 @@ fn run(cli: Cli) -> Result<u8, Error> {
                 pid: args.pid,
                 fail_on: args.fail_on,
                 progress: !args.no_progress,
+                json: args.json,
             };
             let (report, code) = audit::run(&opts)?;
             emit(&report, args.json, audit::render::render)?;

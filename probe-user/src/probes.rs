@@ -335,7 +335,10 @@ mod object_tests {
             .collect();
         for hook in HOOKS {
             let wanted: Vec<String> = match hook.target {
-                Target::Tracepoint { .. } => vec![format!("tracepoint_{}", hook.name)],
+                Target::Tracepoint { .. } => vec![
+                    format!("tracepoint_{}", hook.name),
+                    format!("raw_tracepoint_{}", hook.name),
+                ],
                 Target::Function { returns, .. } => {
                     let mut v = vec![
                         format!("fentry_{}", hook.name),

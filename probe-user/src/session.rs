@@ -52,7 +52,7 @@ impl Session {
         command: &'static str,
     ) -> Result<Self, Error> {
         let capabilities = Capabilities::probe();
-        if !capabilities.root {
+        if !capabilities.privileged() {
             return Err(Error::NotPrivileged { command });
         }
         let kernel_btf = KernelBtf::load(btf_path)?;

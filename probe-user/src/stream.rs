@@ -78,7 +78,7 @@ pub fn run(opts: &Options) -> Result<u8, Error> {
     let mut target = match existing {
         Some(process) => process,
         None if opts.command.is_empty() => Target::System,
-        None => Target::spawn(&opts.command)?,
+        None => Target::spawn(&opts.command, true)?,
     };
     pipeline.watch_tree(target.root());
     let mut printer = Printer {

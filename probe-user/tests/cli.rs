@@ -4,11 +4,28 @@
 
 use std::process::{Command, Output};
 
+/// Runs pinwatch; a run that does not end within a minute is killed and fails the test (a
+/// daemon that should have refused to start must not hang the suite).
 fn pinwatch(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_pinwatch"))
+    use std::{
+        process::Stdio,
+        time::{Duration, Instant},
+    };
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pinwatch"))
         .args(args)
-        .output()
-        .expect("run pinwatch")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run pinwatch");
+    let start = Instant::now();
+    while child.try_wait().expect("wait for pinwatch").is_none() {
+        if start.elapsed() > Duration::from_secs(60) {
+            let _ = child.kill();
+            panic!("pinwatch {args:?} still running after 60s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().expect("collect pinwatch output")
 }
 
 fn is_root() -> bool {
@@ -187,7 +204,13 @@ fn doctor_on_a_host_without_kprobes_explains_and_fails() {
     assert_eq!(report["methods"]["kprobe"]["available"], false);
     let hooks = report["hooks"].as_array().expect("hooks");
     assert_eq!(hooks.len(), 26);
-    assert!(hooks.iter().all(|h| h["attached"] == false));
+    // Tracepoints may attach (raw ones need neither kprobes nor ftrace); no function hook can.
+    let function_hooks = hooks
+        .iter()
+        .filter(|h| !h["symbol"].as_str().is_some_and(|s| s.contains(':')));
+    for h in function_hooks {
+        assert_eq!(h["attached"], false, "{h}");
+    }
     for hazard in [
         "longterm-file-pin",
         "pinned-folio-cleaned",
@@ -215,4 +238,148 @@ fn a_command_that_cannot_start_is_a_runtime_error() {
         7,
         &["cannot run `/nonexistent/program`"],
     );
+}
+
+#[test]
+fn every_subcommand_help_has_examples() {
+    for command in ["doctor", "audit", "run", "events", "metrics"] {
+        let o = pinwatch(&[command, "--help"]);
+        assert_eq!(o.status.code(), Some(0), "{command}");
+        let text = stdout(&o);
+        assert!(
+            text.contains("Examples:") && text.contains(&format!("pinwatch {command}")),
+            "{command} --help: {text}"
+        );
+    }
+    let top = stdout(&pinwatch(&["--help"]));
+    for command in ["doctor", "audit", "run", "events", "metrics"] {
+        assert!(top.contains(command), "{top}");
+    }
+}
+
+#[test]
+fn a_busy_metrics_port_is_refused_before_anything_is_loaded() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    fails_with(
+        &pinwatch(&["run", "--listen", &addr]),
+        8,
+        &["cannot serve metrics on", &addr, "--listen"],
+    );
+}
+
+#[test]
+fn a_listen_address_needs_an_interface() {
+    fails_with(
+        &pinwatch(&["run", "--listen", "9469"]),
+        2,
+        &["invalid socket address"],
+    );
+}
+
+#[test]
+fn an_unwritable_findings_log_is_its_own_error() {
+    fails_with(
+        &pinwatch(&[
+            "run",
+            "--listen",
+            "127.0.0.1:0",
+            "--findings-log",
+            "/nonexistent/findings.jsonl",
+        ]),
+        9,
+        &["cannot open the findings log /nonexistent/findings.jsonl"],
+    );
+}
+
+#[test]
+fn the_daemon_on_a_host_without_kprobes_explains_and_fails() {
+    if !runs_if(
+        is_root() && !has_kprobes(),
+        "needs root on a kernel without kprobes",
+    ) {
+        return;
+    }
+    fails_with(
+        &pinwatch(&["run", "--listen", "127.0.0.1:0"]),
+        5,
+        &["NOTHING CAN BE OBSERVED"],
+    );
+}
+
+#[test]
+fn audit_of_a_pid_that_does_not_exist_is_a_usage_error() {
+    fails_with(
+        &pinwatch(&["audit", "--pid", "999999999"]),
+        2,
+        &["no running process has pid 999999999"],
+    );
+    fails_with(
+        &pinwatch(&["audit", "--pid", "1", "--", "true"]),
+        2,
+        &["cannot be used with"],
+    );
+}
+
+#[test]
+fn unknown_hazards_and_hooks_list_the_known_ones() {
+    fails_with(
+        &pinwatch(&[
+            "audit",
+            "--for",
+            "1s",
+            "--fail-on",
+            "longterm-file-pin,nope",
+        ]),
+        2,
+        &["nope", "pinned-folio-cleaned"],
+    );
+    fails_with(
+        &pinwatch(&["events", "--hook", "nope"]),
+        2,
+        &["unknown hook", "folio_mkclean"],
+    );
+}
+
+#[test]
+fn metrics_lists_the_catalog_with_prometheus_names() {
+    let o = pinwatch(&["metrics", "--names"]);
+    assert_eq!(o.status.code(), Some(0));
+    let names: Vec<String> = stdout(&o).lines().map(str::to_owned).collect();
+    assert!(names.len() >= 20, "{names:?}");
+    let described = stdout(&pinwatch(&["metrics"]));
+    for name in &names {
+        assert!(name.starts_with("pinwatch_"), "{name}");
+        let counter = name.ends_with("_total");
+        let line = described
+            .lines()
+            .find(|l| l.starts_with(&format!("{name}{{")) || l.starts_with(&format!("{name} ")))
+            .unwrap_or_else(|| panic!("{name} not described"));
+        assert_eq!(counter, line.contains("(counter)"), "{line}");
+    }
+}
+
+/// The systemd unit is valid as systemd reads it (with the built binary in ExecStart).
+#[test]
+fn the_systemd_unit_verifies() {
+    if !runs_if(
+        std::path::Path::new("/usr/bin/systemd-analyze").exists(),
+        "needs systemd-analyze",
+    ) {
+        return;
+    }
+    let unit = include_str!("../../packaging/pinwatch.service")
+        .replace("/usr/local/bin/pinwatch", env!("CARGO_BIN_EXE_pinwatch"));
+    let dir = std::env::temp_dir().join(format!("pinwatch-unit-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("pinwatch.service");
+    std::fs::write(&path, unit).unwrap();
+    let o = Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(&path)
+        .output()
+        .expect("run systemd-analyze");
+    std::fs::remove_dir_all(&dir).ok();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).trim().is_empty(), "warnings: {}", stderr(&o));
 }

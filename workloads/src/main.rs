@@ -3,6 +3,7 @@
 //! Runs as a static binary inside a busybox initramfs in QEMU guests.
 
 mod all;
+mod as_user;
 mod devmem;
 mod fork_cow;
 mod iouring;
@@ -33,6 +34,8 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Run a command as an unprivileged user with only the given capabilities (ambient).
+    AsUser(as_user::Args),
     /// Register/unregister io_uring fixed buffers (long-term pin).
     Iouring(iouring::Args),
     /// Dirty a shared file mapping and msync(MS_SYNC) it.
@@ -63,6 +66,7 @@ impl Command {
     /// The `<name>` printed in `workload <name>: ...` lines.
     fn name(&self) -> &'static str {
         match self {
+            Self::AsUser(_) => "as-user",
             Self::Iouring(_) => "iouring",
             Self::Msync(_) => "msync",
             Self::ForkCow(_) => "fork-cow",
@@ -81,6 +85,7 @@ impl Command {
     /// Runs one workload and returns its status text ("ok ...", "refused ...").
     fn run(&self) -> Result<String> {
         match self {
+            Self::AsUser(args) => as_user::run(args),
             Self::Iouring(args) => iouring::run(args),
             Self::Msync(args) => msync::run(args),
             Self::ForkCow(args) => fork_cow::run(args),

@@ -35,6 +35,9 @@ pub struct Kernel {
     /// Exactly the findings of `pinwatch audit --for 12s` started while a VFIO file pin taken
     /// before it is held (6.1 grants it), then written back.
     pub preexisting: &'static [Finding],
+    /// Hazards `pinwatch doctor` cannot observe as an unprivileged user holding only the
+    /// systemd unit's capabilities, under Debian's perf_event_paranoid=3 (perf events refused).
+    pub blind_with_caps_only: &'static [&'static str],
 }
 
 /// Writeback of pinned folios whose pin pinwatch never saw: still reported, unattributed.
@@ -246,6 +249,14 @@ pub const KERNELS: &[Kernel] = &[
         findings: FINDINGS_6_1,
         pinned_reuses_min: 0,
         preexisting: CLEANED_UNDER_AN_OLD_PIN,
+        // pin_user_pages_remote takes 7 arguments: 6.1's trampolines refuse it, so it needs a
+        // kprobe, which paranoid=3 refuses without CAP_SYS_ADMIN. Every hazard it feeds is blind.
+        blind_with_caps_only: &[
+            "fork-with-pins",
+            "longterm-file-pin",
+            "pinned-cow",
+            "pinned-folio-cleaned",
+        ],
     },
     Kernel {
         name: "6.12",
@@ -326,6 +337,7 @@ pub const KERNELS: &[Kernel] = &[
         findings: FINDINGS_6_12,
         pinned_reuses_min: 16,
         preexisting: &[],
+        blind_with_caps_only: &[],
     },
     Kernel {
         name: "7.2",
@@ -406,6 +418,7 @@ pub const KERNELS: &[Kernel] = &[
         findings: FINDINGS_7_2,
         pinned_reuses_min: 16,
         preexisting: &[],
+        blind_with_caps_only: &[],
     },
 ];
 

@@ -7,6 +7,7 @@ mod expect;
 mod guest;
 mod prometheus;
 mod qemu;
+mod snapshot;
 mod verify;
 
 use std::path::PathBuf;
@@ -28,6 +29,9 @@ enum Command {
     /// Check the Grafana dashboard and alert rules against the metrics pinwatch exports, and
     /// run promtool's rule checks and alert unit tests.
     Dashboards,
+    /// Render dashboards/pinwatch.json from the metrics the last `vm` run stored, to
+    /// dashboards/screenshot.png (headless Chromium).
+    DashboardSnapshot,
 }
 
 #[derive(clap::Args)]
@@ -47,6 +51,7 @@ fn main() -> Result<()> {
     match Cli::parse().command {
         Command::Vm(args) => vm(args),
         Command::Dashboards => dashboards::check(&workspace_root()?),
+        Command::DashboardSnapshot => snapshot::run(&workspace_root()?),
     }
 }
 
@@ -87,6 +92,8 @@ fn vm(args: VmArgs) -> Result<()> {
             continue;
         };
         let mut fails = verify::check(kernel, &results);
+        verify::surfaces::check(kernel, &output, &mut fails);
+        verify::surfaces::check_capabilities(kernel, &output, &mut fails);
         match verify::daemon::parse(&output) {
             None => fails.push(format!(
                 "{name}: no daemon result (see target/vm/{name}/console.log)"

@@ -19,8 +19,11 @@ pub struct Server {
     api: String,
 }
 
+pub type Labels = BTreeMap<String, String>;
 /// Label set → value of one query's result vector.
-pub type Samples = BTreeMap<BTreeMap<String, String>, f64>;
+pub type Samples = BTreeMap<Labels, f64>;
+/// One series of a range query: its labels and (Unix seconds, value) points.
+pub type Series = (Labels, Vec<(f64, f64)>);
 
 impl Server {
     /// Starts Prometheus with one scrape target per kernel (`kernel` label), every second.
@@ -36,6 +39,22 @@ impl Server {
                 "      - targets: ['127.0.0.1:{port}']\n        labels: {{kernel: '{kernel}'}}\n"
             );
         }
+        Self::launch(work, &config)
+    }
+
+    /// Serves what an earlier run stored (`target/vm/prometheus/data`), scraping nothing.
+    pub fn reopen(work: &Path) -> Result<Self> {
+        if !work.join("data").exists() {
+            bail!(
+                "no stored metrics in {}: run `cargo xtask vm` first",
+                work.display()
+            );
+        }
+        Self::launch(work, "global:\n  scrape_interval: 1m\nscrape_configs: []\n")
+    }
+
+    fn launch(work: &Path, config: &str) -> Result<Self> {
+        let data = work.join("data");
         let config_path = work.join("prometheus.yml");
         fs::write(&config_path, config)?;
         let port = free_port()?;
@@ -73,33 +92,82 @@ impl Server {
 
     /// An instant PromQL query; the result vector by label set.
     pub fn query(&self, promql: &str) -> Result<Samples> {
-        let body = ureq::get(format!("{}/api/v1/query", self.api))
-            .query("query", promql)
-            .call()
-            .with_context(|| format!("querying prometheus: {promql}"))?
-            .body_mut()
-            .read_to_string()?;
-        let json: Value = serde_json::from_str(&body)?;
-        if json["status"] != "success" {
-            bail!("prometheus refused {promql}: {body}");
+        self.query_at(promql, None)
+    }
+
+    /// An instant query evaluated at `at` (Unix seconds), or now.
+    pub fn query_at(&self, promql: &str, at: Option<f64>) -> Result<Samples> {
+        let mut request = ureq::get(format!("{}/api/v1/query", self.api)).query("query", promql);
+        if let Some(at) = at {
+            request = request.query("time", format!("{at:.3}"));
         }
+        let data = api_data(request, promql)?;
         let mut samples = Samples::new();
-        for item in json["data"]["result"].as_array().into_iter().flatten() {
-            let labels = item["metric"]
-                .as_object()
-                .into_iter()
-                .flatten()
-                .filter(|(k, _)| *k != "__name__")
-                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned()))
-                .collect();
-            let value = item["value"][1]
-                .as_str()
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(f64::NAN);
-            samples.insert(labels, value);
+        for item in data["result"].as_array().into_iter().flatten() {
+            samples.insert(labels(item), number(&item["value"][1]));
         }
         Ok(samples)
     }
+
+    /// A range query: each series' (Unix seconds, value) points.
+    pub fn query_range(
+        &self,
+        promql: &str,
+        start: f64,
+        end: f64,
+        step: f64,
+    ) -> Result<Vec<Series>> {
+        let request = ureq::get(format!("{}/api/v1/query_range", self.api))
+            .query("query", promql)
+            .query("start", format!("{start:.3}"))
+            .query("end", format!("{end:.3}"))
+            .query("step", format!("{step:.3}"));
+        let data = api_data(request, promql)?;
+        Ok(data["result"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|item| {
+                let points = item["values"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|p| (p[0].as_f64().unwrap_or(0.0), number(&p[1])))
+                    .collect();
+                (labels(item), points)
+            })
+            .collect())
+    }
+}
+
+fn api_data(
+    request: ureq::RequestBuilder<ureq::typestate::WithoutBody>,
+    promql: &str,
+) -> Result<Value> {
+    let body = request
+        .call()
+        .with_context(|| format!("querying prometheus: {promql}"))?
+        .body_mut()
+        .read_to_string()?;
+    let mut json: Value = serde_json::from_str(&body)?;
+    if json["status"] != "success" {
+        bail!("prometheus refused {promql}: {body}");
+    }
+    Ok(json["data"].take())
+}
+
+fn labels(item: &Value) -> Labels {
+    item["metric"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter(|(k, _)| *k != "__name__")
+        .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned()))
+        .collect()
+}
+
+fn number(v: &Value) -> f64 {
+    v.as_str().and_then(|v| v.parse().ok()).unwrap_or(f64::NAN)
 }
 
 impl Drop for Server {

@@ -41,6 +41,8 @@ pub struct Options {
     pub fail_on: Vec<Hazard>,
     /// Show elapsed time, events and findings on stderr while watching.
     pub progress: bool,
+    /// The report is JSON on stdout: the command's own output goes to stderr.
+    pub json: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -96,7 +98,7 @@ pub fn run(opts: &Options) -> Result<(Report, u8), Error> {
     let mut target = match existing {
         Some(process) => process,
         None if opts.command.is_empty() => Target::System,
-        None => Target::spawn(&opts.command)?,
+        None => Target::spawn(&opts.command, opts.json)?,
     };
     pipeline.watch_tree(target.root());
     let mut progress = progress::Progress::new(opts.progress, target.describe());

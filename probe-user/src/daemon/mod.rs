@@ -73,6 +73,11 @@ pub fn run(opts: &Options) -> Result<u8, Error> {
     if opts.listen.ip().is_unspecified() {
         eprintln!("pinwatch run: listening on every interface, as --listen asked");
     }
+    for a in session.attachments.iter().filter(|a| !a.attached) {
+        if let Some(reason) = &a.reason {
+            eprintln!("pinwatch run: hook {} not attached: {reason}", a.hook);
+        }
+    }
     for h in hazards.iter().filter(|h| !h.observable) {
         eprintln!(
             "pinwatch run: {} is not observable here (missing: {})",

@@ -161,10 +161,13 @@ fn verdict(
     caps: &Capabilities,
     methods: &Methods,
 ) -> (String, u8) {
-    if !hooks
-        .iter()
-        .any(|h| h.attachment.attached && h.attachment.method != Some(attach::Method::Tracepoint))
-    {
+    if !hooks.iter().any(|h| {
+        h.attachment.attached
+            && !matches!(
+                h.attachment.method,
+                Some(attach::Method::Tracepoint | attach::Method::RawTracepoint)
+            )
+    }) {
         let mut why = Vec::new();
         if !methods.kprobe.available {
             why.push(format!(
@@ -178,6 +181,7 @@ fn verdict(
         if caps.lockdown.as_deref() == Some("confidentiality") {
             why.push("lockdown=confidentiality forbids reading kernel memory from BPF".to_owned());
         }
+        why.extend(caps.perf_events_refused());
         let text = format!(
             "NOTHING CAN BE OBSERVED on this kernel: no kernel function hook attached.\n  - {}\n\
              pinwatch needs a kernel with CONFIG_KPROBES=y or ftrace-based fentry (e.g. Debian's 6.1, 6.12, 7.2); \
@@ -197,9 +201,13 @@ fn verdict(
             exit::OK,
         )
     } else {
+        let hint = match caps.perf_events_refused() {
+            Some(why) if !methods.kprobe.available => format!("\n  - {why}"),
+            _ => String::new(),
+        };
         (
             format!(
-                "DEGRADED: cannot observe {} (see the missing hooks above).",
+                "DEGRADED: cannot observe {} (see the missing hooks above).{hint}",
                 blind.join(", ")
             ),
             exit::DEGRADED,

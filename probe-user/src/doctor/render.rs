@@ -10,6 +10,23 @@ pub fn render(r: &Report) -> String {
     let c = &r.capabilities;
     let _ = writeln!(out, "pinwatch doctor — kernel {}\n", r.kernel.release);
     let _ = writeln!(out, "  root               {}", yes_no(c.root));
+    if !c.root {
+        let missing = c.missing();
+        let _ = writeln!(
+            out,
+            "  capabilities       {}{}",
+            if c.held.is_empty() {
+                "none".to_owned()
+            } else {
+                c.held.join(", ")
+            },
+            if missing.is_empty() {
+                String::new()
+            } else {
+                format!(" (missing: {})", missing.join(", "))
+            }
+        );
+    }
     let _ = writeln!(out, "  BTF                {}", yes_no(c.btf));
     let _ = writeln!(
         out,
@@ -75,8 +92,8 @@ fn render_hooks(out: &mut String, hooks: &[HookStatus]) {
     for h in hooks {
         let a = &h.attachment;
         let method = match (a.method, a.return_method) {
-            (Some(m), Some(r)) => format!("{}+{}", name(m), name(r)),
-            (Some(m), None) => name(m).to_owned(),
+            (Some(m), Some(r)) => format!("{}+{}", m.name(), r.name()),
+            (Some(m), None) => m.name().to_owned(),
             _ => "-".to_owned(),
         };
         let hits = h.hits.map_or("-".to_owned(), |n| n.to_string());
@@ -92,14 +109,6 @@ fn render_hooks(out: &mut String, hooks: &[HookStatus]) {
         if let (false, Some(reason)) = (a.attached, &a.reason) {
             let _ = writeln!(out, "  {:<34} ↳ {reason}", "");
         }
-    }
-}
-
-fn name(m: crate::attach::Method) -> &'static str {
-    match m {
-        crate::attach::Method::Fentry => "fentry",
-        crate::attach::Method::Kprobe => "kprobe",
-        crate::attach::Method::Tracepoint => "tracepoint",
     }
 }
 

@@ -31,6 +31,7 @@ pub struct Layout {
     pub sb_magic: Option<u32>,
     pub task_group_leader: Option<u32>,
     pub task_start_time: Option<u32>,
+    pub task_pid: Option<u32>,
     pub task_mm: Option<u32>,
     pub mm_flags: Option<u32>,
     pub pt_regs_orig_ax: Option<u32>,
@@ -71,6 +72,7 @@ impl Layout {
             sb_magic: m("super_block", "s_magic"),
             task_group_leader: m("task_struct", "group_leader"),
             task_start_time: m("task_struct", "start_time"),
+            task_pid: m("task_struct", "pid"),
             task_mm: m("task_struct", "mm"),
             // 7.2 turned it into a bitmap (mm_flags_t); the first word keeps the same bits.
             mm_flags: m("mm_struct", "flags").or_else(|| m("mm_struct", "__mm_flags")),
@@ -136,6 +138,7 @@ impl Layout {
                 vec![
                     (names::TASK_GROUP_LEADER_OFF, self.task_group_leader),
                     (names::TASK_START_TIME_OFF, self.task_start_time),
+                    (names::TASK_PID_OFF, self.task_pid),
                 ],
             ),
             (
@@ -222,6 +225,7 @@ mod tests {
             sb_magic: Some(96),
             task_group_leader: Some(1000),
             task_start_time: Some(2000),
+            task_pid: Some(2400),
             task_mm: Some(3000),
             mm_flags: Some(904),
             pt_regs_orig_ax: Some(120),

@@ -27,16 +27,26 @@ impl Target {
         Ok(Target::Process { pid, start })
     }
 
-    pub fn spawn(command: &[String]) -> Result<Self, Error> {
+    /// Starts the command. With `stdout_to_stderr` its output goes to pinwatch's stderr, so that
+    /// pinwatch's own stdout (JSON) stays parseable.
+    pub fn spawn(command: &[String], stdout_to_stderr: bool) -> Result<Self, Error> {
+        use std::os::fd::AsFd as _;
         let line = command.join(" ");
+        let spawn_error = |source| Error::Spawn {
+            command: line.clone(),
+            source,
+        };
         let (program, args) = command.split_first().expect("a command has a program");
-        let child = Command::new(program)
-            .args(args)
-            .spawn()
-            .map_err(|source| Error::Spawn {
-                command: line.clone(),
-                source,
-            })?;
+        let mut cmd = Command::new(program);
+        cmd.args(args);
+        if stdout_to_stderr {
+            let stderr = std::io::stderr()
+                .as_fd()
+                .try_clone_to_owned()
+                .map_err(spawn_error)?;
+            cmd.stdout(stderr);
+        }
+        let child = cmd.spawn().map_err(spawn_error)?;
         Ok(Target::Command { child, line })
     }
 

@@ -114,6 +114,14 @@ pub fn check(kernel: &Kernel, daemon: &Daemon, work: &Path, fails: &mut Vec<Stri
         if f["time"].as_str().is_none() {
             fails.push(format!("{k}: a logged finding has no time: {f}"));
         }
+        // Running unprivileged with the unit's capabilities, pinwatch still names files and
+        // cgroups (CAP_SYS_PTRACE, CAP_DAC_READ_SEARCH) and pinners (CAP_SYSLOG).
+        if f["mapping"]["fs"] == "ext4" && f["mapping"]["path"].is_null() {
+            fails.push(format!("{k}: an ext4 finding without a path: {f}"));
+        }
+        if f["process"]["cgroup"]["path"].is_null() {
+            fails.push(format!("{k}: a finding without a cgroup path: {f}"));
+        }
     }
     let expected = expected_pages(kernel);
     let mut keys: Vec<&(String, String)> = expected.keys().chain(logged.keys()).collect();

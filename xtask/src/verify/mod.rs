@@ -6,6 +6,7 @@ use serde_json::Value;
 use crate::expect::{Expect, Kernel};
 
 pub mod daemon;
+pub mod surfaces;
 
 /// One `pinwatch doctor --json` pass inside the guest.
 pub struct Pass {
@@ -322,7 +323,11 @@ fn check_method(at: &str, name: &str, hook: &Value, pass: &str, fails: &mut Vec<
     let method = hook["method"].as_str().unwrap_or("-");
     let reason = s(hook, "reason");
     let ok = match (pass, method) {
-        (_, "tracepoint") => true,
+        // Perf tracepoints only where kprobes are asked for; raw tracepoints otherwise.
+        ("kprobe", m) if hook["symbol"].as_str().is_some_and(|s| s.contains(':')) => {
+            m == "tracepoint"
+        }
+        (_, "raw-tracepoint") => true,
         ("kprobe", m) => m == "kprobe",
         (_, "fentry") => true,
         (_, "kprobe") => reason.contains("fentry:"),
