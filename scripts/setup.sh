@@ -4,6 +4,7 @@
 #   scripts/setup.sh            everything: apt packages, eBPF toolchain, the three test kernels
 #   scripts/setup.sh toolchain  only what building needs
 #   scripts/setup.sh kernels    only the Debian kernels for the VM matrix
+#   scripts/setup.sh snapshot   Chromium, for `cargo xtask dashboard-snapshot` (not needed by tests)
 #
 # Everything downloaded is cached under ${PINWATCH_CACHE:-~/.cache/pinwatch}; a second run does
 # no network work. Package registry hosts are never written here: the Debian mirror is read at run
@@ -27,12 +28,15 @@ KERNELS=(
 # carries the daemon's metrics to the host's Prometheus.
 GUEST_MODULES=(brd xfs virtio_pci virtio_rng virtio_net vfio vfio_iommu_type1 vfio_pci)
 
+# Only for rendering the README's dashboard picture.
+SNAPSHOT_PACKAGES=(chromium)
+
 log() { printf 'setup: %s\n' "$*" >&2; }
 need_root() { [ "$(id -u)" = 0 ] || { log "run as root (apt-get and module extraction need it)"; exit 1; }; }
 
 install_apt_packages() {
   local missing=()
-  for p in "${APT_PACKAGES[@]}"; do
+  for p in "$@"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
   done
   [ ${#missing[@]} -eq 0 ] && { log "apt packages present"; return; }
@@ -161,10 +165,11 @@ fetch_kernels() {
 main() {
   mkdir -p "$CACHE"
   case "${1:-all}" in
-    toolchain) install_apt_packages; install_ebpf_toolchain ;;
-    kernels) install_apt_packages; fetch_kernels ;;
-    all) install_apt_packages; install_ebpf_toolchain; fetch_kernels ;;
-    *) log "unknown step '$1' (expected: all, toolchain, kernels)"; exit 2 ;;
+    toolchain) install_apt_packages "${APT_PACKAGES[@]}"; install_ebpf_toolchain ;;
+    kernels) install_apt_packages "${APT_PACKAGES[@]}"; fetch_kernels ;;
+    snapshot) install_apt_packages "${SNAPSHOT_PACKAGES[@]}" ;;
+    all) install_apt_packages "${APT_PACKAGES[@]}"; install_ebpf_toolchain; fetch_kernels ;;
+    *) log "unknown step '$1' (expected: all, toolchain, kernels, snapshot)"; exit 2 ;;
   esac
   log "done (cache: $CACHE)"
 }

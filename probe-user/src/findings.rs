@@ -33,6 +33,38 @@ pub enum Outcome {
     Unshared,
 }
 
+impl Outcome {
+    /// The kebab-case id, as in JSON and metric labels.
+    pub fn id(self) -> &'static str {
+        match self {
+            Outcome::Granted => "granted",
+            Outcome::Refused => "refused",
+            Outcome::ReleasedByCaller => "released-by-caller",
+            Outcome::Attributed => "attributed",
+            Outcome::Unattributed => "unattributed",
+            Outcome::UntrackedWhileMapped => "untracked-while-mapped",
+            Outcome::UntrackedAgainAtMunmap => "untracked-again-at-munmap",
+            Outcome::EagerCopy => "eager-copy",
+            Outcome::Protected => "protected",
+            Outcome::Copied => "copied",
+            Outcome::Unshared => "unshared",
+        }
+    }
+
+    /// The outcomes a hazard's findings can have: the metrics export each pair from the start,
+    /// so that the first finding is an increase Prometheus (and every alert) can see.
+    pub fn of(hazard: Hazard) -> &'static [Outcome] {
+        use Outcome::*;
+        match hazard {
+            Hazard::LongtermFilePin => &[Granted, Refused, ReleasedByCaller],
+            Hazard::PinnedFolioCleaned => &[Attributed, Unattributed],
+            Hazard::ForkWithPins => &[EagerCopy, Protected],
+            Hazard::PinnedCow => &[Copied, Unshared],
+            Hazard::EarlyPfnUntrack => &[UntrackedWhileMapped, UntrackedAgainAtMunmap],
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Process {
     pub tgid: u32,
@@ -160,6 +192,15 @@ mod tests {
             "ramfs needs dirty tracking (6.12 refuses it)"
         );
         assert!(!exempt_from_dirty_tracking(0xef53));
+    }
+
+    #[test]
+    fn outcome_ids_are_their_json_names() {
+        for hazard in Hazard::ALL {
+            for outcome in Outcome::of(hazard) {
+                assert_eq!(serde_json::to_value(outcome).unwrap(), outcome.id());
+            }
+        }
     }
 
     #[test]

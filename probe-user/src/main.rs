@@ -85,7 +85,7 @@ fn run(cli: Cli) -> Result<u8, Error> {
             command: args.command,
         }),
         Commands::Metrics(args) => {
-            print(&daemon::metrics::catalog(args.names))?;
+            print(&daemon::catalog::catalog(args.names))?;
             Ok(exit::OK)
         }
     }

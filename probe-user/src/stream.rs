@@ -68,13 +68,13 @@ impl Observer for Printer {
 
 pub fn run(opts: &Options) -> Result<u8, Error> {
     let existing = opts.pid.map(Target::process).transpose()?;
+    let stop = stop_on_signals()?;
     let mut session = Session::open(&opts.btf_path, opts.method, "events")?;
     let (_, _, verdict, code) = doctor::assess(&session, None);
     if code == exit::UNOBSERVABLE {
         return Err(Error::Unobservable(verdict));
     }
     let mut pipeline = Pipeline::new(&mut session)?;
-    let stop = stop_on_signals()?;
     let mut target = match existing {
         Some(process) => process,
         None if opts.command.is_empty() => Target::System,

@@ -4,6 +4,7 @@
 
 mod all;
 mod as_user;
+mod bpf_objects;
 mod devmem;
 mod fork_cow;
 mod iouring;
@@ -36,6 +37,8 @@ struct Cli {
 enum Command {
     /// Run a command as an unprivileged user with only the given capabilities (ambient).
     AsUser(as_user::Args),
+    /// Count the BPF programs, links and maps in the kernel, and legacy kprobe events.
+    BpfObjects(bpf_objects::Args),
     /// Register/unregister io_uring fixed buffers (long-term pin).
     Iouring(iouring::Args),
     /// Dirty a shared file mapping and msync(MS_SYNC) it.
@@ -67,6 +70,7 @@ impl Command {
     fn name(&self) -> &'static str {
         match self {
             Self::AsUser(_) => "as-user",
+            Self::BpfObjects(_) => "bpf-objects",
             Self::Iouring(_) => "iouring",
             Self::Msync(_) => "msync",
             Self::ForkCow(_) => "fork-cow",
@@ -86,6 +90,7 @@ impl Command {
     fn run(&self) -> Result<String> {
         match self {
             Self::AsUser(args) => as_user::run(args),
+            Self::BpfObjects(args) => bpf_objects::run(args),
             Self::Iouring(args) => iouring::run(args),
             Self::Msync(args) => msync::run(args),
             Self::ForkCow(args) => fork_cow::run(args),

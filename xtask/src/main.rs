@@ -94,6 +94,7 @@ fn vm(args: VmArgs) -> Result<()> {
         let mut fails = verify::check(kernel, &results);
         verify::surfaces::check(kernel, &output, &mut fails);
         verify::surfaces::check_capabilities(kernel, &output, &mut fails);
+        verify::surfaces::check_faults(kernel, &output, &mut fails);
         match verify::daemon::parse(&output) {
             None => fails.push(format!(
                 "{name}: no daemon result (see target/vm/{name}/console.log)"

@@ -66,7 +66,8 @@ fn data_window(server: &Server) -> Result<(f64, f64)> {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)?
         .as_secs_f64();
-    let series = server.query_range("pinwatch_build_info", now - 86_400.0, now, 15.0)?;
+    // Six hours at a 2 s step stays under Prometheus' 11,000 points per series.
+    let series = server.query_range("pinwatch_build_info", now - 21_600.0, now, 2.0)?;
     let times: Vec<f64> = series
         .iter()
         .flat_map(|(_, p)| p.iter().map(|(t, _)| *t))
@@ -75,9 +76,9 @@ fn data_window(server: &Server) -> Result<(f64, f64)> {
         times.iter().copied().reduce(f64::min),
         times.iter().copied().reduce(f64::max),
     ) else {
-        bail!("no pinwatch data in the last day: run `cargo xtask vm` first");
+        bail!("no pinwatch data in the last six hours: run `cargo xtask vm` first");
     };
-    Ok((start - 30.0, end + 30.0))
+    Ok((start - 10.0, end))
 }
 
 /// Grafana's variables, as a full-range view of every instance would set them.

@@ -82,6 +82,8 @@ pub struct Counts {
 
 pub fn run(opts: &Options) -> Result<(Report, u8), Error> {
     let existing = opts.pid.map(Target::process).transpose()?;
+    // From the start: a Ctrl-C while the hooks attach still ends with a report.
+    let stop = stop_on_signals()?;
     let mut session = Session::open(&opts.btf_path, opts.method, "audit")?;
     let (_, hazards, verdict, code) = doctor::assess(&session, None);
     if code == exit::UNOBSERVABLE {
@@ -93,7 +95,6 @@ pub fn run(opts: &Options) -> Result<(Report, u8), Error> {
         .map(|h| h.id)
         .collect();
     let mut pipeline = Pipeline::new(&mut session)?;
-    let stop = stop_on_signals()?;
     let start = Instant::now();
     let mut target = match existing {
         Some(process) => process,

@@ -118,20 +118,7 @@ type Brief = (Hazard, Outcome, u64);
 /// Runs a stream (pushed in the given order, `now` advancing to each event's time) and returns
 /// (hazard, outcome, pages) of every finding.
 fn run(events: Vec<Event>) -> (Vec<Brief>, Stats) {
-    let mut c = Correlator::new(
-        Config {
-            reorder_ns: 5 * MS,
-            settle_ns: 100 * MS,
-            max_pins: 8,
-        },
-        FollFlags::legacy(),
-    );
-    for e in events {
-        let now = e.at_ns();
-        c.push(e);
-        c.advance(now);
-    }
-    let (findings, summary) = c.finish();
+    let (findings, summary) = fed(events).finish();
     (
         findings
             .iter()
@@ -498,7 +485,15 @@ fn copies_of_pinned_pages_are_findings_and_reuses_are_counted() {
     assert_eq!(stats.pinned_reuses, 1);
 }
 
-/// A correlator with short windows and `events` applied.
+/// [`fed`], then advanced ten seconds past the stream: every window has closed.
+fn settled(events: Vec<Event>) -> Correlator {
+    let mut c = fed(events);
+    c.advance(10_000 * MS);
+    c
+}
+
+/// A correlator with short windows, `events` pushed in the given order with `now` advancing to
+/// each event's time.
 fn fed(events: Vec<Event>) -> Correlator {
     let mut c = Correlator::new(
         Config {
@@ -513,13 +508,12 @@ fn fed(events: Vec<Event>) -> Correlator {
         c.push(e);
         c.advance(now);
     }
-    c.advance(10_000 * MS);
     c
 }
 
 #[test]
 fn unpins_release_live_pins_with_their_age() {
-    let mut c = fed(vec![
+    let mut c = settled(vec![
         anon_pin(0),
         unpin(3_000, task(42, 1), call(9), 10),
         unpin(4_000, task(42, 1), call(9), 6),
@@ -534,20 +528,20 @@ fn unpins_release_live_pins_with_their_age() {
 
 #[test]
 fn pins_of_exited_processes_are_released_by_pruning() {
-    let mut c = fed(vec![anon_pin(0)]);
+    let mut c = settled(vec![anon_pin(0)]);
     assert_eq!(c.live_pages_by_pinner().values().sum::<u64>(), 16);
     c.prune_exited(|tgid| tgid != 42, 5_000 * MS);
     assert_eq!(c.live_pages_by_pinner().values().sum::<u64>(), 0);
     let released = c.take_released();
     assert_eq!((released[0].pages, released[0].held_ns), (16, 5_000 * MS));
-    let mut alive = fed(vec![anon_pin(0)]);
+    let mut alive = settled(vec![anon_pin(0)]);
     alive.prune_exited(|_| true, 5_000 * MS);
     assert_eq!(alive.live_pages_by_pinner().values().sum::<u64>(), 16);
 }
 
 #[test]
 fn settled_findings_are_taken_once_and_processes_ranked() {
-    let mut c = fed(vec![pin(spec(0))]);
+    let mut c = settled(vec![pin(spec(0))]);
     assert_eq!(c.take_settled(0).len(), 0, "nothing older than time 0");
     let taken = c.take_settled(u64::MAX);
     assert_eq!(taken.len(), 1);

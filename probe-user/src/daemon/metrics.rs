@@ -10,13 +10,15 @@ use prometheus::{
     Opts, Registry, TextEncoder,
 };
 
+use super::catalog::family;
 use crate::{
     attach::Attachment,
     correlate::{Correlator, Released, Stats},
     counters::Counters,
     doctor::report::HazardStatus,
     events::Event,
-    findings::Finding,
+    findings::{Finding, Outcome},
+    hazards::Hazard,
     kernel::flags::FollFlags,
     pipeline::Observer,
     probes::HOOKS,
@@ -73,182 +75,6 @@ pub struct Metrics {
     last_decode_errors: u64,
     /// Pinners the live-pages gauge has a series for.
     pinners: std::collections::BTreeSet<String>,
-}
-
-/// Metric name, help and label names: the one catalog `pinwatch metrics` prints and the
-/// dashboards are checked against.
-pub struct Family {
-    pub name: &'static str,
-    pub kind: &'static str,
-    pub help: &'static str,
-    pub labels: &'static [&'static str],
-}
-
-pub const CATALOG: &[Family] = &[
-    Family {
-        name: "pinwatch_pins_total",
-        kind: "counter",
-        help: "GUP pin calls, by pinner, long-term or not, writable or not, and result (short-term pins are counted in the kernel without a pinner)",
-        labels: &["pinner", "longterm", "writable", "result"],
-    },
-    Family {
-        name: "pinwatch_unpinned_pages_total",
-        kind: "counter",
-        help: "Pages of long-term pins released by unpin, by pinner",
-        labels: &["pinner"],
-    },
-    Family {
-        name: "pinwatch_live_pinned_pages",
-        kind: "gauge",
-        help: "Pages held by live long-term pins pinwatch saw granted, by pinner",
-        labels: &["pinner"],
-    },
-    Family {
-        name: "pinwatch_pin_age_seconds",
-        kind: "histogram",
-        help: "How long long-term pins were held, observed when their last page is unpinned, by pinner",
-        labels: &["pinner"],
-    },
-    Family {
-        name: "pinwatch_findings_total",
-        kind: "counter",
-        help: "Findings reported, by hazard and outcome",
-        labels: &["hazard", "outcome"],
-    },
-    Family {
-        name: "pinwatch_finding_pages_total",
-        kind: "counter",
-        help: "Pages involved in findings, by hazard and outcome",
-        labels: &["hazard", "outcome"],
-    },
-    Family {
-        name: "pinwatch_pinned_folio_cleans_total",
-        kind: "counter",
-        help: "Folios writeback cleaned (folio_mkclean) while maybe DMA-pinned, by whether pinwatch could classify the folio",
-        labels: &["classified"],
-    },
-    Family {
-        name: "pinwatch_forks_with_pins_total",
-        kind: "counter",
-        help: "Forks by processes that have pinned pages (MMF_HAS_PINNED)",
-        labels: &[],
-    },
-    Family {
-        name: "pinwatch_fork_copied_pages_total",
-        kind: "counter",
-        help: "Pinned anonymous pages copied eagerly for a child at fork",
-        labels: &[],
-    },
-    Family {
-        name: "pinwatch_pinned_page_faults_total",
-        kind: "counter",
-        help: "Write or unshare faults (do_wp_page) on maybe-DMA-pinned pages, by whether the page was copied or reused",
-        labels: &["result"],
-    },
-    Family {
-        name: "pinwatch_pfn_untracks_total",
-        kind: "counter",
-        help: "PAT memtype untracks of shared or PAT PFN mappings, by call path: from a zap (VMA still mapped) or from unmap",
-        labels: &["call_path"],
-    },
-    Family {
-        name: "pinwatch_pfn_tracks_total",
-        kind: "counter",
-        help: "PAT memtype track calls for PFN mappings (pfn_track hook)",
-        labels: &[],
-    },
-    Family {
-        name: "pinwatch_hook_attached",
-        kind: "gauge",
-        help: "1 when the hook is attached, by hook and attach method (0 with method=\"none\" when it is not)",
-        labels: &["hook", "method"],
-    },
-    Family {
-        name: "pinwatch_hook_calls_total",
-        kind: "counter",
-        help: "Calls of each hooked kernel function, counted in the kernel",
-        labels: &["hook"],
-    },
-    Family {
-        name: "pinwatch_hazard_observable",
-        kind: "gauge",
-        help: "1 when every hook the hazard needs is attached on this kernel",
-        labels: &["hazard"],
-    },
-    Family {
-        name: "pinwatch_events_total",
-        kind: "counter",
-        help: "Detailed events decoded from the ring buffer, by kind",
-        labels: &["kind"],
-    },
-    Family {
-        name: "pinwatch_event_decode_errors_total",
-        kind: "counter",
-        help: "Ring-buffer records that could not be decoded",
-        labels: &[],
-    },
-    Family {
-        name: "pinwatch_ringbuf_drops_total",
-        kind: "counter",
-        help: "Detailed events the kernel could not queue because the ring buffer was full",
-        labels: &[],
-    },
-    Family {
-        name: "pinwatch_inflight_full_total",
-        kind: "counter",
-        help: "Long-term pins not tracked because the in-kernel in-flight table was full",
-        labels: &[],
-    },
-    Family {
-        name: "pinwatch_correlation_entries",
-        kind: "gauge",
-        help: "Entries in each correlation table",
-        labels: &["table"],
-    },
-    Family {
-        name: "pinwatch_correlation_max_entries",
-        kind: "gauge",
-        help: "The limit of each bounded correlation table",
-        labels: &[],
-    },
-    Family {
-        name: "pinwatch_correlation_evictions_total",
-        kind: "counter",
-        help: "Entries dropped from a full correlation table (oldest first), by table",
-        labels: &["table"],
-    },
-    Family {
-        name: "pinwatch_build_info",
-        kind: "gauge",
-        help: "Always 1: pinwatch's version and the kernel release it runs on",
-        labels: &["version", "kernel"],
-    },
-];
-
-/// `pinwatch metrics`: the catalog as text.
-pub fn catalog(names_only: bool) -> String {
-    let mut out = String::new();
-    for f in CATALOG {
-        if names_only {
-            out += f.name;
-            out += "\n";
-        } else {
-            let labels = if f.labels.is_empty() {
-                String::new()
-            } else {
-                format!("{{{}}}", f.labels.join(","))
-            };
-            out += &format!("{}{labels} ({})\n    {}\n", f.name, f.kind, f.help);
-        }
-    }
-    out
-}
-
-fn family(name: &str) -> &'static Family {
-    CATALOG
-        .iter()
-        .find(|f| f.name == name)
-        .expect("every metric is in the catalog")
 }
 
 fn opts(name: &str) -> Opts {
@@ -317,6 +143,13 @@ impl Metrics {
                 .with_label_values(&[classified])
                 .reset();
         }
+        for hazard in Hazard::ALL {
+            for outcome in Outcome::of(hazard) {
+                let labels = [hazard.id(), outcome.id()];
+                m.findings.with_label_values(&labels).reset();
+                m.finding_pages.with_label_values(&labels).reset();
+            }
+        }
         m
     }
 
@@ -371,8 +204,7 @@ impl Metrics {
     }
 
     pub fn finding(&self, f: &Finding) {
-        let outcome = serde_json::to_value(f.outcome).expect("plain enum");
-        let labels = [f.hazard.id(), outcome.as_str().unwrap_or("unknown")];
+        let labels = [f.hazard.id(), f.outcome.id()];
         self.findings.with_label_values(&labels).inc();
         self.finding_pages
             .with_label_values(&labels)
@@ -476,6 +308,13 @@ impl Observer for Metrics {
                 self.pins
                     .with_label_values(&[pin.pinner.as_str(), "true", writable, result])
                     .inc();
+                // The live-pages series of a pinner exists from its first pin on.
+                if !self.pinners.contains(&pin.pinner) {
+                    self.live_pinned_pages
+                        .with_label_values(&[&pin.pinner])
+                        .set(0);
+                    self.pinners.insert(pin.pinner.clone());
+                }
             }
             Event::ForkCopy(copy) => self.fork_copied_pages.inc_by(copy.pages),
             Event::Fork(_) => self.forks_with_pins.inc(),

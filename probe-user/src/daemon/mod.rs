@@ -6,8 +6,9 @@
 //! owns the eBPF session, so dropping it on the way out detaches everything. The HTTP server
 //! and signal handling run on a single-threaded tokio runtime.
 
+pub mod catalog;
 mod findings_log;
-pub mod metrics;
+mod metrics;
 mod server;
 
 use std::{

@@ -257,6 +257,24 @@ pub fn check_prometheus(
         )),
         Err(e) => fails.push(format!("{k}: {e:#}")),
     }
+    // What the alert rules compute: each expected finding is a rise Prometheus saw.
+    match server.query(&format!(
+        "sum by (hazard, outcome) (increase(pinwatch_findings_total{{kernel=\"{name}\"}}[1h]))"
+    )) {
+        Ok(rises) => {
+            for (hazard, outcome) in expected_pages(kernel).keys() {
+                let rose = rises.iter().any(|(l, v)| {
+                    l.get("hazard") == Some(hazard) && l.get("outcome") == Some(outcome) && *v > 0.0
+                });
+                if !rose {
+                    fails.push(format!(
+                        "{k}: increase(pinwatch_findings_total) shows no {hazard}/{outcome} finding ({rises:?})"
+                    ));
+                }
+            }
+        }
+        Err(e) => fails.push(format!("{k}: {e:#}")),
+    }
     let scraped = samples(&daemon.metrics);
     for metric in [
         "pinwatch_finding_pages_total",

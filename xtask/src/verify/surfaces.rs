@@ -145,3 +145,46 @@ pub fn check_capabilities(kernel: &Kernel, output: &str, fails: &mut Vec<String>
         fails.push(format!("{k}: caps-doctor ran as root"));
     }
 }
+
+/// SIGKILL leaves the kernel as it was; SIGINT ends an audit with its report.
+pub fn check_faults(kernel: &Kernel, output: &str, fails: &mut Vec<String>) {
+    let k = kernel.name;
+    for method in ["auto", "kprobe"] {
+        let tag = format!("PINWATCH-RESULT sigkill-{method} ");
+        let Some(line) = output.lines().find_map(|l| l.strip_prefix(&tag)) else {
+            fails.push(format!("{k}: no sigkill-{method} result"));
+            continue;
+        };
+        let counts: Vec<&str> = line
+            .split(" | ")
+            .map(|part| part.trim().trim_start_matches("workload bpf-objects: "))
+            .collect();
+        let programs = |s: &str| -> u64 {
+            s.split_whitespace()
+                .find_map(|kv| kv.strip_prefix("programs="))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0)
+        };
+        match counts[..] {
+            [before, during, after] if before == after && programs(during) > programs(before) => {}
+            _ => fails.push(format!(
+                "{k}: SIGKILL of `pinwatch run --method {method}`: before | during | after = {line}"
+            )),
+        }
+    }
+    match output
+        .lines()
+        .find_map(|l| l.strip_prefix("PINWATCH-RESULT audit-interrupted "))
+        .map(|r| pass("audit-interrupted", r))
+    {
+        Some(Ok(p)) if p.exit_code == 0 && p.report["watched"]["interrupted"] == true => {}
+        Some(Ok(p)) => fails.push(format!(
+            "{k}: SIGINT audit exited {} with watched {}",
+            p.exit_code, p.report["watched"]
+        )),
+        other => fails.push(format!(
+            "{k}: no audit-interrupted report ({:?})",
+            other.map(|r| r.err())
+        )),
+    }
+}

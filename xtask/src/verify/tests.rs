@@ -12,7 +12,11 @@ fn output(kernel: &Kernel, method: &str, edit: impl Fn(&mut Value)) -> String {
             Expect::Absent => serde_json::json!({"hook": name, "attached": false, "symbol": null, "method": null, "return_method": null, "hits": 0, "returns": 0}),
             Expect::Fires(sym) | Expect::AttachedOnly(sym, _) => {
                 let tracepoint = sym.contains(':');
-                let m = if tracepoint { "tracepoint" } else { method };
+                let m = match (tracepoint, method) {
+                    (true, "kprobe") => "tracepoint",
+                    (true, _) => "raw-tracepoint",
+                    (false, m) => m,
+                };
                 let hits = u64::from(matches!(e, Expect::Fires(_)));
                 serde_json::json!({"hook": name, "attached": true, "symbol": sym, "method": m, "return_method": null, "hits": hits, "returns": 0})
             }
@@ -75,7 +79,10 @@ fn output(kernel: &Kernel, method: &str, edit: impl Fn(&mut Value)) -> String {
         + &format!(
             "PINWATCH-RESULT release {release}\nPINWATCH-REPORT OK: every hazard is observable on this kernel.\n\
          PINWATCH-RESULT doctor-auto 0 {report}\nPINWATCH-RESULT doctor-kprobe 0 {}\n",
-            report.to_string().replace("\"fentry\"", "\"kprobe\"")
+            report
+                .to_string()
+                .replace("\"fentry\"", "\"kprobe\"")
+                .replace("\"raw-tracepoint\"", "\"tracepoint\"")
         )
 }
 

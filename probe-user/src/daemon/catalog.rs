@@ -1,0 +1,179 @@
+//! The catalog of metrics `pinwatch run` exports: names, types, help and label names. The
+//! registry in `metrics.rs` is built from it, `pinwatch metrics` prints it, and the dashboard
+//! checks (`cargo xtask dashboards`) compare against it.
+
+/// Metric name, help and label names: the one catalog `pinwatch metrics` prints and the
+/// dashboards are checked against.
+pub struct Family {
+    pub name: &'static str,
+    pub kind: &'static str,
+    pub help: &'static str,
+    pub labels: &'static [&'static str],
+}
+
+pub const CATALOG: &[Family] = &[
+    Family {
+        name: "pinwatch_pins_total",
+        kind: "counter",
+        help: "GUP pin calls, by pinner, long-term or not, writable or not, and result (short-term pins are counted in the kernel without a pinner)",
+        labels: &["pinner", "longterm", "writable", "result"],
+    },
+    Family {
+        name: "pinwatch_unpinned_pages_total",
+        kind: "counter",
+        help: "Pages of long-term pins released by unpin, by pinner",
+        labels: &["pinner"],
+    },
+    Family {
+        name: "pinwatch_live_pinned_pages",
+        kind: "gauge",
+        help: "Pages held by live long-term pins pinwatch saw granted, by pinner",
+        labels: &["pinner"],
+    },
+    Family {
+        name: "pinwatch_pin_age_seconds",
+        kind: "histogram",
+        help: "How long long-term pins were held, observed when their last page is unpinned, by pinner",
+        labels: &["pinner"],
+    },
+    Family {
+        name: "pinwatch_findings_total",
+        kind: "counter",
+        help: "Findings reported, by hazard and outcome",
+        labels: &["hazard", "outcome"],
+    },
+    Family {
+        name: "pinwatch_finding_pages_total",
+        kind: "counter",
+        help: "Pages involved in findings, by hazard and outcome",
+        labels: &["hazard", "outcome"],
+    },
+    Family {
+        name: "pinwatch_pinned_folio_cleans_total",
+        kind: "counter",
+        help: "Folios writeback cleaned (folio_mkclean) while maybe DMA-pinned, by whether pinwatch could classify the folio",
+        labels: &["classified"],
+    },
+    Family {
+        name: "pinwatch_forks_with_pins_total",
+        kind: "counter",
+        help: "Forks by processes that have pinned pages (MMF_HAS_PINNED)",
+        labels: &[],
+    },
+    Family {
+        name: "pinwatch_fork_copied_pages_total",
+        kind: "counter",
+        help: "Pinned anonymous pages copied eagerly for a child at fork",
+        labels: &[],
+    },
+    Family {
+        name: "pinwatch_pinned_page_faults_total",
+        kind: "counter",
+        help: "Write or unshare faults (do_wp_page) on maybe-DMA-pinned pages, by whether the page was copied or reused",
+        labels: &["result"],
+    },
+    Family {
+        name: "pinwatch_pfn_untracks_total",
+        kind: "counter",
+        help: "PAT memtype untracks of shared or PAT PFN mappings, by call path: from a zap (VMA still mapped) or from unmap",
+        labels: &["call_path"],
+    },
+    Family {
+        name: "pinwatch_pfn_tracks_total",
+        kind: "counter",
+        help: "PAT memtype track calls for PFN mappings (pfn_track hook)",
+        labels: &[],
+    },
+    Family {
+        name: "pinwatch_hook_attached",
+        kind: "gauge",
+        help: "1 when the hook is attached, by hook and attach method (0 with method=\"none\" when it is not)",
+        labels: &["hook", "method"],
+    },
+    Family {
+        name: "pinwatch_hook_calls_total",
+        kind: "counter",
+        help: "Calls of each hooked kernel function, counted in the kernel",
+        labels: &["hook"],
+    },
+    Family {
+        name: "pinwatch_hazard_observable",
+        kind: "gauge",
+        help: "1 when every hook the hazard needs is attached on this kernel",
+        labels: &["hazard"],
+    },
+    Family {
+        name: "pinwatch_events_total",
+        kind: "counter",
+        help: "Detailed events decoded from the ring buffer, by kind",
+        labels: &["kind"],
+    },
+    Family {
+        name: "pinwatch_event_decode_errors_total",
+        kind: "counter",
+        help: "Ring-buffer records that could not be decoded",
+        labels: &[],
+    },
+    Family {
+        name: "pinwatch_ringbuf_drops_total",
+        kind: "counter",
+        help: "Detailed events the kernel could not queue because the ring buffer was full",
+        labels: &[],
+    },
+    Family {
+        name: "pinwatch_inflight_full_total",
+        kind: "counter",
+        help: "Long-term pins not tracked because the in-kernel in-flight table was full",
+        labels: &[],
+    },
+    Family {
+        name: "pinwatch_correlation_entries",
+        kind: "gauge",
+        help: "Entries in each correlation table",
+        labels: &["table"],
+    },
+    Family {
+        name: "pinwatch_correlation_max_entries",
+        kind: "gauge",
+        help: "The limit of each bounded correlation table",
+        labels: &[],
+    },
+    Family {
+        name: "pinwatch_correlation_evictions_total",
+        kind: "counter",
+        help: "Entries dropped from a full correlation table (oldest first), by table",
+        labels: &["table"],
+    },
+    Family {
+        name: "pinwatch_build_info",
+        kind: "gauge",
+        help: "Always 1: pinwatch's version and the kernel release it runs on",
+        labels: &["version", "kernel"],
+    },
+];
+
+/// `pinwatch metrics`: the catalog as text.
+pub fn catalog(names_only: bool) -> String {
+    let mut out = String::new();
+    for f in CATALOG {
+        if names_only {
+            out += f.name;
+            out += "\n";
+        } else {
+            let labels = if f.labels.is_empty() {
+                String::new()
+            } else {
+                format!("{{{}}}", f.labels.join(","))
+            };
+            out += &format!("{}{labels} ({})\n    {}\n", f.name, f.kind, f.help);
+        }
+    }
+    out
+}
+
+pub fn family(name: &str) -> &'static Family {
+    CATALOG
+        .iter()
+        .find(|f| f.name == name)
+        .expect("every metric is in the catalog")
+}
