@@ -2,7 +2,7 @@
 # One-time (and idempotent) setup for building pinwatch and running its real-kernel VM matrix.
 #
 #   scripts/setup.sh            everything: apt packages, eBPF toolchain, the three test kernels
-#   scripts/setup.sh toolchain  only what building needs
+#   scripts/setup.sh toolchain  only what building and fuzzing need
 #   scripts/setup.sh kernels    only the Debian kernels for the VM matrix
 #   scripts/setup.sh snapshot   Chromium, for `cargo xtask dashboard-snapshot` (not needed by tests)
 #
@@ -13,6 +13,7 @@ set -euo pipefail
 
 CACHE=${PINWATCH_CACHE:-$HOME/.cache/pinwatch}
 BPF_LINKER_VERSION=0.13.0
+CARGO_FUZZ_VERSION=0.13.2
 NIGHTLY=nightly
 # prometheus brings promtool (metrics, rules and alert tests) and the server the scrape test runs.
 APT_PACKAGES=(qemu-system-x86 busybox-static cpio e2fsprogs xfsprogs xz-utils kmod prometheus)
@@ -65,6 +66,15 @@ install_ebpf_toolchain() {
   log "building bpf-linker $BPF_LINKER_VERSION against the nightly's LLVM $major"
   LLVM_PREFIX=$prefix cargo +"$NIGHTLY" install "bpf-linker@$BPF_LINKER_VERSION" --locked \
     --no-default-features --features "llvm-$major"
+}
+
+# cargo-fuzz drives libFuzzer on the event decoder (probe-user/fuzz), with the nightly.
+install_fuzzer() {
+  if cargo +"$NIGHTLY" fuzz --version 2>/dev/null | grep -q "$CARGO_FUZZ_VERSION"; then
+    log "cargo-fuzz $CARGO_FUZZ_VERSION present"; return
+  fi
+  log "building cargo-fuzz $CARGO_FUZZ_VERSION"
+  cargo +"$NIGHTLY" install "cargo-fuzz@$CARGO_FUZZ_VERSION" --locked
 }
 
 # A private apt tree so trixie/sid/bookworm-security can be read without touching system config.
@@ -165,10 +175,10 @@ fetch_kernels() {
 main() {
   mkdir -p "$CACHE"
   case "${1:-all}" in
-    toolchain) install_apt_packages "${APT_PACKAGES[@]}"; install_ebpf_toolchain ;;
+    toolchain) install_apt_packages "${APT_PACKAGES[@]}"; install_ebpf_toolchain; install_fuzzer ;;
     kernels) install_apt_packages "${APT_PACKAGES[@]}"; fetch_kernels ;;
     snapshot) install_apt_packages "${SNAPSHOT_PACKAGES[@]}" ;;
-    all) install_apt_packages "${APT_PACKAGES[@]}"; install_ebpf_toolchain; fetch_kernels ;;
+    all) install_apt_packages "${APT_PACKAGES[@]}"; install_ebpf_toolchain; install_fuzzer; fetch_kernels ;;
     *) log "unknown step '$1' (expected: all, toolchain, kernels, snapshot)"; exit 2 ;;
   esac
   log "done (cache: $CACHE)"

@@ -1,32 +1,16 @@
 //! `pinwatch`: parse the command line, run, map the outcome to an exit code.
 
-mod attach;
-mod audit;
-mod cli;
-mod correlate;
-mod counters;
-mod daemon;
-mod doctor;
-mod error;
-mod events;
-mod exit;
-mod findings;
-mod hazards;
-mod kernel;
-mod loader;
-mod pinner;
-mod pipeline;
-mod probes;
-mod procfs;
-mod session;
-mod stream;
-
 use std::{io::Write as _, process::ExitCode};
 
 use clap::Parser as _;
 
-use cli::{Cli, Commands};
-use error::Error;
+use probe_user::{
+    audit,
+    cli::{Cli, Commands},
+    daemon, doctor,
+    error::Error,
+    exit, stream,
+};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();

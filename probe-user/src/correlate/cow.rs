@@ -19,7 +19,10 @@ impl Correlator {
         }
         let holder = self.live.iter().find(|p| {
             same_process(&p.task, &cow.task)
-                && (p.start..p.start + (p.pages << PAGE_SHIFT)).contains(&cow.address)
+                && (p.start
+                    ..p.start
+                        .saturating_add(p.pages.saturating_mul(1 << PAGE_SHIFT)))
+                    .contains(&cow.address)
         });
         let pinner = holder.map_or_else(
             || "unknown (pinned before pinwatch started)".to_owned(),

@@ -59,7 +59,9 @@ impl Correlator {
         let needs = vma
             .needs_dirty_tracking
             .unwrap_or(!findings::exempt_from_dirty_tracking(file.fs_magic));
-        let first_index = vma.pgoff + (pin.start.saturating_sub(vma.start) >> PAGE_SHIFT);
+        let first_index = vma
+            .pgoff
+            .saturating_add(pin.start.saturating_sub(vma.start) >> PAGE_SHIFT);
         (write && vma.flags & VM_SHARED != 0 && needs).then_some((file, first_index))
     }
 
@@ -68,7 +70,7 @@ impl Correlator {
         let same_call =
             |p: &FilePin| same_task(&p.pin.task, &unpin.task) && p.pin.syscall == unpin.syscall;
         if let Some(i) = self.pending.iter().rposition(same_call) {
-            self.pending[i].unpinned += unpin.pages;
+            self.pending[i].unpinned = self.pending[i].unpinned.saturating_add(unpin.pages);
             if self.pending[i].unpinned >= self.pending[i].pages {
                 let released = self.pending.remove(i);
                 let finding = self.pin_finding(
@@ -83,7 +85,7 @@ impl Correlator {
         }
         let owner = |p: &FilePin| same_process(&p.pin.task, &unpin.task);
         if let Some(i) = self.active.iter().position(owner) {
-            self.active[i].unpinned += unpin.pages;
+            self.active[i].unpinned = self.active[i].unpinned.saturating_add(unpin.pages);
             if self.active[i].unpinned >= self.active[i].pages {
                 self.active.remove(i);
             }
@@ -144,7 +146,7 @@ impl Correlator {
     fn tally_pin(&mut self, task: &Task, pages: u64) {
         let key = (task.tgid, task.start_ns);
         if let Some(t) = self.tally.get_mut(&key) {
-            t.pinned_pages += pages;
+            t.pinned_pages = t.pinned_pages.saturating_add(pages);
         } else if self.tally.len() < self.cfg.max_pins {
             self.tally.insert(
                 key,

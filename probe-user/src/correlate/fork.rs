@@ -31,7 +31,7 @@ impl Correlator {
             .find(|(t, _, _)| same_task(t, &copy.task))
         {
             Some((_, pages, known)) => {
-                *pages += copy.pages;
+                *pages = pages.saturating_add(copy.pages);
                 if known.is_none() {
                     *known = pinner;
                 }

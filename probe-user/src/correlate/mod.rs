@@ -204,7 +204,7 @@ impl Correlator {
         self.flush_unshares();
         for pin in &self.live {
             if let Some(t) = self.tally.get_mut(&(pin.task.tgid, pin.task.start_ns)) {
-                t.held_pages += pin.pages;
+                t.held_pages = t.held_pages.saturating_add(pin.pages);
             }
         }
         let mut processes: Vec<ProcessPins> = self.tally.into_values().collect();
@@ -250,7 +250,8 @@ impl Correlator {
     pub fn live_pages_by_pinner(&self) -> BTreeMap<&str, u64> {
         let mut pages = BTreeMap::new();
         for pin in &self.live {
-            *pages.entry(pin.pinner.as_str()).or_default() += pin.pages;
+            let total = pages.entry(pin.pinner.as_str()).or_default();
+            *total = u64::saturating_add(*total, pin.pages);
         }
         pages
     }
@@ -296,7 +297,7 @@ impl Correlator {
         };
         match self.findings.iter_mut().find(same) {
             Some(existing) => {
-                existing.pages += finding.pages;
+                existing.pages = existing.pages.saturating_add(finding.pages);
                 existing.first_ns = existing.first_ns.min(finding.first_ns);
                 existing.last_ns = existing.last_ns.max(finding.last_ns);
             }

@@ -551,3 +551,27 @@ fn settled_findings_are_taken_once_and_processes_ranked() {
     assert_eq!(summary.processes[0].pinned_pages, 16);
     assert_eq!(summary.processes[0].held_pages, 16);
 }
+
+/// Found by the fuzzer: kernel-supplied offsets and counts near u64::MAX must not overflow.
+#[test]
+fn extreme_kernel_values_saturate_instead_of_overflowing() {
+    let mut huge = spec(0);
+    huge.ret = i64::MAX;
+    let mut e = pin(huge);
+    if let Event::Pin(p) = &mut e {
+        p.start = u64::MAX;
+        if let Some(vma) = &mut p.vma {
+            vma.pgoff = u64::MAX;
+            vma.start = 0;
+        }
+    }
+    let (findings, _) = settled(vec![
+        e,
+        pin(PinSpec {
+            ret: i64::MAX,
+            ..spec(1)
+        }),
+    ])
+    .finish();
+    assert!(findings.iter().all(|f| f.pages > 0));
+}

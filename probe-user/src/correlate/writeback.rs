@@ -7,7 +7,7 @@ impl Correlator {
     pub(super) fn on_clean(&mut self, clean: &Mkclean) {
         let covers = |p: &&FilePin| {
             Some(p.file) == clean.file
-                && (p.first_index..p.first_index + p.pages).contains(&clean.index)
+                && (p.first_index..p.first_index.saturating_add(p.pages)).contains(&clean.index)
         };
         let holder = self
             .active

@@ -20,7 +20,7 @@ use crate::{
     error::Error,
     exit,
     hazards::Hazard,
-    kernel::{self, caps::Capabilities, kallsyms::Kallsyms, layout::Layout},
+    kernel::{self, caps::Capabilities, flags::FollFlags, kallsyms::Kallsyms, layout::Layout},
     probes::{HOOKS, Need},
     session::{Methods, Session},
 };
@@ -68,7 +68,12 @@ pub fn assess(
     counters: Option<&Counters>,
 ) -> (Vec<HookStatus>, Vec<HazardStatus>, String, u8) {
     let hooks = hook_statuses(session.attachments.clone(), counters);
-    let hazards = hazard_statuses(&hooks, &session.layout, &session.kallsyms);
+    let hazards = hazard_statuses(
+        &hooks,
+        &session.layout,
+        &session.foll_flags,
+        &session.kallsyms,
+    );
     let (verdict, code) = verdict(&hooks, &hazards, &session.capabilities, &session.methods);
     (hooks, hazards, verdict, code)
 }
@@ -119,6 +124,7 @@ fn hook_statuses(attachments: Vec<Attachment>, counters: Option<&Counters>) -> V
 fn hazard_statuses(
     hooks: &[HookStatus],
     layout: &Layout,
+    foll: &FollFlags,
     kallsyms: &Kallsyms,
 ) -> Vec<HazardStatus> {
     Hazard::ALL
@@ -142,9 +148,7 @@ fn hazard_statuses(
                 })
                 .map(|(hook, _)| hook.name)
                 .collect();
-            if hazard == Hazard::PinnedFolioCleaned && !layout.has_folio_pin_test() {
-                missing.push("folio layout in BTF (_refcount, _pincount, flags, PG_head)");
-            }
+            missing.extend(layout.missing_for(hazard, foll));
             HazardStatus {
                 id: hazard,
                 observable: missing.is_empty(),

@@ -8,6 +8,7 @@ use probe_common::layout::{self as names, valid};
 use serde::Serialize;
 
 use super::{btf::KernelBtf, flags::FollFlags};
+use crate::hazards::Hazard;
 
 /// Offsets (bytes) and bit numbers, `None` when this kernel's BTF does not have them.
 #[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
@@ -188,6 +189,74 @@ impl Layout {
     }
 }
 
+/// The layout groups each hazard's programs read. Without one, those programs refuse to
+/// classify (its `LAYOUT_VALID` bit is clear), so the hazard is refused with the group's name
+/// instead of being reported from guesses.
+const HAZARD_NEEDS: &[(Hazard, u32, &str)] = &[
+    (
+        Hazard::LongtermFilePin,
+        valid::FOLL,
+        "layout: FOLL_LONGTERM value",
+    ),
+    (
+        Hazard::LongtermFilePin,
+        valid::VMA_FILE,
+        "layout: vma → file → inode → super_block",
+    ),
+    (
+        Hazard::LongtermFilePin,
+        valid::PT_REGS,
+        "layout: pt_regs (which system call pinned)",
+    ),
+    (
+        Hazard::PinnedFolioCleaned,
+        valid::FOLIO_PIN_TEST,
+        "layout: folio _refcount, _pincount, flags, PG_head",
+    ),
+    (
+        Hazard::PinnedFolioCleaned,
+        valid::FOLIO_FILE,
+        "layout: folio → mapping → inode",
+    ),
+    (
+        Hazard::ForkWithPins,
+        valid::MM_FLAGS,
+        "layout: task → mm → flags (MMF_HAS_PINNED)",
+    ),
+    (
+        Hazard::ForkWithPins,
+        valid::FOLL,
+        "layout: FOLL_LONGTERM value",
+    ),
+    (
+        Hazard::PinnedCow,
+        valid::VM_FAULT,
+        "layout: vm_fault page, flags, address",
+    ),
+    (
+        Hazard::PinnedCow,
+        valid::FOLIO_PIN_TEST,
+        "layout: folio _refcount, _pincount, flags, PG_head",
+    ),
+    (
+        Hazard::EarlyPfnUntrack,
+        valid::VMA_FILE,
+        "layout: vma flags and range",
+    ),
+];
+
+impl Layout {
+    /// What BTF did not give that `hazard` needs (empty: its programs can classify).
+    pub fn missing_for(&self, hazard: Hazard, foll: &FollFlags) -> Vec<&'static str> {
+        let (bits, _) = self.globals(foll);
+        HAZARD_NEEDS
+            .iter()
+            .filter(|(h, bit, _)| *h == hazard && bits & bit == 0)
+            .map(|(_, _, what)| *what)
+            .collect()
+    }
+}
+
 /// An eBPF global's name and its value, when BTF had it.
 type Global = (&'static str, Option<u32>);
 
@@ -252,6 +321,46 @@ mod tests {
             unique.len(),
             globals.len(),
             "shared offsets are written once"
+        );
+    }
+
+    #[test]
+    fn a_missing_offset_refuses_exactly_the_hazards_that_read_it() {
+        let foll = FollFlags::legacy();
+        for hazard in Hazard::ALL {
+            assert!(full().missing_for(hazard, &foll).is_empty(), "{hazard}");
+        }
+        // inode → super_block feeds file identity: file pins, cleaned folios, PFN ranges (VMA
+        // group) are refused, fork and COW are not.
+        let layout = Layout {
+            inode_sb: None,
+            ..full()
+        };
+        let refused: Vec<Hazard> = Hazard::ALL
+            .into_iter()
+            .filter(|h| !layout.missing_for(*h, &foll).is_empty())
+            .collect();
+        assert_eq!(
+            refused,
+            [
+                Hazard::LongtermFilePin,
+                Hazard::PinnedFolioCleaned,
+                Hazard::EarlyPfnUntrack
+            ]
+        );
+        let no_vm_fault = Layout {
+            vm_fault_page: None,
+            ..full()
+        };
+        assert_eq!(
+            no_vm_fault.missing_for(Hazard::PinnedCow, &foll),
+            ["layout: vm_fault page, flags, address"]
+        );
+        assert!(
+            Layout::default()
+                .missing_for(Hazard::ForkWithPins, &foll)
+                .len()
+                == 1
         );
     }
 
