@@ -44,7 +44,7 @@ struct PinSpec {
     dontfork: bool,
 }
 
-fn spec(at: u64) -> PinSpec {
+pub(super) fn spec(at: u64) -> PinSpec {
     PinSpec {
         at,
         task: task(42, 1),
@@ -485,16 +485,9 @@ fn copies_of_pinned_pages_are_findings_and_reuses_are_counted() {
     assert_eq!(stats.pinned_reuses, 1);
 }
 
-/// [`fed`], then advanced ten seconds past the stream: every window has closed.
-fn settled(events: Vec<Event>) -> Correlator {
-    let mut c = fed(events);
-    c.advance(10_000 * MS);
-    c
-}
-
 /// A correlator with short windows, `events` pushed in the given order with `now` advancing to
 /// each event's time.
-fn fed(events: Vec<Event>) -> Correlator {
+pub(super) fn fed(events: Vec<Event>) -> Correlator {
     let mut c = Correlator::new(
         Config {
             reorder_ns: 5 * MS,
@@ -511,67 +504,4 @@ fn fed(events: Vec<Event>) -> Correlator {
     c
 }
 
-#[test]
-fn unpins_release_live_pins_with_their_age() {
-    let mut c = settled(vec![
-        anon_pin(0),
-        unpin(3_000, task(42, 1), call(9), 10),
-        unpin(4_000, task(42, 1), call(9), 6),
-    ]);
-    let released = c.take_released();
-    assert_eq!(released.len(), 1, "released once, when the last page goes");
-    assert_eq!(released[0].pages, 16);
-    assert_eq!(released[0].held_ns, 4_000 * MS);
-    assert!(c.live_pages_by_pinner().is_empty());
-    assert!(c.take_released().is_empty(), "taken once");
-}
-
-#[test]
-fn pins_of_exited_processes_are_released_by_pruning() {
-    let mut c = settled(vec![anon_pin(0)]);
-    assert_eq!(c.live_pages_by_pinner().values().sum::<u64>(), 16);
-    c.prune_exited(|tgid| tgid != 42, 5_000 * MS);
-    assert_eq!(c.live_pages_by_pinner().values().sum::<u64>(), 0);
-    let released = c.take_released();
-    assert_eq!((released[0].pages, released[0].held_ns), (16, 5_000 * MS));
-    let mut alive = settled(vec![anon_pin(0)]);
-    alive.prune_exited(|_| true, 5_000 * MS);
-    assert_eq!(alive.live_pages_by_pinner().values().sum::<u64>(), 16);
-}
-
-#[test]
-fn settled_findings_are_taken_once_and_processes_ranked() {
-    let mut c = settled(vec![pin(spec(0))]);
-    assert_eq!(c.take_settled(0).len(), 0, "nothing older than time 0");
-    let taken = c.take_settled(u64::MAX);
-    assert_eq!(taken.len(), 1);
-    assert!(c.take_settled(u64::MAX).is_empty());
-    let (_, summary) = c.finish();
-    assert_eq!(summary.processes.len(), 1);
-    assert_eq!(summary.processes[0].pinned_pages, 16);
-    assert_eq!(summary.processes[0].held_pages, 16);
-}
-
-/// Found by the fuzzer: kernel-supplied offsets and counts near u64::MAX must not overflow.
-#[test]
-fn extreme_kernel_values_saturate_instead_of_overflowing() {
-    let mut huge = spec(0);
-    huge.ret = i64::MAX;
-    let mut e = pin(huge);
-    if let Event::Pin(p) = &mut e {
-        p.start = u64::MAX;
-        if let Some(vma) = &mut p.vma {
-            vma.pgoff = u64::MAX;
-            vma.start = 0;
-        }
-    }
-    let (findings, _) = settled(vec![
-        e,
-        pin(PinSpec {
-            ret: i64::MAX,
-            ..spec(1)
-        }),
-    ])
-    .finish();
-    assert!(findings.iter().all(|f| f.pages > 0));
-}
+mod ledger;
