@@ -44,7 +44,7 @@ struct PinSpec {
     dontfork: bool,
 }
 
-pub(super) fn spec(at: u64) -> PinSpec {
+fn spec(at: u64) -> PinSpec {
     PinSpec {
         at,
         task: task(42, 1),
@@ -487,7 +487,7 @@ fn copies_of_pinned_pages_are_findings_and_reuses_are_counted() {
 
 /// A correlator with short windows, `events` pushed in the given order with `now` advancing to
 /// each event's time.
-pub(super) fn fed(events: Vec<Event>) -> Correlator {
+fn fed(events: Vec<Event>) -> Correlator {
     let mut c = Correlator::new(
         Config {
             reorder_ns: 5 * MS,
