@@ -3,6 +3,7 @@
 //! hazard.
 
 mod behaviour;
+mod cost;
 pub mod render;
 pub mod report;
 
@@ -80,9 +81,13 @@ pub fn assess(
 
 /// Runs the command (or waits) with every hook attached, then reads the counters.
 fn watch(opts: &Options, ebpf: &Ebpf) -> Result<Option<(Watch, Counters)>, Error> {
+    if opts.command.is_empty() && opts.watch.is_none() {
+        return Ok(None);
+    }
+    let stats = cost::enable();
     let start = Instant::now();
     let exit_status = match (&opts.command[..], opts.watch) {
-        ([], None) => return Ok(None),
+        ([], None) => None,
         ([], Some(span)) => {
             std::thread::sleep(span);
             None
@@ -104,6 +109,10 @@ fn watch(opts: &Options, ebpf: &Ebpf) -> Result<Option<(Watch, Counters)>, Error
         exit_status,
         seconds: start.elapsed().as_secs_f64(),
         filters: counters.filters.clone(),
+        program_costs: stats
+            .as_ref()
+            .map_or_else(|_| Vec::new(), |_fd| cost::read(ebpf)),
+        program_costs_unavailable: stats.err(),
     };
     Ok(Some((watch, counters)))
 }

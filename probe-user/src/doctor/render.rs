@@ -78,6 +78,22 @@ pub fn render(r: &Report) -> String {
             format!("exit status {c}")
         });
         let _ = writeln!(out, "\n  watched {what} for {:.1}s, {status}", w.seconds);
+        if let Some(why) = &w.program_costs_unavailable {
+            let _ = writeln!(out, "  program cost: {why}");
+        } else if !w.program_costs.is_empty() {
+            let _ = writeln!(
+                out,
+                "\n  {:<40} {:>10} {:>10}   (kernel BPF statistics)",
+                "program", "runs", "ns/run"
+            );
+            for c in &w.program_costs {
+                let _ = writeln!(
+                    out,
+                    "  {:<40} {:>10} {:>10.0}",
+                    c.program, c.runs, c.ns_per_run
+                );
+            }
+        }
     }
     let _ = writeln!(out, "\n{}", r.verdict);
     out

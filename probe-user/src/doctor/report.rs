@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use super::behaviour::Behaviour;
+use super::{behaviour::Behaviour, cost::ProgramCost};
 use crate::{
     attach::Attachment,
     counters::FilterCounts,
@@ -55,4 +55,8 @@ pub struct Watch {
     pub exit_status: Option<i32>,
     pub seconds: f64,
     pub filters: FilterCounts,
+    /// Per-program cost from the kernel's BPF statistics (programs that ran).
+    pub program_costs: Vec<ProgramCost>,
+    /// Why `program_costs` is empty when the statistics could not be enabled.
+    pub program_costs_unavailable: Option<String>,
 }

@@ -134,6 +134,7 @@ fn check_pass(kernel: &Kernel, pass: &Pass, fails: &mut Vec<String>) {
             s(r, "verdict")
         ));
     }
+    check_costs(&at, &r["watch"], fails);
     if r["watch"]["exit_status"].as_i64() != Some(0) {
         fails.push(format!(
             "{at}: workloads exited {} (see console.log)",
@@ -335,6 +336,33 @@ fn check_method(at: &str, name: &str, hook: &Value, pass: &str, fails: &mut Vec<
     };
     if !ok {
         fails.push(format!("{at}: {name} attached with {method} ({reason})"));
+    }
+}
+
+/// The kernel's BPF statistics were on while the workloads ran, and the hottest hooks'
+/// programs show runs and a cost per run.
+fn check_costs(at: &str, watch: &Value, fails: &mut Vec<String>) {
+    if !watch["program_costs_unavailable"].is_null() {
+        fails.push(format!("{at}: {}", watch["program_costs_unavailable"]));
+        return;
+    }
+    let costs = watch["program_costs"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    for hook in ["folio_mkclean", "do_wp_page", "copy_page_range"] {
+        let ran = costs.iter().any(|c| {
+            c["program"]
+                .as_str()
+                .is_some_and(|p| p.ends_with(&format!("_{hook}")))
+                && c["runs"].as_u64().unwrap_or(0) > 0
+                && c["ns_per_run"].as_f64().unwrap_or(0.0) > 0.0
+        });
+        if !ran {
+            fails.push(format!(
+                "{at}: no BPF run-time statistics for the {hook} programs"
+            ));
+        }
     }
 }
 

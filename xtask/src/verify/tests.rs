@@ -49,10 +49,15 @@ fn output(kernel: &Kernel, method: &str, edit: impl Fn(&mut Value)) -> String {
         )
         .chain([("mkclean_unclassified".to_owned(), 0.into())])
         .collect();
+    let costs: Vec<Value> = ["folio_mkclean", "do_wp_page", "copy_page_range"]
+        .map(|h| serde_json::json!({"program": format!("fentry_{h}"), "runs": 10, "run_ns": 1000, "ns_per_run": 100.0}))
+        .into();
     let mut report = serde_json::json!({
         "hooks": hooks, "layout": layout, "hazards": hazards,
         "foll_flags": {"source": kernel.foll_source, "values": values},
-        "watch": {"exit_status": 0, "filters": filters}, "verdict": "OK",
+        "watch": {"exit_status": 0, "filters": filters, "program_costs_unavailable": null,
+                  "program_costs": costs},
+        "verdict": "OK",
     });
     edit(&mut report);
     let findings: Vec<Value> = kernel
@@ -219,4 +224,24 @@ fn every_kernel_lists_every_hook_once() {
         let these: Vec<&str> = k.hooks.iter().map(|(n, _)| *n).collect();
         assert_eq!(these, names, "{}", k.name);
     }
+}
+
+#[test]
+fn missing_bpf_statistics_fail_the_pass() {
+    let k = expect::kernel("7.2").unwrap();
+    let fails = fails_for(k, |r| {
+        r["watch"]["program_costs"] = serde_json::json!([]);
+        r["watch"]["program_costs_unavailable"] = "needs CAP_SYS_ADMIN".into();
+    });
+    assert!(
+        fails.iter().any(|f| f.contains("needs CAP_SYS_ADMIN")),
+        "{fails:?}"
+    );
+    let fails = fails_for(k, |r| {
+        r["watch"]["program_costs"][1]["runs"] = 0.into();
+    });
+    assert!(
+        fails.iter().any(|f| f.contains("do_wp_page programs")),
+        "{fails:?}"
+    );
 }
