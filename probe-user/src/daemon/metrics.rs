@@ -182,6 +182,13 @@ impl Metrics {
         for c in collectors {
             self.registry.register(c).expect("metric names are unique");
         }
+        // The client library's standard process_* metrics (resident memory, CPU, open fds),
+        // as every exporter has them: pinwatch's own footprint.
+        self.registry
+            .register(Box::new(
+                prometheus::process_collector::ProcessCollector::for_self(),
+            ))
+            .expect("process metrics are registered once");
     }
 
     pub fn registry(&self) -> Registry {
@@ -337,5 +344,37 @@ impl Observer for Metrics {
         self.pin_age
             .with_label_values(&[pin.pinner.as_str()])
             .observe(pin.held_ns as f64 / 1e9);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::daemon::catalog::CATALOG;
+
+    /// Every pinwatch family served is in the catalog with its type, the finding series exist
+    /// from the start (at 0, so the first finding is an increase), and the process's own
+    /// footprint is there too. Label-keyed families appear with their first series.
+    #[test]
+    fn the_registry_serves_the_catalog() {
+        let mut metrics = Metrics::new(&FollFlags::legacy(), "6.1.0-test");
+        metrics.kernel_counters(&Counters::default());
+        let text = Metrics::render(&metrics.registry());
+        let mut served = 0;
+        for line in text.lines().filter(|l| l.starts_with("# TYPE pinwatch_")) {
+            let mut words = line.split_whitespace().skip(2);
+            let (name, kind) = (words.next().unwrap(), words.next().unwrap());
+            assert!(
+                CATALOG.iter().any(|f| f.name == name && f.kind == kind),
+                "{name} ({kind}) not in the catalog"
+            );
+            served += 1;
+        }
+        assert!(served >= 15, "only {served} families served:\n{text}");
+        assert!(text.contains("process_resident_memory_bytes"));
+        assert!(text.contains(
+            "pinwatch_findings_total{hazard=\"longterm-file-pin\",outcome=\"granted\"} 0"
+        ));
+        assert!(text.contains("pinwatch_hook_calls_total{hook=\"folio_mkclean\"} 0"));
     }
 }
