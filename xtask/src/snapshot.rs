@@ -211,15 +211,18 @@ fn timeseries(p: &Value, server: &Server, start: f64, end: f64, w: f64, h: f64) 
     let mut legend_html = String::new();
     for (i, (name, points)) in series.iter().enumerate() {
         let color = PALETTE[i % PALETTE.len()];
-        let path: Vec<String> = points
-            .iter()
-            .map(|(t, v)| format!("{:.1},{:.1}", sx(*t), sy(*v)))
-            .collect();
-        let _ = write!(
-            svg,
-            "<polyline fill=none stroke='{color}' stroke-width=1.5 points='{}'/>",
-            path.join(" ")
-        );
+        // A gap of more than a few steps (the daemon was not running) breaks the line.
+        for segment in points.chunk_by(|a, b| b.0 - a.0 <= 3.0 * step) {
+            let path: Vec<String> = segment
+                .iter()
+                .map(|(t, v)| format!("{:.1},{:.1}", sx(*t), sy(*v)))
+                .collect();
+            let _ = write!(
+                svg,
+                "<polyline fill=none stroke='{color}' stroke-width=1.5 points='{}'/>",
+                path.join(" ")
+            );
+        }
         let last = points.last().map_or(0.0, |(_, v)| *v);
         let peak = points.iter().map(|(_, v)| *v).fold(0.0, f64::max);
         let _ = write!(
