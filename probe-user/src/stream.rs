@@ -70,10 +70,7 @@ pub fn run(opts: &Options) -> Result<u8, Error> {
     let existing = opts.pid.map(Target::process).transpose()?;
     let stop = stop_on_signals()?;
     let mut session = Session::open(&opts.btf_path, opts.method, "events")?;
-    let (_, _, verdict, code) = doctor::assess(&session, None);
-    if code == exit::UNOBSERVABLE {
-        return Err(Error::Unobservable(verdict));
-    }
+    doctor::require_observable(&session)?;
     let mut pipeline = Pipeline::new(&mut session)?;
     let mut target = match existing {
         Some(process) => process,

@@ -85,10 +85,7 @@ pub fn run(opts: &Options) -> Result<(Report, u8), Error> {
     // From the start: a Ctrl-C while the hooks attach still ends with a report.
     let stop = stop_on_signals()?;
     let mut session = Session::open(&opts.btf_path, opts.method, "audit")?;
-    let (_, hazards, verdict, code) = doctor::assess(&session, None);
-    if code == exit::UNOBSERVABLE {
-        return Err(Error::Unobservable(verdict));
-    }
+    let hazards = doctor::require_observable(&session)?;
     let unobservable = hazards
         .iter()
         .filter(|h| !h.observable)

@@ -58,17 +58,14 @@ pub fn run(opts: &Options) -> Result<u8, Error> {
     listener.set_nonblocking(true).map_err(Error::Serve)?;
     let log = FindingsLog::open(opts.findings_log.as_deref())?;
     let session = Session::open(&opts.btf_path, opts.method, "run")?;
-    let (hooks, hazards, verdict, code) = doctor::assess(&session, None);
-    if code == exit::UNOBSERVABLE {
-        return Err(Error::Unobservable(verdict));
-    }
+    let hazards = doctor::require_observable(&session)?;
     let attached = session.attachments.iter().filter(|a| a.attached).count();
     let metrics = Metrics::new(&session.foll_flags, &kernel::release());
     metrics.attachments(&session.attachments, &hazards);
     let registry = metrics.registry();
     eprintln!(
         "pinwatch run: {attached}/{} hooks attached; serving http://{}/metrics",
-        hooks.len(),
+        session.attachments.len(),
         opts.listen
     );
     if opts.listen.ip().is_unspecified() {

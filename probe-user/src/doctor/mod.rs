@@ -79,6 +79,16 @@ pub fn assess(
     (hooks, hazards, verdict, code)
 }
 
+/// The hazards of an open session, or the unobservable verdict as an error: what every
+/// watching command (audit, events, run) checks before it starts.
+pub fn require_observable(session: &Session) -> Result<Vec<HazardStatus>, Error> {
+    let (_, hazards, verdict, code) = assess(session, None);
+    if code == exit::UNOBSERVABLE {
+        return Err(Error::Unobservable(verdict));
+    }
+    Ok(hazards)
+}
+
 /// Runs the command (or waits) with every hook attached, then reads the counters.
 fn watch(opts: &Options, ebpf: &Ebpf) -> Result<Option<(Watch, Counters)>, Error> {
     if opts.command.is_empty() && opts.watch.is_none() {
