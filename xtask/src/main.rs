@@ -84,7 +84,13 @@ fn vm(args: VmArgs) -> Result<()> {
         let dir = cache.join("kernels").join(kernel.name);
         let work = root.join("target/vm").join(kernel.name);
         let initrd = guest::initramfs(&dir, &binaries, &work)?;
-        let output = qemu::boot(&dir.join("vmlinuz"), &initrd, &work, args.timeout, *port)?;
+        let output = qemu::boot(&qemu::Guest {
+            vmlinuz: &dir.join("vmlinuz"),
+            initrd: &initrd,
+            work: &work,
+            timeout_secs: args.timeout,
+            metrics_port: *port,
+        })?;
         let results = verify::parse(&output)
             .with_context(|| format!("kernel {name}: reading guest results"))?;
         let Some(server) = &server else {

@@ -23,21 +23,25 @@ const ATTEMPTS: u32 = 5;
 /// The guest's daemon port, forwarded to `metrics_port` on the host's loopback.
 const GUEST_METRICS_PORT: u16 = 9469;
 
-pub fn boot(
-    vmlinuz: &Path,
-    initrd: &Path,
-    work: &Path,
-    timeout_secs: u64,
-    metrics_port: u16,
-) -> Result<String> {
+/// One guest to boot: kernel, initramfs, working directory (console and result files), how
+/// long it may run, and the host port its daemon's metrics are forwarded to.
+pub struct Guest<'a> {
+    pub vmlinuz: &'a Path,
+    pub initrd: &'a Path,
+    pub work: &'a Path,
+    pub timeout_secs: u64,
+    pub metrics_port: u16,
+}
+
+pub fn boot(guest: &Guest) -> Result<String> {
     let mut last = None;
     for attempt in 1..=ATTEMPTS {
-        match boot_once(vmlinuz, initrd, work, timeout_secs, metrics_port) {
+        match boot_once(guest) {
             Ok(out) if out.contains(LAST_RESULT) => return Ok(out),
             outcome => {
                 let why = match &outcome {
                     Err(e) => format!("{e:#}"),
-                    Ok(_) => guest_failure(&work.join("console.log")),
+                    Ok(_) => guest_failure(&guest.work.join("console.log")),
                 };
                 eprintln!("xtask: attempt {attempt}/{ATTEMPTS} produced no complete result: {why}");
                 last = Some(outcome);
@@ -58,13 +62,14 @@ fn guest_failure(console: &Path) -> String {
         )
 }
 
-fn boot_once(
-    vmlinuz: &Path,
-    initrd: &Path,
-    work: &Path,
-    timeout_secs: u64,
-    metrics_port: u16,
-) -> Result<String> {
+fn boot_once(guest: &Guest) -> Result<String> {
+    let Guest {
+        vmlinuz,
+        initrd,
+        work,
+        timeout_secs,
+        metrics_port,
+    } = *guest;
     let results = work.join("results.txt");
     let console = work.join("console.log");
     let _ = fs::remove_file(&results);

@@ -369,122 +369,6 @@ fn anon_pin(at: u64) -> Event {
     })
 }
 
-#[test]
-fn forks_of_processes_holding_pins() {
-    let dontfork_pin = |at| {
-        pin(PinSpec {
-            magic: None,
-            dontfork: true,
-            ..spec(at)
-        })
-    };
-    let cases: Vec<(&str, Vec<Event>, Vec<Brief>)> = vec![
-        (
-            "pinned pages copied eagerly",
-            vec![anon_pin(10), fork_copy(20, 16), fork(21)],
-            vec![(Hazard::ForkWithPins, EagerCopy, 16)],
-        ),
-        (
-            "MADV_DONTFORK pins held, nothing copied",
-            vec![dontfork_pin(10), fork(21)],
-            vec![(Hazard::ForkWithPins, Protected, 16)],
-        ),
-        (
-            "pins not known to be DONTFORK and nothing copied: silent",
-            vec![anon_pin(10), fork(21)],
-            vec![],
-        ),
-        (
-            "DONTFORK pins released before the fork: silent",
-            vec![
-                dontfork_pin(10),
-                unpin(15, task(42, 1), call(9), 16),
-                fork(21),
-            ],
-            vec![],
-        ),
-        (
-            "copies of pins older than pinwatch",
-            vec![fork_copy(20, 4), fork(21)],
-            vec![(Hazard::ForkWithPins, EagerCopy, 4)],
-        ),
-        (
-            "a fork with no copies and no pins: silent",
-            vec![fork(21)],
-            vec![],
-        ),
-    ];
-    for (name, events, want) in cases {
-        assert_eq!(run(events).0, want, "{name}");
-    }
-}
-
-#[test]
-fn eager_copies_name_the_pin_inside_the_copied_vma() {
-    let mut c = Correlator::new(Config::default(), FollFlags::legacy());
-    for e in [anon_pin(10), fork_copy(20, 16), fork(21)] {
-        c.push(e);
-    }
-    let (findings, _) = c.finish();
-    assert_eq!(findings[0].pinner, "vfio");
-    let mut c = Correlator::new(Config::default(), FollFlags::legacy());
-    c.push(fork_copy(20, 16));
-    c.push(fork(21));
-    assert!(c.finish().0[0].pinner.starts_with("unknown"));
-}
-
-fn cow(at: u64, address: u64, copied: bool) -> Event {
-    fault(at, address, copied, 0x1)
-}
-
-fn fault(at: u64, address: u64, copied: bool, fault_flags: u32) -> Event {
-    Event::PinnedCow(crate::events::PinnedCow {
-        at_ns: at * MS,
-        task: task(42, 1),
-        syscall: call(1),
-        address,
-        fault_flags,
-        copied,
-    })
-}
-
-#[test]
-fn unshares_issued_by_a_pin_are_attributed_to_it() {
-    let unshare = |at, copied| fault(at, 0x7000_0000, copied, 0x480);
-    let cases: Vec<(&str, Vec<Event>, Vec<Brief>)> = vec![
-        (
-            "two copying unshares, then their pin",
-            vec![unshare(9, true), unshare(9, true), anon_pin(10)],
-            vec![(Hazard::PinnedCow, Unshared, 2)],
-        ),
-        (
-            "an unshare that reused the page is not a copy",
-            vec![unshare(9, false), anon_pin(10)],
-            vec![],
-        ),
-        (
-            "an unshare whose pin never came",
-            vec![unshare(9, true)],
-            vec![(Hazard::PinnedCow, Unshared, 1)],
-        ),
-    ];
-    for (name, events, want) in cases {
-        assert_eq!(run(events).0, want, "{name}");
-    }
-}
-
-#[test]
-fn copies_of_pinned_pages_are_findings_and_reuses_are_counted() {
-    let (findings, stats) = run(vec![
-        anon_pin(10),
-        cow(20, 0x7000_0000, true),
-        cow(21, 0x7000_1000, true),
-        cow(22, 0x7000_2000, false),
-    ]);
-    assert_eq!(findings, vec![(Hazard::PinnedCow, Copied, 2)]);
-    assert_eq!(stats.pinned_reuses, 1);
-}
-
 /// A correlator with short windows, `events` pushed in the given order with `now` advancing to
 /// each event's time.
 fn fed(events: Vec<Event>) -> Correlator {
@@ -504,4 +388,5 @@ fn fed(events: Vec<Event>) -> Correlator {
     c
 }
 
+mod fork_cow;
 mod ledger;

@@ -1,0 +1,148 @@
+//! Decoding real wire layouts, and refusing short or unknown records.
+
+use probe_common::{event::VmaInfo, hook};
+
+use super::*;
+
+fn header(kind: u32) -> Header {
+    let mut comm = [0u8; 16];
+    comm[..4].copy_from_slice(b"qemu");
+    Header {
+        kind,
+        ts_ns: 7,
+        pid_tgid: (42 << 32) | 43,
+        task_start_ns: 99,
+        comm,
+        ..Header::default()
+    }
+}
+
+#[test]
+fn a_pin_decodes_with_its_vma_and_task() {
+    let wire = PinEvent {
+        header: header(kind::PIN),
+        hook: hook::PIN_USER_PAGES_REMOTE,
+        gup_flags: 0x10001,
+        start: 0x7000,
+        nr_pages: 16,
+        ret: 16,
+        stack_id: 3,
+        vma: VmaInfo {
+            seen: 1,
+            needs_dirty: 2,
+            vm_flags: 0xfb,
+            vm_start: 0x7000,
+            vm_pgoff: 0,
+            ino: 12,
+            dev: 0x100000,
+            fs_magic: 0xef53,
+        },
+    };
+    let Event::Pin(pin) = decode(&bytes_of(&wire)).unwrap() else {
+        panic!("not a pin")
+    };
+    assert_eq!(
+        pin.task,
+        Task {
+            tgid: 42,
+            tid: 43,
+            start_ns: 99,
+            comm: "qemu".into(),
+            cgroup_id: 0,
+        }
+    );
+    assert_eq!(pin.hook, "pin_user_pages_remote");
+    assert_eq!(pin.stack_id, Some(3));
+    let vma = pin.vma.unwrap();
+    assert_eq!(
+        vma.file,
+        Some(FileId {
+            dev: 0x100000,
+            ino: 12,
+            fs_magic: 0xef53
+        })
+    );
+    assert_eq!(vma.needs_dirty_tracking, None);
+}
+
+#[test]
+fn an_unseen_vma_and_missing_stack_are_absent() {
+    let wire = PinEvent {
+        header: header(kind::PIN),
+        stack_id: -14,
+        ..PinEvent::default()
+    };
+    let Event::Pin(pin) = decode(&bytes_of(&wire)).unwrap() else {
+        panic!("not a pin")
+    };
+    assert_eq!(
+        (pin.vma, pin.stack_id, pin.hook),
+        (None, None, "pin_user_pages")
+    );
+}
+
+#[test]
+fn short_and_unknown_records_are_errors_not_panics() {
+    let pin = bytes_of(&PinEvent {
+        header: header(kind::PIN),
+        ..PinEvent::default()
+    });
+    assert_eq!(
+        decode(&pin[..120]),
+        Err(DecodeError::Short {
+            len: 120,
+            need: pin.len()
+        })
+    );
+    assert!(matches!(decode(&[1, 2, 3]), Err(DecodeError::Short { .. })));
+    assert_eq!(
+        decode(&bytes_of(&header(77))),
+        Err(DecodeError::UnknownKind(77))
+    );
+    for len in 0..pin.len() {
+        let _ = decode(&pin[..len]);
+    }
+}
+
+#[test]
+fn a_pfn_untrack_from_the_zap_path_decodes() {
+    let wire = PfnUntrackEvent {
+        header: header(kind::PFN_UNTRACK),
+        from_zap: 1,
+        vm_end: 0x7000_4000,
+        stack_id: -1,
+        vma: VmaInfo {
+            seen: 1,
+            vm_flags: 0x0d04_44bb,
+            vm_start: 0x7000_0000,
+            ..VmaInfo::default()
+        },
+        ..PfnUntrackEvent::default()
+    };
+    let Event::PfnUntrack(u) = decode(&bytes_of(&wire)).unwrap() else {
+        panic!()
+    };
+    assert!(u.from_zap);
+    assert_eq!(
+        (u.vma.unwrap().start, u.vm_end, u.stack_id),
+        (0x7000_0000, 0x7000_4000, None)
+    );
+}
+
+#[test]
+fn a_cleaned_pinned_folio_decodes() {
+    let wire = MkcleanEvent {
+        header: header(kind::MKCLEAN_PINNED),
+        index: 5,
+        ino: 12,
+        dev: 1,
+        fs_magic: 0xef53,
+        refcount: 1025,
+        ..MkcleanEvent::default()
+    };
+    let Event::MkcleanPinned(m) = decode(&bytes_of(&wire)).unwrap() else {
+        panic!()
+    };
+    assert_eq!((m.index, m.refcount, m.large), (5, 1025, false));
+    assert!(m.file.is_some());
+}
