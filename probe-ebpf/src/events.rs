@@ -16,7 +16,8 @@ use probe_common::{
 
 use crate::{counters, layout};
 
-/// 256 KiB: thousands of records; a long-term pin storm beyond that is counted, not lost silently.
+/// Sized at load time by the runtime (`loader::RING_BUFFER_BYTES`); a storm beyond it is counted
+/// (`RINGBUF_FULL`), not lost silently.
 #[map]
 pub static EVENTS: RingBuf = RingBuf::with_byte_size(256 * 1024, 0);
 

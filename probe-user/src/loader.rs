@@ -14,6 +14,11 @@ pub enum LoadError {
     Ebpf(#[from] aya::EbpfError),
 }
 
+/// The event ring buffer. A storm of 200k records/s (~100 bytes each) fills 4 MiB in about
+/// 200 ms: room for the reader's scheduling delays without dropping. It is kernel memory
+/// charged to pinwatch, and mapped (read-only) into the daemon.
+pub const RING_BUFFER_BYTES: u32 = 4 << 20;
+
 /// Parses the object and creates its maps; programs are loaded later, one by one, by the
 /// attach ladder. Offsets BTF did not yield leave their group's `LAYOUT_VALID` bit clear, and the
 /// programs then count without classifying.
@@ -23,6 +28,7 @@ pub fn load(layout: &Layout, foll: &FollFlags) -> Result<Ebpf, LoadError> {
     }
     let (valid, globals) = layout.globals(foll);
     let mut loader = EbpfLoader::new();
+    loader.map_max_entries("EVENTS", RING_BUFFER_BYTES);
     loader.override_global(probe_common::layout::LAYOUT_VALID, &valid, true);
     for (name, value) in &globals {
         loader.override_global(name, value, true);

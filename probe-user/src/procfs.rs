@@ -25,27 +25,40 @@ pub fn path_in_maps(maps: &str, addr: u64) -> Option<String> {
     })
 }
 
-/// Whether the mapping at `addr` in `tgid` is MADV_DONTFORK (`dc` in smaps' VmFlags).
-pub fn dontfork_at(tgid: u32, addr: u64) -> Option<bool> {
+/// A VMA's range and whether one smaps `VmFlags` flag is set on it.
+pub type VmaFlag = (std::ops::Range<u64>, bool);
+
+/// Every VMA of `tgid` with whether it carries `flag` (`dc`: MADV_DONTFORK) in smaps' VmFlags.
+pub fn vma_flags(tgid: u32, flag: &str) -> Option<Vec<VmaFlag>> {
     let smaps = std::fs::read_to_string(format!("/proc/{tgid}/smaps")).ok()?;
-    dontfork_in_smaps(&smaps, addr)
+    Some(vma_flags_in_smaps(&smaps, flag))
 }
 
 /// smaps: a maps-format header line per VMA, then `Key: value` lines including `VmFlags:`.
-pub fn dontfork_in_smaps(smaps: &str, addr: u64) -> Option<bool> {
-    let mut inside = false;
+pub fn vma_flags_in_smaps(smaps: &str, flag: &str) -> Vec<VmaFlag> {
+    let mut vmas = Vec::new();
+    let mut range = None;
     for line in smaps.lines() {
-        if let Some((range, _)) = line.split_once(' ')
-            && let Some((start, end)) = range.split_once('-')
+        if let Some((span, _)) = line.split_once(' ')
+            && let Some((start, end)) = span.split_once('-')
             && let (Ok(start), Ok(end)) =
                 (u64::from_str_radix(start, 16), u64::from_str_radix(end, 16))
         {
-            inside = (start..end).contains(&addr);
-        } else if inside && let Some(flags) = line.strip_prefix("VmFlags:") {
-            return Some(flags.split_whitespace().any(|f| f == "dc"));
+            range = Some(start..end);
+        } else if let Some(flags) = line.strip_prefix("VmFlags:")
+            && let Some(range) = range.take()
+        {
+            vmas.push((range, flags.split_whitespace().any(|f| f == flag)));
         }
     }
-    None
+    vmas
+}
+
+/// The flag of the VMA holding `addr`.
+pub fn flag_at(vmas: &[VmaFlag], addr: u64) -> Option<bool> {
+    vmas.iter()
+        .find(|(range, _)| range.contains(&addr))
+        .map(|(_, set)| *set)
 }
 
 /// Most directory entries searched for one inode: a report must not stall on a huge filesystem.
@@ -217,9 +230,10 @@ VmFlags: rd wr mr mw me ac dc
 Size:                 64 kB
 VmFlags: rd wr mr mw me ac
 ";
-        assert_eq!(dontfork_in_smaps(smaps, 0x7f0000001000), Some(true));
-        assert_eq!(dontfork_in_smaps(smaps, 0x7f0000011000), Some(false));
-        assert_eq!(dontfork_in_smaps(smaps, 0x1000), None);
+        let vmas = vma_flags_in_smaps(smaps, "dc");
+        assert_eq!(flag_at(&vmas, 0x7f0000001000), Some(true));
+        assert_eq!(flag_at(&vmas, 0x7f0000011000), Some(false));
+        assert_eq!(flag_at(&vmas, 0x1000), None);
     }
 
     #[test]

@@ -16,7 +16,7 @@ use crate::{
     events::Event,
     exit,
     hazards::Hazard,
-    pipeline::{Observer, POLL, Pipeline, Target},
+    pipeline::{Observer, Pipeline, Target},
     session::Session,
 };
 
@@ -93,7 +93,7 @@ pub fn run(opts: &Options) -> Result<u8, Error> {
         if done || printer.error.is_some() {
             break;
         }
-        std::thread::sleep(POLL);
+        pipeline.wait();
     }
     pipeline.pump(&session, &mut printer);
     match printer.error {

@@ -26,7 +26,7 @@ use crate::{
     findings::Finding,
     hazards::Hazard,
     kernel,
-    pipeline::{Ended, POLL, Pipeline, Target},
+    pipeline::{Ended, Pipeline, Target},
     session::Session,
 };
 
@@ -115,7 +115,7 @@ pub fn run(opts: &Options) -> Result<(Report, u8), Error> {
         if timed_out || stop.load(Ordering::Relaxed) {
             break None;
         }
-        std::thread::sleep(POLL);
+        pipeline.wait();
     };
     pipeline.pump(&session, &mut events);
     progress.clear();

@@ -17,16 +17,15 @@ impl Correlator {
             self.stats.pinned_reuses += 1;
             return;
         }
-        let holder = self.live.iter().find(|p| {
-            same_process(&p.task, &cow.task)
-                && (p.start
-                    ..p.start
-                        .saturating_add(p.pages.saturating_mul(1 << PAGE_SHIFT)))
-                    .contains(&cow.address)
+        let holder = self.live.of(live::key(&cow.task)).find(|p| {
+            (p.start
+                ..p.start
+                    .saturating_add(p.pages.saturating_mul(1 << PAGE_SHIFT)))
+                .contains(&cow.address)
         });
         let pinner = holder.map_or_else(
             || "unknown (pinned before pinwatch started)".to_owned(),
-            |p| p.pinner.clone(),
+            |p| p.pinner.to_owned(),
         );
         self.record(Finding {
             hazard: Hazard::PinnedCow,

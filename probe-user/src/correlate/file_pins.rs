@@ -9,19 +9,18 @@ impl Correlator {
         self.stats.longterm_pins += 1;
         self.attribute_unshares(&pin);
         if pin.ret > 0 {
-            if self.live.len() >= self.cfg.max_pins {
-                self.live.remove(0);
-                self.stats.evicted_pins += 1;
-            }
-            self.live.push(LivePin {
+            let held = live::NewPin {
                 at_ns: pin.at_ns,
-                task: pin.task.clone(),
-                pinner: pin.pinner.clone(),
                 start: pin.start,
                 pages: pin.ret as u64,
-                pinned: pin.ret as u64,
+                pinner: &pin.pinner,
                 dontfork: pin.dontfork == Some(true),
-            });
+            };
+            // An evicted pin is still held by the kernel, just no longer tracked: counted, and
+            // not reported as released.
+            if self.live.push(live::key(&pin.task), &held).is_some() {
+                self.stats.evicted_pins += 1;
+            }
             self.tally_pin(&pin.task, pin.ret as u64);
         }
         let Some((file, first_index)) = self.dirty_tracked_file(&pin) else {
@@ -94,27 +93,10 @@ impl Correlator {
 
     /// Unpins end live pins of the same process, oldest first.
     fn release_live(&mut self, unpin: &Unpin) {
-        let mut left = unpin.pages;
-        for pin in self
+        let done = self
             .live
-            .iter_mut()
-            .filter(|p| same_process(&p.task, &unpin.task))
-        {
-            let take = left.min(pin.pages);
-            pin.pages -= take;
-            left -= take;
-            if pin.pages == 0 {
-                self.released.push(Released {
-                    pinner: pin.pinner.clone(),
-                    pages: pin.pinned,
-                    held_ns: unpin.at_ns.saturating_sub(pin.at_ns),
-                });
-            }
-            if left == 0 {
-                break;
-            }
-        }
-        self.live.retain(|p| p.pages > 0);
+            .release(live::key(&unpin.task), unpin.pages, unpin.at_ns);
+        self.released.extend(done);
     }
 
     /// Pins of processes that exited are gone with them (the kernel unpins at teardown, often
@@ -129,17 +111,8 @@ impl Correlator {
                 v
             }
         };
-        let (gone, kept): (Vec<LivePin>, Vec<LivePin>) = std::mem::take(&mut self.live)
-            .into_iter()
-            .partition(|p| !is_alive(p.task.tgid));
-        self.live = kept;
-        for pin in gone {
-            self.released.push(Released {
-                pinner: pin.pinner,
-                pages: pin.pinned,
-                held_ns: now.saturating_sub(pin.at_ns),
-            });
-        }
+        let gone = self.live.prune(&mut is_alive, now);
+        self.released.extend(gone);
         self.active.retain(|p| is_alive(p.pin.task.tgid));
     }
 

@@ -6,25 +6,19 @@ impl Correlator {
     /// A fork with nothing copied while the process holds pins in MADV_DONTFORK ranges: the
     /// child gets no mapping there, and the pins stay with the parent.
     fn protected_fork(&mut self, fork: &Fork) {
-        let held: Vec<&LivePin> = self
-            .live
-            .iter()
-            .filter(|p| same_process(&p.task, &fork.task) && p.dontfork)
-            .collect();
-        let Some(first) = held.first() else { return };
-        let pinner = first.pinner.clone();
-        let pages = held.iter().map(|p| p.pages).sum();
+        let mut held = self.live.of(live::key(&fork.task)).filter(|p| p.dontfork);
+        let Some(first) = held.next() else { return };
+        let pinner = first.pinner.to_owned();
+        let pages = held.fold(first.pages, |sum, p| sum.saturating_add(p.pages));
         self.record(fork_finding(fork, Outcome::Protected, pinner, pages));
     }
 
     pub(super) fn on_fork_copy(&mut self, copy: &ForkCopy) {
         let pinner = self
             .live
-            .iter()
-            .find(|p| {
-                same_process(&p.task, &copy.task) && (copy.vm_start..copy.vm_end).contains(&p.start)
-            })
-            .map(|p| p.pinner.clone());
+            .of(live::key(&copy.task))
+            .find(|p| (copy.vm_start..copy.vm_end).contains(&p.start))
+            .map(|p| p.pinner.to_owned());
         match self
             .copies
             .iter_mut()

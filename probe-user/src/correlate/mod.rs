@@ -16,6 +16,7 @@ use std::{
 
 use serde::Serialize;
 
+use self::live::LivePins;
 use crate::{
     events::{Event, FileId, Fork, ForkCopy, Mkclean, PfnUntrack, Pin, PinnedCow, Task, Unpin},
     findings::{self, Finding, Mapping, Outcome, Process},
@@ -31,8 +32,14 @@ const PAGE_SHIFT: u64 = 12;
 pub struct Config {
     pub reorder_ns: u64,
     pub settle_ns: u64,
+    /// Entries in each of the smaller tables (file pins, processes, reorder helpers).
     pub max_pins: usize,
+    /// Entries in the live-pin ledger: one per granted long-term pin call still held.
+    pub max_live_pins: usize,
 }
+
+/// 16 io_uring rings' worth of single-page buffers (16 × 16,384 pin calls) at 40 bytes each.
+pub const DEFAULT_MAX_LIVE_PINS: usize = 1 << 18;
 
 impl Default for Config {
     fn default() -> Self {
@@ -40,6 +47,7 @@ impl Default for Config {
             reorder_ns: 50_000_000,
             settle_ns: 1_000_000_000,
             max_pins: 65_536,
+            max_live_pins: DEFAULT_MAX_LIVE_PINS,
         }
     }
 }
@@ -89,20 +97,6 @@ impl Ord for Queued {
     }
 }
 
-/// Pages a process holds pinned, from one granted long-term pin.
-#[derive(Debug, Clone)]
-struct LivePin {
-    at_ns: u64,
-    task: Task,
-    pinner: String,
-    start: u64,
-    /// Pages still pinned.
-    pages: u64,
-    /// Pages the pin call returned.
-    pinned: u64,
-    dontfork: bool,
-}
-
 /// A long-term pin whose pages were all unpinned.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Released {
@@ -133,8 +127,8 @@ pub struct Summary {
 
 pub struct Correlator {
     cfg: Config,
-    /// Every granted long-term pin not yet unpinned, oldest first.
-    live: Vec<LivePin>,
+    /// Every granted long-term pin not yet unpinned.
+    live: LivePins,
     /// VMAs whose memtype a zap freed early, by (tgid, start time, vm_start), until their munmap.
     untracked_early: Vec<(u32, u64, u64)>,
     /// Copying unshare faults issued by pins whose event has not arrived yet.
@@ -158,8 +152,8 @@ pub struct Correlator {
 impl Correlator {
     pub fn new(cfg: Config, flags: FollFlags) -> Self {
         Self {
+            live: LivePins::new(cfg.max_live_pins),
             cfg,
-            live: Vec::new(),
             unshares: Vec::new(),
             untracked_early: Vec::new(),
             copies: Vec::new(),
@@ -202,9 +196,9 @@ impl Correlator {
     pub fn finish(mut self) -> (Vec<Finding>, Summary) {
         self.advance(u64::MAX);
         self.flush_unshares();
-        for pin in &self.live {
-            if let Some(t) = self.tally.get_mut(&(pin.task.tgid, pin.task.start_ns)) {
-                t.held_pages = t.held_pages.saturating_add(pin.pages);
+        for (process, pages) in self.live.pages_by_process() {
+            if let Some(t) = self.tally.get_mut(&process) {
+                t.held_pages = t.held_pages.saturating_add(pages);
             }
         }
         let mut processes: Vec<ProcessPins> = self.tally.into_values().collect();
@@ -248,12 +242,7 @@ impl Correlator {
 
     /// Pages held by live long-term pins, by pinner.
     pub fn live_pages_by_pinner(&self) -> BTreeMap<&str, u64> {
-        let mut pages = BTreeMap::new();
-        for pin in &self.live {
-            let total = pages.entry(pin.pinner.as_str()).or_default();
-            *total = u64::saturating_add(*total, pin.pages);
-        }
-        pages
+        self.live.pages_by_pinner()
     }
 
     /// Entries in each bounded table: the correlation state's size.
@@ -269,8 +258,9 @@ impl Correlator {
         ]
     }
 
+    /// The live-pin ledger's capacity, the limit a host with many pins meets first.
     pub fn max_entries(&self) -> usize {
-        self.cfg.max_pins
+        self.live.cap()
     }
 
     fn apply(&mut self, event: Event) {
@@ -329,6 +319,7 @@ fn process(task: &Task) -> Process {
 mod cow;
 mod file_pins;
 mod fork;
+mod live;
 mod pfn;
 mod writeback;
 

@@ -377,6 +377,7 @@ fn fed(events: Vec<Event>) -> Correlator {
             reorder_ns: 5 * MS,
             settle_ns: 100 * MS,
             max_pins: 8,
+            max_live_pins: 8,
         },
         FollFlags::legacy(),
     );

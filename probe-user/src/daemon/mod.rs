@@ -24,13 +24,8 @@ use std::{
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::{
-    attach::MethodChoice,
-    counters::Counters,
-    doctor,
-    error::Error,
-    exit, kernel,
-    pipeline::{POLL, Pipeline},
-    session::Session,
+    attach::MethodChoice, counters::Counters, doctor, error::Error, exit, kernel,
+    pipeline::Pipeline, session::Session,
 };
 use findings_log::FindingsLog;
 use metrics::Metrics;
@@ -163,7 +158,7 @@ fn pump(
         if stop.load(Ordering::Relaxed) {
             break Ok(());
         }
-        std::thread::sleep(POLL);
+        pipeline.wait();
     };
     // Whatever is still pending is logged before the probes go.
     pipeline.pump(&session, &mut metrics);

@@ -21,7 +21,8 @@ use crate::{
     session::Session,
 };
 
-/// How often the ring buffer is drained and the correlator's clock advanced.
+/// The longest the ring buffer waits undrained (records wake the reader sooner), and so how
+/// often the correlator's clock advances when nothing happens.
 pub const POLL: Duration = Duration::from_millis(20);
 
 /// What a command does with the stream, besides correlating it.
@@ -98,6 +99,11 @@ impl Pipeline {
         findings.retain(|f| self.tree.contains(f.process.tgid));
         resolve_paths(&mut findings);
         findings
+    }
+
+    /// Blocks until records arrive or [`POLL`] passed.
+    pub fn wait(&self) {
+        self.source.wait(POLL);
     }
 
     pub fn decode_errors(&self) -> u64 {

@@ -1,5 +1,7 @@
 //! The ring buffer and the stacks its events refer to: records in, enriched events out.
 
+use std::collections::HashMap;
+
 use aya::maps::{MapData, RingBuf, StackTraceMap};
 
 use crate::{
@@ -13,9 +15,21 @@ use crate::{
 
 pub struct EventSource {
     ring: RingBuf<MapData>,
-    stacks: StackTraceMap<MapData>,
+    stacks: Stacks,
     pub decode_errors: u64,
 }
+
+/// The stack map and what its stacks were named. The programs take stacks without
+/// `BPF_F_REUSE_STACKID`, so an id keeps naming the same stack for the whole session: a pin
+/// storm from one call site symbolizes one stack, not one per event.
+struct Stacks {
+    map: StackTraceMap<MapData>,
+    pinners: HashMap<u32, String>,
+    zap_origins: HashMap<u32, String>,
+}
+
+/// MADV_DONTFORK ranges by process, read from smaps at most once per drain.
+type DontforkRanges = HashMap<u32, Option<Vec<procfs::VmaFlag>>>;
 
 impl EventSource {
     pub fn new(session: &mut Session) -> Result<Self, Error> {
@@ -26,22 +40,43 @@ impl EventSource {
                 .ok_or(CounterError::MissingMap(name))
         };
         let ring = RingBuf::try_from(take("EVENTS")?).map_err(Error::Map)?;
-        let stacks = StackTraceMap::try_from(take("STACKS")?).map_err(Error::Map)?;
+        let map = StackTraceMap::try_from(take("STACKS")?).map_err(Error::Map)?;
         Ok(Self {
             ring,
-            stacks,
+            stacks: Stacks {
+                map,
+                pinners: HashMap::new(),
+                zap_origins: HashMap::new(),
+            },
             decode_errors: 0,
         })
     }
 
+    /// Sleeps until the ring buffer has records or `timeout` passed. The kernel wakes the reader
+    /// when it has caught up and a record arrives, so a storm is drained as it comes rather
+    /// than once per poll period (a full ring drops records).
+    pub fn wait(&self, timeout: std::time::Duration) {
+        use std::os::fd::AsRawFd as _;
+        let mut fd = libc::pollfd {
+            fd: self.ring.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        let ms = libc::c_int::try_from(timeout.as_millis()).unwrap_or(libc::c_int::MAX);
+        // SAFETY: one valid pollfd for the duration of the call. An error (EINTR) just ends
+        // the wait early, like a record would.
+        unsafe { libc::poll(&raw mut fd, 1, ms) };
+    }
+
     /// Decodes and enriches (pinner, path, MADV_DONTFORK) every record available now.
     pub fn drain(&mut self, kallsyms: &Kallsyms, mut sink: impl FnMut(Event)) {
+        let mut dontfork = DontforkRanges::new();
         while let Some(item) = self.ring.next() {
             let decoded = events::decode(&item);
             drop(item);
             match decoded {
                 Ok(mut event) => {
-                    enrich(&self.stacks, kallsyms, &mut event);
+                    enrich(&mut self.stacks, kallsyms, &mut dontfork, &mut event);
                     sink(event);
                 }
                 Err(_) => self.decode_errors += 1,
@@ -50,15 +85,20 @@ impl EventSource {
     }
 }
 
-fn enrich(stacks: &StackTraceMap<MapData>, kallsyms: &Kallsyms, event: &mut Event) {
+fn enrich(
+    stacks: &mut Stacks,
+    kallsyms: &Kallsyms,
+    dontfork: &mut DontforkRanges,
+    event: &mut Event,
+) {
     match event {
         Event::Pin(pin) => {
-            pin.pinner = pinner::name(&frames(stacks, kallsyms, pin.stack_id));
+            pin.pinner = stacks.pinner(kallsyms, pin.stack_id);
             pin.path = file_path(pin);
-            pin.dontfork = procfs::dontfork_at(pin.task.tgid, pin.start);
+            pin.dontfork = dontfork_of(pin, dontfork);
         }
         Event::PfnUntrack(untrack) => {
-            untrack.via = pinner::zap_origin(&frames(stacks, kallsyms, untrack.stack_id));
+            untrack.via = stacks.zap_origin(kallsyms, untrack.stack_id);
             if let Some(vma) = &untrack.vma {
                 untrack.path = procfs::mapped_path(untrack.task.tgid, vma.start);
             }
@@ -80,13 +120,55 @@ fn file_path(pin: &events::Pin) -> Option<String> {
     (std::fs::metadata(&path).ok()?.ino() == file.ino).then_some(path)
 }
 
-/// Symbolized frames of a stack taken by the eBPF programs, innermost first.
-fn frames<'k>(
-    stacks: &StackTraceMap<MapData>,
-    kallsyms: &'k Kallsyms,
+/// `VM_DONTCOPY` (MADV_DONTFORK), the same bit on every kernel pinwatch supports.
+const VM_DONTCOPY: u64 = 0x0002_0000;
+
+/// From the VMA the kernel walked when the event carries it; otherwise (the fast GUP path walks
+/// no VMA) from smaps, read once per process per drain.
+fn dontfork_of(pin: &events::Pin, cache: &mut DontforkRanges) -> Option<bool> {
+    if let Some(vma) = &pin.vma {
+        return Some(vma.flags & VM_DONTCOPY != 0);
+    }
+    let ranges = cache
+        .entry(pin.task.tgid)
+        .or_insert_with(|| procfs::vma_flags(pin.task.tgid, "dc"));
+    procfs::flag_at(ranges.as_deref()?, pin.start)
+}
+
+impl Stacks {
+    fn pinner(&mut self, kallsyms: &Kallsyms, stack_id: Option<u32>) -> String {
+        named(&mut self.pinners, &self.map, kallsyms, stack_id, |f| {
+            pinner::name(f)
+        })
+    }
+
+    fn zap_origin(&mut self, kallsyms: &Kallsyms, stack_id: Option<u32>) -> String {
+        named(&mut self.zap_origins, &self.map, kallsyms, stack_id, |f| {
+            pinner::zap_origin(f)
+        })
+    }
+}
+
+/// `namer` applied to the stack's frames, once per stack id.
+fn named(
+    cache: &mut HashMap<u32, String>,
+    map: &StackTraceMap<MapData>,
+    kallsyms: &Kallsyms,
     stack_id: Option<u32>,
-) -> Vec<&'k str> {
-    let Some(trace) = stack_id.and_then(|id| stacks.get(&id, 0).ok()) else {
+    namer: fn(&[&str]) -> String,
+) -> String {
+    let Some(id) = stack_id else {
+        return namer(&[]);
+    };
+    cache
+        .entry(id)
+        .or_insert_with(|| namer(&frames(map, kallsyms, id)))
+        .clone()
+}
+
+/// Symbolized frames of a stack taken by the eBPF programs, innermost first.
+fn frames<'k>(map: &StackTraceMap<MapData>, kallsyms: &'k Kallsyms, id: u32) -> Vec<&'k str> {
+    let Ok(trace) = map.get(&id, 0) else {
         return Vec::new();
     };
     trace

@@ -1,0 +1,398 @@
+//! The ledger of live long-term pins: every granted pin not yet unpinned, by process.
+//!
+//! It must hold hundreds of thousands of pins (io_uring pins each registered iovec with its own
+//! call, 16,384 per ring) in little memory and answer each unpin without scanning the others:
+//! - an entry is 40 bytes: the process is its map key and the pinner an interned id;
+//! - each process's pins sit in age order, so an unpin (which releases the oldest first) pops
+//!   from the front;
+//! - `fronts` orders processes by their oldest pin, so a full ledger evicts the oldest pin of
+//!   all in O(log n).
+//!
+//! The ledger is bounded by `cap` entries; an eviction is returned to the caller, who counts it.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+
+use super::Released;
+use crate::events::Task;
+
+/// A process, as long as it lives: tgid and start time (a reused tgid is another process).
+pub(super) type ProcKey = (u32, u64);
+
+pub(super) fn key(task: &Task) -> ProcKey {
+    (task.tgid, task.start_ns)
+}
+
+/// One granted pin call. Page counts saturate at u32::MAX (4 Ki × 4 GiB of pinned memory).
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    seq: u64,
+    at_ns: u64,
+    start: u64,
+    pages: u32,
+    pinned: u32,
+    pinner: u16,
+    dontfork: bool,
+}
+
+const _: () = assert!(size_of::<Entry>() == 40);
+
+/// A pin as `push` takes it.
+pub(super) struct NewPin<'a> {
+    pub at_ns: u64,
+    pub start: u64,
+    pub pages: u64,
+    pub pinner: &'a str,
+    pub dontfork: bool,
+}
+
+/// A live pin as the rules read it.
+pub(super) struct HeldPin<'a> {
+    pub start: u64,
+    pub pages: u64,
+    pub pinner: &'a str,
+    pub dontfork: bool,
+}
+
+/// Distinct pinner names are few (kernel call sites); past `u16::MAX` they share one name.
+#[derive(Default)]
+struct Pinners {
+    names: Vec<Box<str>>,
+    ids: HashMap<Box<str>, u16>,
+}
+
+const OTHER_PINNERS: &str = "other (too many distinct pinners)";
+
+impl Pinners {
+    fn id(&mut self, name: &str) -> u16 {
+        if let Some(&id) = self.ids.get(name) {
+            return id;
+        }
+        let name = if self.names.len() < usize::from(u16::MAX) {
+            name
+        } else {
+            OTHER_PINNERS
+        };
+        if let Some(&id) = self.ids.get(name) {
+            return id;
+        }
+        let id = self.names.len() as u16;
+        self.names.push(name.into());
+        self.ids.insert(name.into(), id);
+        id
+    }
+
+    fn name(&self, id: u16) -> &str {
+        &self.names[usize::from(id)]
+    }
+}
+
+pub(super) struct LivePins {
+    cap: usize,
+    len: usize,
+    next_seq: u64,
+    by_process: HashMap<ProcKey, VecDeque<Entry>>,
+    /// (oldest pin's seq, process) for every process with live pins.
+    fronts: BTreeSet<(u64, ProcKey)>,
+    pinners: Pinners,
+    /// Live pages by pinner id, kept as pins come and go (read every metrics tick).
+    pages_by_pinner: HashMap<u16, u64>,
+}
+
+impl LivePins {
+    pub fn new(cap: usize) -> Self {
+        Self {
+            cap,
+            len: 0,
+            next_seq: 0,
+            by_process: HashMap::new(),
+            fronts: BTreeSet::new(),
+            pinners: Pinners::default(),
+            pages_by_pinner: HashMap::new(),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn cap(&self) -> usize {
+        self.cap
+    }
+
+    /// Adds a pin; when the ledger is full, the oldest pin of all makes room and is returned.
+    pub fn push(&mut self, process: ProcKey, pin: &NewPin) -> Option<Released> {
+        if self.cap == 0 {
+            return None;
+        }
+        let evicted = (self.len >= self.cap)
+            .then(|| self.evict_oldest(pin.at_ns))
+            .flatten();
+        let pages = saturate(pin.pages);
+        let entry = Entry {
+            seq: self.next_seq,
+            at_ns: pin.at_ns,
+            start: pin.start,
+            pages,
+            pinned: pages,
+            pinner: self.pinners.id(pin.pinner),
+            dontfork: pin.dontfork,
+        };
+        self.next_seq += 1;
+        let pins = self.by_process.entry(process).or_default();
+        if pins.is_empty() {
+            self.fronts.insert((entry.seq, process));
+        }
+        pins.push_back(entry);
+        self.len += 1;
+        *self.pages_by_pinner.entry(entry.pinner).or_default() += u64::from(pages);
+        evicted
+    }
+
+    fn evict_oldest(&mut self, now: u64) -> Option<Released> {
+        let &(_, process) = self.fronts.first()?;
+        let pins = self.by_process.get_mut(&process)?;
+        let entry = pins.pop_front()?;
+        let next_front = pins.front().map(|e| e.seq);
+        self.after_front_change(process, entry.seq, next_front);
+        self.len -= 1;
+        self.sub_pages(entry.pinner, entry.pages);
+        Some(self.released(&entry, now))
+    }
+
+    /// Unpins of `pages` by `process` end its pins oldest first; the pins they complete are
+    /// returned.
+    pub fn release(&mut self, process: ProcKey, pages: u64, at_ns: u64) -> Vec<Released> {
+        let mut done: Vec<Entry> = Vec::new();
+        let Some(pins) = self.by_process.get_mut(&process) else {
+            return Vec::new();
+        };
+        let old_front = pins.front().map(|e| e.seq);
+        let mut left = pages;
+        let mut freed: Vec<(u16, u32)> = Vec::new();
+        while left > 0 {
+            let Some(front) = pins.front_mut() else { break };
+            let take = saturate(left).min(front.pages);
+            front.pages -= take;
+            left -= u64::from(take);
+            freed.push((front.pinner, take));
+            if front.pages > 0 {
+                break;
+            }
+            if let Some(entry) = pins.pop_front() {
+                done.push(entry);
+            }
+        }
+        let new_front = pins.front().map(|e| e.seq);
+        if let Some(old) = old_front
+            && new_front != Some(old)
+        {
+            self.after_front_change(process, old, new_front);
+        }
+        self.len -= done.len();
+        for (pinner, pages) in freed {
+            self.sub_pages(pinner, pages);
+        }
+        done.iter()
+            .map(|entry| self.released(entry, at_ns))
+            .collect()
+    }
+
+    /// Drops every pin of the processes `alive` says are gone.
+    pub fn prune(&mut self, mut alive: impl FnMut(u32) -> bool, now: u64) -> Vec<Released> {
+        let gone: Vec<ProcKey> = self
+            .by_process
+            .keys()
+            .filter(|(tgid, _)| !alive(*tgid))
+            .copied()
+            .collect();
+        let mut released = Vec::new();
+        for process in gone {
+            let Some(pins) = self.by_process.remove(&process) else {
+                continue;
+            };
+            if let Some(front) = pins.front() {
+                self.fronts.remove(&(front.seq, process));
+            }
+            self.len -= pins.len();
+            for entry in &pins {
+                self.sub_pages(entry.pinner, entry.pages);
+                released.push(self.released(entry, now));
+            }
+        }
+        released
+    }
+
+    /// The process's live pins, oldest first.
+    pub fn of(&self, process: ProcKey) -> impl Iterator<Item = HeldPin<'_>> {
+        self.by_process
+            .get(&process)
+            .into_iter()
+            .flatten()
+            .map(|e| HeldPin {
+                start: e.start,
+                pages: u64::from(e.pages),
+                pinner: self.pinners.name(e.pinner),
+                dontfork: e.dontfork,
+            })
+    }
+
+    /// Live pages by process.
+    pub fn pages_by_process(&self) -> impl Iterator<Item = (ProcKey, u64)> + '_ {
+        self.by_process
+            .iter()
+            .map(|(k, pins)| (*k, pins.iter().map(|e| u64::from(e.pages)).sum()))
+    }
+
+    pub fn pages_by_pinner(&self) -> BTreeMap<&str, u64> {
+        self.pages_by_pinner
+            .iter()
+            .map(|(&id, &pages)| (self.pinners.name(id), pages))
+            .collect()
+    }
+
+    /// Keeps `fronts` in step after a process's oldest pin `old` left (`new`: its next one).
+    fn after_front_change(&mut self, process: ProcKey, old: u64, new: Option<u64>) {
+        self.fronts.remove(&(old, process));
+        match new {
+            Some(seq) => {
+                self.fronts.insert((seq, process));
+            }
+            None => {
+                self.by_process.remove(&process);
+            }
+        }
+    }
+
+    fn sub_pages(&mut self, pinner: u16, pages: u32) {
+        if let Some(total) = self.pages_by_pinner.get_mut(&pinner) {
+            *total = total.saturating_sub(u64::from(pages));
+            if *total == 0 {
+                self.pages_by_pinner.remove(&pinner);
+            }
+        }
+    }
+
+    fn released(&self, entry: &Entry, now: u64) -> Released {
+        Released {
+            pinner: self.pinners.name(entry.pinner).to_owned(),
+            pages: u64::from(entry.pinned),
+            held_ns: now.saturating_sub(entry.at_ns),
+        }
+    }
+}
+
+fn saturate(pages: u64) -> u32 {
+    u32::try_from(pages).unwrap_or(u32::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pin(at_ns: u64, start: u64, pages: u64, pinner: &str) -> NewPin<'_> {
+        NewPin {
+            at_ns,
+            start,
+            pages,
+            pinner,
+            dontfork: false,
+        }
+    }
+
+    const A: ProcKey = (10, 1);
+    const B: ProcKey = (20, 2);
+
+    #[test]
+    fn unpins_release_the_oldest_pins_of_their_process_first() {
+        let mut live = LivePins::new(16);
+        live.push(A, &pin(1, 0x1000, 2, "io_uring"));
+        live.push(B, &pin(2, 0x9000, 4, "vfio"));
+        live.push(A, &pin(3, 0x5000, 3, "io_uring"));
+        // 3 pages: the first pin (2) completes, the second loses 1 of 3.
+        let done = live.release(A, 3, 10);
+        assert_eq!(
+            done,
+            vec![Released {
+                pinner: "io_uring".into(),
+                pages: 2,
+                held_ns: 9
+            }]
+        );
+        let left: Vec<(u64, u64)> = live.of(A).map(|p| (p.start, p.pages)).collect();
+        assert_eq!(left, vec![(0x5000, 2)]);
+        assert_eq!(live.len(), 2);
+        let by_pinner = live.pages_by_pinner();
+        assert_eq!(by_pinner.get("io_uring"), Some(&2));
+        assert_eq!(by_pinner.get("vfio"), Some(&4));
+        // B is untouched by A's unpins.
+        assert_eq!(live.of(B).map(|p| p.pages).sum::<u64>(), 4);
+    }
+
+    #[test]
+    fn a_full_ledger_evicts_the_oldest_pin_of_any_process() {
+        let mut live = LivePins::new(2);
+        assert!(live.push(A, &pin(1, 0x1000, 1, "x")).is_none());
+        assert!(live.push(B, &pin(2, 0x2000, 1, "y")).is_none());
+        let evicted = live.push(B, &pin(3, 0x3000, 1, "y")).expect("full");
+        assert_eq!(evicted.pinner, "x");
+        assert_eq!(live.of(A).count(), 0);
+        let evicted = live.push(A, &pin(4, 0x4000, 1, "x")).expect("full");
+        assert_eq!((evicted.pinner.as_str(), evicted.held_ns), ("y", 2));
+        assert_eq!(live.len(), 2);
+        let starts: Vec<u64> = live.of(B).map(|p| p.start).collect();
+        assert_eq!(starts, vec![0x3000]);
+    }
+
+    #[test]
+    fn pages_stay_exact_through_many_small_pins() {
+        let mut live = LivePins::new(100_000);
+        for i in 0..50_000u64 {
+            live.push(A, &pin(i, i << 12, 1, "io_uring"));
+        }
+        assert_eq!(live.pages_by_pinner().get("io_uring"), Some(&50_000));
+        let done = live.release(A, 49_999, 60_000);
+        assert_eq!(done.len(), 49_999);
+        assert_eq!(live.len(), 1);
+        assert_eq!(live.release(A, 5, 60_001).len(), 1);
+        assert_eq!(live.len(), 0);
+        assert!(live.pages_by_pinner().is_empty());
+        assert!(live.by_process.is_empty() && live.fronts.is_empty());
+    }
+
+    #[test]
+    fn pruning_a_dead_process_releases_all_its_pins() {
+        let mut live = LivePins::new(16);
+        live.push(A, &pin(1, 0x1000, 2, "io_uring"));
+        live.push(A, &pin(2, 0x2000, 3, "io_uring"));
+        live.push(B, &pin(3, 0x3000, 4, "vfio"));
+        let released = live.prune(|tgid| tgid != A.0, 10);
+        assert_eq!(released.iter().map(|r| r.pages).sum::<u64>(), 5);
+        assert_eq!(live.len(), 1);
+        assert_eq!(live.pages_by_pinner().len(), 1);
+        // The remaining process is still evictable: the fronts index stayed in step.
+        let mut live2 = live;
+        live2.cap = 1;
+        assert!(live2.push(B, &pin(4, 0x4000, 1, "vfio")).is_some());
+    }
+
+    #[test]
+    fn unpins_beyond_the_held_pages_stop_at_empty() {
+        let mut live = LivePins::new(4);
+        live.push(A, &pin(1, 0x1000, 2, "io_uring"));
+        assert_eq!(live.release(A, 1_000, 5).len(), 1);
+        assert_eq!(live.len(), 0);
+        assert!(live.release(A, 1, 6).is_empty());
+        assert!(live.release(B, 1, 6).is_empty());
+    }
+
+    #[test]
+    fn page_counts_saturate_instead_of_wrapping() {
+        let mut live = LivePins::new(4);
+        live.push(A, &pin(1, 0, u64::MAX, "x"));
+        assert_eq!(
+            live.of(A).next().map(|p| p.pages),
+            Some(u64::from(u32::MAX))
+        );
+        assert_eq!(live.release(A, u64::MAX, 2).len(), 1);
+    }
+}
