@@ -34,7 +34,7 @@ impl Correlator {
             let pages = pin.ret as u64;
             if self.pending.len() >= self.cfg.max_pins {
                 self.pending.remove(0);
-                self.stats.evicted_pins += 1;
+                self.stats.evicted_file_pins += 1;
             }
             self.pending.push(FilePin {
                 pin,
@@ -148,7 +148,7 @@ impl Correlator {
             pin.unpinned = 0;
             if self.active.len() >= self.cfg.max_pins {
                 self.active.remove(0);
-                self.stats.evicted_pins += 1;
+                self.stats.evicted_file_pins += 1;
             }
             self.active.push(pin);
         }

@@ -58,8 +58,10 @@ pub struct Stats {
     pub longterm_pins: u64,
     /// Long-term pins of memory that needs no dirty tracking (anon, shmem, hugetlb, private).
     pub harmless_pins: u64,
-    /// Pins dropped from a full table (oldest first).
+    /// Pins dropped from the full live-pin ledger (oldest first).
     pub evicted_pins: u64,
+    /// Dirty-tracked file pins dropped from their full tables (oldest first).
+    pub evicted_file_pins: u64,
     /// Write faults that reused a pinned page in place (the safe outcome).
     pub pinned_reuses: u64,
     /// Processes not ranked in the summary because the tally was full.

@@ -135,7 +135,7 @@ pub const CATALOG: &[Family] = &[
     Family {
         name: "pinwatch_correlation_max_entries",
         kind: "gauge",
-        help: "The limit of each bounded correlation table",
+        help: "The limit of the live-pin ledger (one entry per held long-term pin call), the table a host with many pins fills first",
         labels: &[],
     },
     Family {

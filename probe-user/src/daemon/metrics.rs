@@ -263,13 +263,22 @@ impl Metrics {
         }
         self.correlation_limit.set(correlator.max_entries() as i64);
         let stats = correlator.stats();
-        self.correlation_evictions
-            .with_label_values(&["live-pins"])
-            .inc_by(
-                stats
-                    .evicted_pins
-                    .saturating_sub(self.last_stats.evicted_pins),
-            );
+        for (table, now, before) in [
+            (
+                "live-pins",
+                stats.evicted_pins,
+                self.last_stats.evicted_pins,
+            ),
+            (
+                "file-pins",
+                stats.evicted_file_pins,
+                self.last_stats.evicted_file_pins,
+            ),
+        ] {
+            self.correlation_evictions
+                .with_label_values(&[table])
+                .inc_by(now.saturating_sub(before));
+        }
         self.last_stats = stats.clone();
         self.decode_errors
             .inc_by(decode_errors.saturating_sub(self.last_decode_errors));
