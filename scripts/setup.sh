@@ -5,6 +5,8 @@
 #   scripts/setup.sh toolchain  only what building and fuzzing need
 #   scripts/setup.sh kernels    only the Debian kernels for the VM matrix
 #   scripts/setup.sh snapshot   Chromium, for `cargo xtask dashboard-snapshot` (not needed by tests)
+#   scripts/setup.sh bench      Debian's bpftrace, bundled into the guest by `cargo xtask bench`
+#                               (not needed by tests; `all` does not install it)
 #
 # Everything downloaded is cached under ${PINWATCH_CACHE:-~/.cache/pinwatch}; a second run does
 # no network work. Package registry hosts are never written here: the Debian mirror is read at run
@@ -31,6 +33,10 @@ GUEST_MODULES=(brd xfs virtio_pci virtio_rng virtio_net vfio vfio_iommu_type1 vf
 
 # Only for rendering the README's dashboard picture.
 SNAPSHOT_PACKAGES=(chromium)
+
+# Only for `cargo xtask bench`: its comparison mode runs the host's bpftrace (binary and shared
+# libraries, copied by xtask/src/bundle.rs) inside the guest. The tests never need it.
+BENCH_PACKAGES=(bpftrace)
 
 log() { printf 'setup: %s\n' "$*" >&2; }
 need_root() { [ "$(id -u)" = 0 ] || { log "run as root (apt-get and module extraction need it)"; exit 1; }; }
@@ -178,8 +184,9 @@ main() {
     toolchain) install_apt_packages "${APT_PACKAGES[@]}"; install_ebpf_toolchain; install_fuzzer ;;
     kernels) install_apt_packages "${APT_PACKAGES[@]}"; fetch_kernels ;;
     snapshot) install_apt_packages "${SNAPSHOT_PACKAGES[@]}" ;;
+    bench) install_apt_packages "${BENCH_PACKAGES[@]}" ;;
     all) install_apt_packages "${APT_PACKAGES[@]}"; install_ebpf_toolchain; install_fuzzer; fetch_kernels ;;
-    *) log "unknown step '$1' (expected: all, toolchain, kernels, snapshot)"; exit 2 ;;
+    *) log "unknown step '$1' (expected: all, toolchain, kernels, snapshot, bench)"; exit 2 ;;
   esac
   log "done (cache: $CACHE)"
 }

@@ -26,7 +26,9 @@ pub fn run(args: &Args) -> Result<String> {
     Ok(format!("ok {} rounds x {} pages", args.rounds, args.pages))
 }
 
-fn cow_round(map: &Mapping) -> Result<()> {
+/// One fork: the child writes every page and exits, then the parent writes every page (the
+/// write-protected PTEs fork left behind fault on both sides).
+pub(crate) fn cow_round(map: &Mapping) -> Result<()> {
     let child = sys::fork_child(|| {
         map.write_pages(2);
         0

@@ -5,9 +5,9 @@ use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::PathBuf;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, ensure};
 
-use crate::sys::{self, DEFAULT_PAGES, Mapping};
+use crate::sys::{self, DEFAULT_PAGES, Mapping, PAGE_SIZE};
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct Args {
@@ -35,6 +35,10 @@ pub struct Args {
 
 const RING_ENTRIES: u32 = 4;
 const IORING_REGISTER_BUFFERS: libc::c_uint = 0;
+/// The kernel refuses a registration of more iovecs than this (io_uring/rsrc.c).
+pub(crate) const IORING_MAX_REG_BUFFERS: usize = 1 << 14;
+/// The kernel refuses a single fixed buffer longer than 1 GiB (io_buffer_validate).
+pub(crate) const MAX_IOVEC_LEN: usize = 1 << 30;
 const IORING_UNREGISTER_BUFFERS: libc::c_uint = 1;
 
 /// struct io_sqring_offsets (uapi); 6.1 names the last field resv2.
@@ -94,7 +98,11 @@ pub fn run(args: &Args) -> Result<String> {
             .context("madvise(MADV_DONTFORK)")?;
     }
     let ring = setup().context("io_uring_setup")?;
-    if let Err(err) = register(&ring, &buf) {
+    let whole = libc::iovec {
+        iov_base: buf.addr().cast(),
+        iov_len: buf.len(),
+    };
+    if let Err(err) = register(&ring, &[whole]) {
         return refusal(args, err);
     }
     if args.fork {
@@ -135,8 +143,36 @@ fn refusal(args: &Args, err: io::Error) -> Result<String> {
             "refused errno={errno} ({})",
             sys::errno_name(errno)
         )),
-        _ => Err(err).context("IORING_REGISTER_BUFFERS"),
+        _ => Err(register_error(err)),
     }
+}
+
+/// The context for a failed IORING_REGISTER_BUFFERS. ENOMEM there usually is the pinned-memory
+/// accounting against RLIMIT_MEMLOCK, which only applies without CAP_IPC_LOCK.
+pub(crate) fn register_error(err: io::Error) -> anyhow::Error {
+    let what = if err.raw_os_error() == Some(libc::ENOMEM) {
+        "IORING_REGISTER_BUFFERS: ENOMEM, over the locked-memory limit or out of memory \
+         (raise RLIMIT_MEMLOCK or run as root)"
+    } else {
+        "IORING_REGISTER_BUFFERS"
+    };
+    anyhow::Error::new(err).context(what)
+}
+
+/// `buf` cut into consecutive iovecs of `pages_per_iovec` pages (a tail too short for a whole
+/// iovec is left out). IORING_REGISTER_BUFFERS pins each iovec with its own pin_user_pages
+/// call, so the iovec count is the pin-call count.
+pub(crate) fn page_iovecs(buf: &Mapping, pages_per_iovec: usize) -> Result<Vec<libc::iovec>> {
+    ensure!(pages_per_iovec > 0, "an iovec needs at least one page");
+    let len = pages_per_iovec
+        .checked_mul(PAGE_SIZE)
+        .context("iovec length overflows usize")?;
+    Ok((0..buf.len() / len)
+        .map(|i| libc::iovec {
+            iov_base: buf.addr().wrapping_add(i * len).cast(),
+            iov_len: len,
+        })
+        .collect())
 }
 
 fn is_expected_refusal(errno: i32) -> bool {
@@ -158,7 +194,8 @@ fn mode(args: &Args) -> String {
     mode
 }
 
-fn setup() -> io::Result<OwnedFd> {
+/// A ring of RING_ENTRIES entries with no setup flags; only used for registrations.
+pub(crate) fn setup() -> io::Result<OwnedFd> {
     let mut params = IoUringParams::default();
     // SAFETY: params is a live, correctly sized io_uring_params that the
     // kernel reads and fills in during the call.
@@ -170,27 +207,27 @@ fn setup() -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
-fn register(ring: &OwnedFd, buf: &Mapping) -> io::Result<()> {
-    let iov = libc::iovec {
-        iov_base: buf.addr().cast(),
-        iov_len: buf.len(),
-    };
-    let nr_iovecs: libc::c_uint = 1;
-    // SAFETY: iov is one valid iovec describing memory that stays mapped
-    // until after the buffers are unregistered (or the ring is closed).
+/// IORING_REGISTER_BUFFERS: the kernel pins every iovec (pin_user_pages, FOLL_LONGTERM), one
+/// call per iovec, until they are unregistered or the ring is closed.
+pub(crate) fn register(ring: &OwnedFd, iovecs: &[libc::iovec]) -> io::Result<()> {
+    let nr_iovecs = libc::c_uint::try_from(iovecs.len()).map_err(io::Error::other)?;
+    // SAFETY: the kernel reads `nr_iovecs` iovecs from this live slice. It only pins the memory
+    // they describe (EFAULT if unmapped) and writes to it only for fixed-buffer reads, which
+    // these workloads never submit.
     sys::cvt(unsafe {
         libc::syscall(
             libc::SYS_io_uring_register,
             ring.as_raw_fd(),
             IORING_REGISTER_BUFFERS,
-            &raw const iov,
+            iovecs.as_ptr(),
             nr_iovecs,
         )
     })?;
     Ok(())
 }
 
-fn unregister(ring: &OwnedFd) -> io::Result<()> {
+/// IORING_UNREGISTER_BUFFERS: unpins every registered buffer of the ring.
+pub(crate) fn unregister(ring: &OwnedFd) -> io::Result<()> {
     let no_args: libc::c_uint = 0;
     // SAFETY: UNREGISTER_BUFFERS takes no argument pointer (NULL, 0).
     sys::cvt(unsafe {
@@ -229,5 +266,28 @@ mod tests {
         assert!(is_expected_refusal(libc::EOPNOTSUPP));
         assert!(is_expected_refusal(libc::EFAULT));
         assert!(!is_expected_refusal(libc::ENOMEM));
+    }
+
+    #[test]
+    fn enomem_names_the_memlock_limit() {
+        let err = register_error(io::Error::from_raw_os_error(libc::ENOMEM));
+        assert!(format!("{err:#}").contains("raise RLIMIT_MEMLOCK or run as root"));
+        let err = register_error(io::Error::from_raw_os_error(libc::EFAULT));
+        assert!(!format!("{err:#}").contains("RLIMIT_MEMLOCK"));
+    }
+
+    #[test]
+    fn iovecs_cover_whole_groups_of_pages() {
+        let buf = Mapping::anon(5 * PAGE_SIZE).unwrap();
+        let iovecs = page_iovecs(&buf, 2).unwrap();
+        assert_eq!(iovecs.len(), 2);
+        assert_eq!(iovecs[0].iov_base, buf.addr().cast());
+        assert_eq!(
+            iovecs[1].iov_base,
+            buf.addr().wrapping_add(2 * PAGE_SIZE).cast()
+        );
+        assert!(iovecs.iter().all(|iov| iov.iov_len == 2 * PAGE_SIZE));
+        assert_eq!(page_iovecs(&buf, 1).unwrap().len(), 5);
+        assert!(page_iovecs(&buf, 0).is_err());
     }
 }

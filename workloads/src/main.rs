@@ -5,13 +5,16 @@
 mod all;
 mod as_user;
 mod bpf_objects;
+mod bpftrace_script;
 mod devmem;
 mod fork_cow;
 mod iouring;
 mod msync;
 mod odirect;
 mod pci_sysfs;
+mod pin_many;
 mod process_vm;
+mod storm;
 mod sys;
 mod truncate;
 mod udmabuf;
@@ -63,6 +66,13 @@ enum Command {
     Truncate(truncate::Args),
     /// Run every workload with defaults, files inside --dir.
     All(all::Args),
+    /// Benchmark driver: run one kernel hot path in a loop for --seconds, print its rate.
+    Storm(storm::Args),
+    /// Long-term pin many pages in many separate pin calls (io_uring rings) and hold them.
+    PinMany(pin_many::Args),
+    /// Write a bpftrace script counting the functions pinwatch attached, from
+    /// `pinwatch doctor --json` on stdin (the benchmark's comparison mode).
+    BpftraceScript(bpftrace_script::Args),
 }
 
 impl Command {
@@ -83,6 +93,9 @@ impl Command {
             Self::Vfio(_) => "vfio",
             Self::Truncate(_) => "truncate",
             Self::All(_) => "all",
+            Self::Storm(_) => "storm",
+            Self::PinMany(_) => "pin-many",
+            Self::BpftraceScript(_) => "bpftrace-script",
         }
     }
 
@@ -103,6 +116,9 @@ impl Command {
             Self::Vfio(args) => vfio::run(args),
             Self::Truncate(args) => truncate::run(args),
             Self::All(args) => all::run(args),
+            Self::Storm(args) => storm::run(args),
+            Self::PinMany(args) => pin_many::run(args),
+            Self::BpftraceScript(args) => bpftrace_script::run(args),
         }
     }
 }
@@ -113,6 +129,11 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let name = cli.command.name();
     match cli.command.run() {
+        // A command whose stdout is data (a script) reports on stderr.
+        Ok(status) if matches!(cli.command, Command::BpftraceScript(_)) => {
+            eprintln!("workload {name}: {status}");
+            ExitCode::SUCCESS
+        }
         Ok(status) => {
             println!("workload {name}: {status}");
             ExitCode::SUCCESS

@@ -33,15 +33,15 @@ pub fn run(args: &Args) -> Result<String> {
         .with_context(|| format!("open {} O_DIRECT", args.path.display()))?;
     // mmap'd memory is page-aligned, which satisfies O_DIRECT alignment.
     let buf = Mapping::anon(len)?;
-    let read = transfer(&file, &buf, false).context("O_DIRECT pread")?;
-    let written = transfer(&file, &buf, true).context("O_DIRECT pwrite")?;
+    let read = transfer(&file, &buf, false, 0).context("O_DIRECT pread")?;
+    let written = transfer(&file, &buf, true, 0).context("O_DIRECT pwrite")?;
     buf.unmap()?;
     Ok(format!("ok read {read} bytes, wrote {written} bytes"))
 }
 
 /// Fills the file with ordinary buffered writes and makes it durable, so the
 /// O_DIRECT read has real blocks to fetch.
-fn create(path: &Path, pages: usize) -> Result<()> {
+pub(crate) fn create(path: &Path, pages: usize) -> Result<()> {
     let mut file = File::create(path).with_context(|| format!("create {}", path.display()))?;
     let page = [0x6fu8; PAGE_SIZE];
     for _ in 0..pages {
@@ -52,16 +52,21 @@ fn create(path: &Path, pages: usize) -> Result<()> {
         .with_context(|| format!("fsync {}", path.display()))
 }
 
-/// One pread or pwrite of the whole buffer at offset 0.
-fn transfer(file: &File, buf: &Mapping, write: bool) -> Result<usize> {
+/// One pread or pwrite of the whole buffer at file offset `offset`; a short transfer is an error.
+pub(crate) fn transfer(
+    file: &File,
+    buf: &Mapping,
+    write: bool,
+    offset: libc::off_t,
+) -> Result<usize> {
     let fd = file.as_raw_fd();
     let ret = if write {
         // SAFETY: buf is a live mapping of buf.len() readable bytes.
-        unsafe { libc::pwrite(fd, buf.addr().cast(), buf.len(), 0) }
+        unsafe { libc::pwrite(fd, buf.addr().cast(), buf.len(), offset) }
     } else {
         // SAFETY: buf is a live mapping of buf.len() writable bytes that no
         // Rust reference aliases.
-        unsafe { libc::pread(fd, buf.addr().cast(), buf.len(), 0) }
+        unsafe { libc::pread(fd, buf.addr().cast(), buf.len(), offset) }
     };
     let done = usize::try_from(sys::cvt(ret)?)?;
     ensure!(

@@ -52,8 +52,21 @@ pub fn build_binaries(root: &Path) -> Result<Binaries> {
     })
 }
 
+/// What an image carries beyond the test passes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Extras {
+    None,
+    /// Debian's bpftrace and its libraries, for the benchmark's comparison mode.
+    Bench,
+}
+
 /// Assembles `work/initramfs.cpio.gz` for the kernel cached in `kernel_dir`.
-pub fn initramfs(kernel_dir: &Path, bin: &Binaries, work: &Path) -> Result<PathBuf> {
+pub fn initramfs(
+    kernel_dir: &Path,
+    bin: &Binaries,
+    work: &Path,
+    extras: Extras,
+) -> Result<PathBuf> {
     if !kernel_dir.join("ready").exists() {
         bail!(
             "kernel not cached in {}; run scripts/setup.sh kernels",
@@ -84,6 +97,10 @@ pub fn initramfs(kernel_dir: &Path, bin: &Binaries, work: &Path) -> Result<PathB
         &tree.join("bin/run-workloads"),
         include_str!("../guest/run-workloads.sh"),
     )?;
+    write_script(&tree.join("bin/bench"), include_str!("../guest/bench.sh"))?;
+    if extras == Extras::Bench {
+        crate::bundle::bpftrace(&tree)?;
+    }
     copy(
         &kernel_dir.join("load-order"),
         &tree.join("lib/modules/load-order"),

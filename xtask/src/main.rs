@@ -2,6 +2,8 @@
 //! 7.2 cloud kernels under QEMU (TCG), runs `pinwatch doctor` over real workloads inside each,
 //! and checks every hook and offset against the per-kernel expectations in `expect.rs`.
 
+mod bench;
+mod bundle;
 mod dashboards;
 mod expect;
 mod guest;
@@ -29,6 +31,9 @@ enum Command {
     /// Check the Grafana dashboard and alert rules against the metrics pinwatch exports, and
     /// run promtool's rule checks and alert unit tests.
     Dashboards,
+    /// Measure pinwatch's overhead inside guests (no probes vs pinwatch vs bpftrace) and the
+    /// per-program cost, and write the figures to bench/results.md.
+    Bench(bench::BenchArgs),
     /// Render dashboards/pinwatch.json from the metrics the last `vm` run stored, to
     /// dashboards/screenshot.png (headless Chromium).
     DashboardSnapshot,
@@ -50,6 +55,7 @@ struct VmArgs {
 fn main() -> Result<()> {
     match Cli::parse().command {
         Command::Vm(args) => vm(args),
+        Command::Bench(args) => bench::run(&workspace_root()?, args),
         Command::Dashboards => dashboards::check(&workspace_root()?),
         Command::DashboardSnapshot => snapshot::run(&workspace_root()?),
     }
@@ -83,13 +89,14 @@ fn vm(args: VmArgs) -> Result<()> {
         let kernel = expect::kernel(name).with_context(|| format!("unknown kernel {name}"))?;
         let dir = cache.join("kernels").join(kernel.name);
         let work = root.join("target/vm").join(kernel.name);
-        let initrd = guest::initramfs(&dir, &binaries, &work)?;
+        let initrd = guest::initramfs(&dir, &binaries, &work, guest::Extras::None)?;
         let output = qemu::boot(&qemu::Guest {
             vmlinuz: &dir.join("vmlinuz"),
             initrd: &initrd,
             work: &work,
             timeout_secs: args.timeout,
             metrics_port: *port,
+            run: qemu::Run::Tests,
         })?;
         let results = verify::parse(&output)
             .with_context(|| format!("kernel {name}: reading guest results"))?;
@@ -108,6 +115,13 @@ fn vm(args: VmArgs) -> Result<()> {
             Some(daemon) => {
                 verify::daemon::check(kernel, &daemon, &work, &mut fails);
                 verify::daemon::check_prometheus(kernel, &daemon, server, &mut fails);
+            }
+        }
+        match verify::scale::parse(&output) {
+            None => fails.push(format!("{name}: no scale result")),
+            Some(scale) => {
+                eprintln!("xtask: {}", verify::scale::summary(kernel, &scale));
+                verify::scale::check(kernel, &scale, &mut fails);
             }
         }
         failed_kernels += usize::from(!fails.is_empty());

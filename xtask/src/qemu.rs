@@ -11,8 +11,36 @@ use std::{
 use anyhow::{Context as _, Result, bail};
 
 /// TCG only: KVM exists on these hosts but hangs under nested virtualisation.
-/// The guest's init writes this line last; its absence means the guest died or hung.
-const LAST_RESULT: &str = "PINWATCH-RESULT doctor-kprobe";
+/// What the guest runs: the test passes, or the benchmark.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Run {
+    Tests,
+    Bench { rounds: u32, seconds: u32 },
+}
+
+impl Run {
+    /// The guest writes this line last; its absence means the guest died or hung.
+    fn last_line(self) -> &'static str {
+        match self {
+            Self::Tests => "PINWATCH-RESULT doctor-kprobe",
+            Self::Bench { .. } => "PINWATCH-BENCH done",
+        }
+    }
+
+    /// Kernel command-line words the guest's init reads (`KEY=value` words reach it as
+    /// environment variables).
+    fn cmdline(self) -> String {
+        match self {
+            Self::Tests => String::new(),
+            Self::Bench { rounds, seconds } => {
+                format!(" pinwatch.bench ROUNDS={rounds} SECS={seconds}")
+            }
+        }
+    }
+}
+
+/// Guest memory: 250k live pinned pages (1 GiB) must fit beside the kernel and pinwatch.
+const MEMORY_MIB: &str = "2048";
 
 /// TCG occasionally ends a boot early or crashes a guest: about 1 boot in 25 ends early, and the
 /// 6.12 guest double-faults now and then, even during early boot before pinwatch runs (q35 +
@@ -31,13 +59,14 @@ pub struct Guest<'a> {
     pub work: &'a Path,
     pub timeout_secs: u64,
     pub metrics_port: u16,
+    pub run: Run,
 }
 
 pub fn boot(guest: &Guest) -> Result<String> {
     let mut last = None;
     for attempt in 1..=ATTEMPTS {
         match boot_once(guest) {
-            Ok(out) if out.contains(LAST_RESULT) => return Ok(out),
+            Ok(out) if out.contains(guest.run.last_line()) => return Ok(out),
             outcome => {
                 let why = match &outcome {
                     Err(e) => format!("{e:#}"),
@@ -69,6 +98,7 @@ fn boot_once(guest: &Guest) -> Result<String> {
         work,
         timeout_secs,
         metrics_port,
+        run,
     } = *guest;
     let results = work.join("results.txt");
     let console = work.join("console.log");
@@ -76,17 +106,18 @@ fn boot_once(guest: &Guest) -> Result<String> {
     let mut child = Command::new("qemu-system-x86_64")
         // q35 + intel-iommu for VFIO; with intel-iommu, qemu64 is the CPU seen stable under TCG.
         .args([
-            "-accel", "tcg", "-machine", "q35", "-cpu", "qemu64", "-m", "1024", "-smp", "1",
+            "-accel", "tcg", "-machine", "q35", "-cpu", "qemu64", "-m", MEMORY_MIB, "-smp", "1",
         ])
         .args(["-nographic", "-no-reboot", "-nodefaults"])
         .arg("-kernel")
         .arg(vmlinuz)
         .arg("-initrd")
         .arg(initrd)
-        .args([
-            "-append",
-            "console=ttyS0 quiet panic=-1 oops=panic intel_iommu=on",
-        ])
+        .arg("-append")
+        .arg(format!(
+            "console=ttyS0 quiet panic=-1 oops=panic intel_iommu=on{}",
+            run.cmdline()
+        ))
         .arg("-serial")
         .arg(format!("file:{}", console.display()))
         .arg("-serial")

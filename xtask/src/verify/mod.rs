@@ -6,6 +6,7 @@ use serde_json::Value;
 use crate::expect::{Expect, Kernel};
 
 pub mod daemon;
+pub mod scale;
 pub mod surfaces;
 
 /// One `pinwatch doctor --json` pass inside the guest.
@@ -280,6 +281,7 @@ fn check_audit(
         "decode_errors",
         "pins_untracked",
         "evicted_pins",
+        "evicted_file_pins",
     ] {
         if r["counts"][counter].as_u64() != Some(0) {
             fails.push(format!("{at}: counts.{counter} = {}", r["counts"][counter]));

@@ -1,0 +1,102 @@
+#!/bin/sh
+# `cargo xtask bench`, inside the guest: each storm workload measured in three modes (no probes,
+# the pinwatch daemon, bpftrace counting the same kernel functions), rounds rotating the order
+# of the modes so drift in the emulator does not favour one; then the per-program cost of the
+# daemon's programs from the kernel's BPF run-time statistics, on the fast path (no pinned
+# folio) and the detailed path (pinned folios). One `PINWATCH-BENCH` line per figure to ttyS1.
+ROUNDS=${ROUNDS:-3}
+SECS=${SECS:-2}
+WORKLOADS="fork-cow msync iouring odirect"
+DIR=/mnt/ext4/work
+PORT=9469
+
+bench() { echo "PINWATCH-BENCH $*" >/dev/ttyS1; }
+log() { echo "bench: $*" >/dev/console; }
+
+# The functions pinwatch attaches on this kernel, counted by bpftrace with the same kind of
+# probe (fentry as kfunc, kprobe as kprobe, ...).
+/bin/pinwatch doctor --json >/tmp/doctor.json 2>/dev/console
+/bin/pinwatch-workload bpftrace-script </tmp/doctor.json >/tmp/count.bt 2>/dev/console ||
+  log "bpftrace script FAILED"
+bench "bpftrace-probes $(grep -c '^[a-z]' /tmp/count.bt)"
+sed 's/^/PINWATCH-BENCH bpftrace-script /' /tmp/count.bt >/dev/ttyS1
+
+wait_for() { # command, tries (0.5 s apart)
+  for _ in $(seq 1 "$2"); do
+    eval "$1" && return 0
+    sleep 0.5
+  done
+  return 1
+}
+
+start_mode() {
+  case $1 in
+    none) ;;
+    pinwatch)
+      /bin/pinwatch run --listen 127.0.0.1:$PORT >/tmp/findings.jsonl 2>/tmp/pinwatch.err &
+      echo $! >/tmp/mode.pid
+      wait_for "wget -q -O /dev/null http://127.0.0.1:$PORT/metrics 2>/dev/null" 600 ||
+        log "pinwatch did not start: $(cat /tmp/pinwatch.err)"
+      ;;
+    bpftrace)
+      /usr/bin/bpftrace /tmp/count.bt >/tmp/bpftrace.out 2>&1 &
+      echo $! >/tmp/mode.pid
+      wait_for "grep -q '^Attaching' /tmp/bpftrace.out" 600 ||
+        log "bpftrace did not start: $(cat /tmp/bpftrace.out)"
+      # Attaching is printed before the probes are all in: let it finish.
+      sleep 2
+      ;;
+  esac
+}
+
+stop_mode() {
+  case $1 in
+    none) return ;;
+    pinwatch)
+      # What the daemon saw and dropped during the round, before it goes.
+      wget -q -O /tmp/metrics.txt http://127.0.0.1:$PORT/metrics
+      bench "pinwatch-round round=$2 $(grep -E '^pinwatch_(ringbuf_drops_total|event_decode_errors_total|inflight_full_total)' /tmp/metrics.txt | tr '\n' ' ')"
+      kill -TERM "$(cat /tmp/mode.pid)" ;;
+    bpftrace) kill -INT "$(cat /tmp/mode.pid)" ;;
+  esac
+  wait "$(cat /tmp/mode.pid)"
+  bench "stopped mode=$1 round=$2 code=$?"
+}
+
+log "throughput: $ROUNDS rounds x $WORKLOADS x ${SECS}s"
+modes="none pinwatch bpftrace"
+for round in $(seq 1 "$ROUNDS"); do
+  for mode in $modes; do
+    start_mode "$mode"
+    for w in $WORKLOADS; do
+      out=$(/bin/pinwatch-workload storm "$w" --seconds "$SECS" --dir $DIR 2>&1)
+      bench "round=$round mode=$mode workload=$w $out"
+    done
+    stop_mode "$mode" "$round"
+  done
+  # Rotate: none pinwatch bpftrace -> pinwatch bpftrace none -> ...
+  modes="$(echo "$modes" | cut -d' ' -f2-) $(echo "$modes" | cut -d' ' -f1)"
+done
+
+# Per-program cost. Statistics cost a clock read per run, so they are on only here, not while
+# throughput is measured.
+log "per-program cost (kernel.bpf_stats_enabled=1)"
+echo 1 >/proc/sys/kernel/bpf_stats_enabled
+start_mode pinwatch
+snapshot() { /bin/pinwatch-workload bpf-objects --programs | sed -n "s/^PROG /PINWATCH-BENCH prog phase=$1 /p" >/dev/ttyS1; }
+snapshot start
+# Fast path: COW faults and writeback of folios nobody pinned.
+/bin/pinwatch-workload storm fork-cow --seconds "$SECS" --dir $DIR >/dev/console 2>&1
+/bin/pinwatch-workload storm msync --seconds "$SECS" --dir $DIR >/dev/console 2>&1
+snapshot fast
+# Detailed path: write faults on pinned pages (a read-only VFIO pin of a private file mapping,
+# then written: 6.1 copies the pinned page, 6.2+ reuses it) and writeback of pinned folios (a
+# long-term VFIO pin of a shared ext4 mapping: granted on 6.1 only, refused later).
+for _ in 1 2 3 4; do
+  /bin/pinwatch-workload vfio --file $DIR/bench-private.dat --private --read-only --pages 256 >/dev/console 2>&1
+  /bin/pinwatch-workload vfio --file $DIR/bench-shared.dat --pages 256 >/dev/console 2>&1
+done
+snapshot detailed
+stop_mode pinwatch cost
+echo 0 >/proc/sys/kernel/bpf_stats_enabled
+bench "done"

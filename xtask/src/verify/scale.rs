@@ -1,0 +1,179 @@
+//! Checks of the scale pass: a storm of 278,528 long-term pin calls (17 io_uring rings of 16,384
+//! single-page buffers) against the daemon, whose live-pin ledger holds 262,144.
+//!
+//! Every pin event must be accounted for: received (`pinwatch_events_total{kind="pin"}`) plus
+//! dropped by the kernel (`pinwatch_ringbuf_drops_total`) equals the pin calls the workload made,
+//! exactly. The ledger's limit must be hit, counted and exported; the daemon's memory with
+//! 262,144 pinned pages tracked must stay under 64 MiB; it must stay alive through the storm and
+//! exit 0 on SIGTERM; and the released pins must leave nothing live.
+
+use super::daemon::{Sample, samples, sum};
+use crate::expect::Kernel;
+
+/// The scale pass's figures, as the guest reported them.
+pub struct Scale {
+    pub status: String,
+    pub held: Vec<Sample>,
+    pub released: Vec<Sample>,
+}
+
+const LEDGER_CAP: f64 = 262_144.0;
+const RSS_LIMIT: f64 = 64.0 * 1024.0 * 1024.0;
+
+pub fn parse(output: &str) -> Option<Scale> {
+    let status = output
+        .lines()
+        .find_map(|l| l.strip_prefix("PINWATCH-RESULT scale "))?
+        .to_owned();
+    let scrape = |prefix: &str| {
+        let text: Vec<&str> = output
+            .lines()
+            .filter_map(|l| l.strip_prefix(prefix))
+            .collect();
+        samples(&text.join("\n"))
+    };
+    Some(Scale {
+        status,
+        held: scrape("PINWATCH-SCALE-HELD "),
+        released: scrape("PINWATCH-SCALE-RELEASED "),
+    })
+}
+
+/// `key=value` from the status line.
+fn field(status: &str, key: &str) -> Option<f64> {
+    status
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix(key)?.strip_prefix('='))
+        .and_then(|v| v.parse().ok())
+}
+
+/// What the scale pass showed, for the log: rate, drops, memory.
+pub fn summary(kernel: &Kernel, scale: &Scale) -> String {
+    let h = &scale.held;
+    format!(
+        "{} scale: {} pin calls at {:.0}/s; received {}, dropped {}; {} live pages tracked, {} evicted; RSS {:.1} MiB",
+        kernel.name,
+        field(&scale.status, "calls").unwrap_or(0.0),
+        field(&scale.status, "rate").unwrap_or(0.0),
+        sum(h, "pinwatch_events_total", &[("kind", "pin")]),
+        sum(h, "pinwatch_ringbuf_drops_total", &[]),
+        sum(h, "pinwatch_live_pinned_pages", &[]),
+        sum(h, "pinwatch_correlation_evictions_total", &[]),
+        sum(h, "process_resident_memory_bytes", &[]) / 1048576.0,
+    )
+}
+
+pub fn check(kernel: &Kernel, scale: &Scale, fails: &mut Vec<String>) {
+    let k = format!("{} scale", kernel.name);
+    let mut fail = |what: String| fails.push(format!("{k}: {what}"));
+    if !scale.status.starts_with("0 ") || !scale.status.contains(" ok ") {
+        fail(format!(
+            "status `{}` (want exit 0 on SIGTERM and the workload ok)",
+            scale.status
+        ));
+        return;
+    }
+    let Some(calls) = field(&scale.status, "calls") else {
+        return fail(format!("no call count in `{}`", scale.status));
+    };
+    let h = &scale.held;
+    if h.is_empty() {
+        return fail("no scrape while the pins were held (the daemon died?)".into());
+    }
+    let received = sum(h, "pinwatch_events_total", &[("kind", "pin")]);
+    let dropped = sum(h, "pinwatch_ringbuf_drops_total", &[]);
+    // Drops are not per kind, but nothing else emits events while the pins are being taken.
+    if received + dropped != calls {
+        fail(format!(
+            "{received} pin events received + {dropped} dropped != {calls} pin calls made"
+        ));
+    }
+    let cap = sum(h, "pinwatch_correlation_max_entries", &[]);
+    if cap != LEDGER_CAP {
+        fail(format!("ledger limit exported as {cap}, want {LEDGER_CAP}"));
+    }
+    // Each received pin is one ledger entry of one page: the ledger is full, the rest evicted.
+    let live = sum(h, "pinwatch_live_pinned_pages", &[("pinner", "io_uring")]);
+    let evicted = sum(h, "pinwatch_correlation_evictions_total", &[]);
+    let entries = sum(h, "pinwatch_correlation_entries", &[("table", "live-pins")]);
+    let want_live = received.min(LEDGER_CAP);
+    if live != want_live || entries != want_live || evicted != received - want_live {
+        fail(format!(
+            "{live} live pages, {entries} ledger entries, {evicted} evictions; want {want_live}, {want_live}, {}",
+            received - want_live
+        ));
+    }
+    if live < 250_000.0 {
+        fail(format!(
+            "only {live} live pinned pages tracked (want ≥ 250,000)"
+        ));
+    }
+    let rss = sum(h, "process_resident_memory_bytes", &[]);
+    if rss <= 0.0 || rss >= RSS_LIMIT {
+        fail(format!(
+            "daemon RSS {:.1} MiB with {live} pinned pages tracked (limit 64 MiB)",
+            rss / 1048576.0
+        ));
+    }
+    let r = &scale.released;
+    if r.is_empty() {
+        return fail("no scrape after the pins were released (the daemon died?)".into());
+    }
+    let left = sum(r, "pinwatch_live_pinned_pages", &[]);
+    if left != 0.0 {
+        fail(format!(
+            "{left} pinned pages still live after every ring was unregistered"
+        ));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scale(held: &str) -> Scale {
+        Scale {
+            status: "0 calls=278528 pinned pages=278528 calls=278528 secs=30.0 rate=9284.3 unpinned pages=278528 workload pin-many: ok pages=278528".into(),
+            held: samples(held),
+            released: samples("pinwatch_live_pinned_pages{pinner=\"io_uring\"} 0\n"),
+        }
+    }
+
+    const HELD_OK: &str = "\
+pinwatch_events_total{kind=\"pin\"} 278000
+pinwatch_ringbuf_drops_total 528
+pinwatch_correlation_max_entries 262144
+pinwatch_live_pinned_pages{pinner=\"io_uring\"} 262144
+pinwatch_correlation_entries{table=\"live-pins\"} 262144
+pinwatch_correlation_evictions_total{table=\"live-pins\"} 15856
+process_resident_memory_bytes 40000000
+";
+
+    #[test]
+    fn exact_accounting_passes() {
+        let kernel = crate::expect::kernel("6.12").expect("known");
+        let mut fails = Vec::new();
+        check(kernel, &scale(HELD_OK), &mut fails);
+        assert!(fails.is_empty(), "{fails:?}");
+    }
+
+    #[test]
+    fn a_lost_event_a_miscount_or_too_much_memory_fails() {
+        let kernel = crate::expect::kernel("6.12").expect("known");
+        for (from, to) in [
+            ("drops_total 528", "drops_total 527"),
+            (
+                "evictions_total{table=\"live-pins\"} 15856",
+                "evictions_total{table=\"live-pins\"} 0",
+            ),
+            (
+                "process_resident_memory_bytes 40000000",
+                "process_resident_memory_bytes 70000000",
+            ),
+        ] {
+            let mut fails = Vec::new();
+            check(kernel, &scale(&HELD_OK.replace(from, to)), &mut fails);
+            assert_eq!(fails.len(), 1, "{from} -> {to}: {fails:?}");
+        }
+    }
+}
