@@ -35,17 +35,25 @@ impl Args for ProbeContext {
 pub trait Ret {
     /// The traced function's return value, sign-extended.
     fn ret_i64(&self) -> i64;
+    /// The `n`th argument the function was called with: fexit has them, a kretprobe does not.
+    fn entry_arg_u64(&self, n: usize) -> Option<u64>;
 }
 
 impl Ret for FExitContext {
     fn ret_i64(&self) -> i64 {
         self.ret().unwrap_or(0)
     }
+    fn entry_arg_u64(&self, n: usize) -> Option<u64> {
+        Some(self.arg(n))
+    }
 }
 
 impl Ret for RetProbeContext {
     fn ret_i64(&self) -> i64 {
         self.ret()
+    }
+    fn entry_arg_u64(&self, _n: usize) -> Option<u64> {
+        None
     }
 }
 

@@ -4,9 +4,9 @@
 //! return; `check_vma_flags` adds the VMA it walks and `vma_needs_dirty_tracking` the kernel's
 //! verdict; the return emits one `PinEvent`. Short-term pins (O_DIRECT…) only count.
 
-use aya_ebpf::helpers::bpf_get_current_pid_tgid;
+use aya_ebpf::{helpers::bpf_get_current_pid_tgid, macros::map, maps::HashMap};
 use probe_common::{
-    event::{NEEDS_DIRTY_UNKNOWN, PinEvent, UnpinEvent, VmaInfo, kind},
+    event::{NEEDS_DIRTY_UNKNOWN, PinEvent, Syscall, UnpinEvent, VmaInfo, kind},
     filter, hook,
 };
 
@@ -43,14 +43,15 @@ fn on_pin_entry<C: Args>(ctx: &C, hook: u32, at: PinArgs) {
         }
         None => return,
     }
+    let header = events::header(kind::PIN);
     let event = PinEvent {
-        header: events::header(kind::PIN),
+        header,
         hook,
         gup_flags,
         start: ctx.arg_u64(at.start),
         nr_pages: ctx.arg_u64(at.nr_pages),
         ret: 0,
-        stack_id: ctx.stack_id(),
+        stack_id: pin_stack(ctx, &header.syscall, hook),
         vma: VmaInfo {
             needs_dirty: NEEDS_DIRTY_UNKNOWN,
             ..VmaInfo::default()
@@ -62,6 +63,37 @@ fn on_pin_entry<C: Args>(ctx: &C, hook: u32, at: PinArgs) {
     {
         counters::filtered(filter::INFLIGHT_FULL);
     }
+}
+
+/// The stack of the last long-term pin of each task, with the system call (number, user
+/// registers, first arguments) and hook it was taken in.
+#[map]
+static LAST_PIN_STACK: HashMap<u64, (Syscall, u64, i64)> = HashMap::with_max_entries(4096, 0);
+
+/// The kernel stack names the pinner, but walking it is the dearest thing a pin costs, and one
+/// system call can pin 16,384 io_uring buffers (or a registration loop repeat the same call).
+/// Pins made by the same task in the same system call (same number, user IP and SP, fd and
+/// request) through the same hook come from the same driver path: they reuse its stack id.
+#[inline(always)]
+fn pin_stack<C: Args>(ctx: &C, syscall: &Syscall, hook: u32) -> i64 {
+    let key = bpf_get_current_pid_tgid();
+    // A task outside any user system call (a kernel thread) gets no cache: its registers
+    // say nothing about the caller.
+    let cacheable = syscall.user_ip != 0;
+    if cacheable
+        // SAFETY: a copy of this task's own entry.
+        && let Some(&(last, last_hook, id)) = unsafe { LAST_PIN_STACK.get(key) }
+        && last == *syscall
+        && last_hook == u64::from(hook)
+        && id >= 0
+    {
+        return id;
+    }
+    let id = ctx.stack_id();
+    if cacheable {
+        let _ = LAST_PIN_STACK.insert(key, (*syscall, u64::from(hook), id), 0);
+    }
+    id
 }
 
 /// The pin entry points return the number of pages pinned or a negative errno; a refusal of a

@@ -15,6 +15,7 @@ pub mod events;
 pub mod exit;
 pub mod findings;
 pub mod hazards;
+pub mod heap;
 pub mod kernel;
 pub mod loader;
 pub mod pinner;

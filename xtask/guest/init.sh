@@ -56,7 +56,7 @@ log "pass: pinwatch doctor -- workloads (human report)"
 
 # Detection: every finding the workloads provoke, as JSON.
 log "pass: pinwatch audit -- workloads"
-json=$(PINWATCH_DEBUG_EVENTS=1 /bin/pinwatch audit --json -- /bin/run-workloads 2>/dev/console)
+json=$(/bin/pinwatch audit --json -- /bin/run-workloads 2>/dev/console)
 code=$?
 result "audit $code $json"
 

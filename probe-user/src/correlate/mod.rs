@@ -192,6 +192,10 @@ impl Correlator {
             self.apply(event);
         }
         self.settle(now);
+        // A storm grew the queue; its memory goes back once it has drained.
+        if self.queue.capacity() > 4 * self.queue.len().max(1024) {
+            self.queue.shrink_to_fit();
+        }
     }
 
     /// Applies everything still queued and settles every pending pin: the end of a watch.

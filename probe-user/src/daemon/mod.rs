@@ -24,7 +24,7 @@ use std::{
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::{
-    attach::MethodChoice, counters::Counters, doctor, error::Error, exit, kernel,
+    attach::MethodChoice, counters::Counters, doctor, error::Error, exit, heap, kernel,
     pipeline::Pipeline, session::Session,
 };
 use findings_log::FindingsLog;
@@ -52,11 +52,15 @@ pub fn run(opts: &Options) -> Result<u8, Error> {
     })?;
     listener.set_nonblocking(true).map_err(Error::Serve)?;
     let log = FindingsLog::open(opts.findings_log.as_deref())?;
-    let session = Session::open(&opts.btf_path, opts.method, "run")?;
+    heap::tune_for_daemon();
+    let mut session = Session::open(&opts.btf_path, opts.method, "run")?;
     let hazards = doctor::require_observable(&session)?;
     let attached = session.attachments.iter().filter(|a| a.attached).count();
     let metrics = Metrics::new(&session.foll_flags, &kernel::release());
     metrics.attachments(&session.attachments, &hazards);
+    // Attached: from here on only stacks are symbolized, and the start-up parsing is garbage.
+    session.kallsyms.drop_attach_index();
+    heap::trim();
     let registry = metrics.registry();
     eprintln!(
         "pinwatch run: {attached}/{} hooks attached; serving http://{}/metrics",
@@ -185,5 +189,7 @@ fn tick(
         metrics.finding(&f);
         log.write(&f)?;
     }
+    // What a burst of events allocated goes back once it is processed.
+    heap::trim();
     Ok(())
 }

@@ -18,9 +18,14 @@ pub struct Symbol {
 /// kernel stacks.
 #[derive(Debug, Default)]
 pub struct Kallsyms {
+    /// For attaching; a long-running process drops it once attached.
     by_base: HashMap<String, Vec<Symbol>>,
-    /// (address, name), sorted by address; empty when addresses are hidden (kptr_restrict).
-    by_addr: Vec<(u64, String)>,
+    /// Every text symbol's name, back to back: one allocation instead of one per symbol (a
+    /// kernel has 100k of them, and the daemon keeps them for its whole life).
+    names: String,
+    /// (address, start and end of the name in `names`), sorted by address; empty when
+    /// addresses are hidden (kptr_restrict).
+    by_addr: Vec<(u64, u32, u32)>,
 }
 
 /// Larger than any kernel function worth naming; farther than this from a symbol is "unknown".
@@ -46,6 +51,7 @@ impl Kallsyms {
         });
         let mut by_base: HashMap<String, Vec<Symbol>> = HashMap::new();
         let mut by_addr = Vec::new();
+        let mut names = String::new();
         for line in kallsyms.lines() {
             let mut fields = line.split_whitespace();
             let (Some(addr), Some(kind), Some(name)) =
@@ -57,8 +63,13 @@ impl Kallsyms {
             if let Ok(addr) = u64::from_str_radix(addr, 16)
                 && addr != 0
                 && matches!(kind, "t" | "T")
+                && let (Ok(start), Ok(end)) = (
+                    u32::try_from(names.len()),
+                    u32::try_from(names.len() + name.len()),
+                )
             {
-                by_addr.push((addr, name.to_owned()));
+                names.push_str(name);
+                by_addr.push((addr, start, end));
             }
             if !matches!(kind, "t" | "T") || name.ends_with(".cold") || name.contains(".cold.") {
                 continue;
@@ -75,7 +86,18 @@ impl Kallsyms {
                 .push(symbol);
         }
         by_addr.sort_unstable();
-        Self { by_base, by_addr }
+        names.shrink_to_fit();
+        by_addr.shrink_to_fit();
+        Self {
+            by_base,
+            names,
+            by_addr,
+        }
+    }
+
+    /// Keeps only what symbolizing stacks needs: a daemon resolves symbols once, at attach.
+    pub fn drop_attach_index(&mut self) {
+        self.by_base = HashMap::new();
     }
 
     /// The function containing `addr`, for kernel stack frames. kallsyms has no sizes, so an
@@ -83,9 +105,11 @@ impl Kallsyms {
     /// images (ours, loaded after kallsyms was read) sit in the module area with no symbol, and
     /// must not borrow the name of a module function below them.
     pub fn symbolize(&self, addr: u64) -> Option<&str> {
-        let idx = self.by_addr.partition_point(|(a, _)| *a <= addr);
-        let (start, name) = &self.by_addr[idx.checked_sub(1)?];
-        (addr - start < MAX_FUNCTION_SIZE).then_some(name.as_str())
+        let idx = self.by_addr.partition_point(|(a, _, _)| *a <= addr);
+        let &(start, from, to) = self.by_addr.get(idx.checked_sub(1)?)?;
+        (addr - start < MAX_FUNCTION_SIZE)
+            .then(|| self.names.get(from as usize..to as usize))
+            .flatten()
     }
 
     /// The symbol to attach to for `wanted`: the exact name if present, else its first clone.

@@ -43,6 +43,10 @@ pub struct Pipeline {
     next_prune: Instant,
 }
 
+/// Records decoded before they are correlated: bounds the reorder queue in a storm (the ring
+/// refills while it is read) to a batch plus the reorder window.
+const BATCH: usize = 4096;
+
 /// How often pins of exited processes are looked for (one /proc read per pinning process).
 const PRUNE: Duration = Duration::from_secs(1);
 
@@ -73,15 +77,20 @@ impl Pipeline {
             tree,
             next_prune,
         } = self;
-        source.drain(&session.kallsyms, |event| {
-            tree.observe(&event);
-            if tree.contains(event.task().tgid) {
-                observer.event(&event);
+        loop {
+            let taken = source.drain(&session.kallsyms, BATCH, |event| {
+                tree.observe(&event);
+                if tree.contains(event.task().tgid) {
+                    observer.event(&event);
+                }
+                correlator.push(event);
+            });
+            correlator.advance(procfs::monotonic_ns());
+            if taken < BATCH {
+                break;
             }
-            correlator.push(event);
-        });
+        }
         let now = procfs::monotonic_ns();
-        correlator.advance(now);
         if Instant::now() >= *next_prune {
             *next_prune = Instant::now() + PRUNE;
             correlator.prune_exited(|tgid| procfs::process_start(tgid).is_some(), now);

@@ -28,8 +28,10 @@ struct Stacks {
     zap_origins: HashMap<u32, String>,
 }
 
-/// MADV_DONTFORK ranges by process, read from smaps at most once per drain.
-type DontforkRanges = HashMap<u32, Option<Vec<procfs::VmaFlag>>>;
+/// MADV_DONTFORK ranges by process, with when smaps was read (kernel monotonic ns): a read
+/// serves the events that happened before it, and a later event reads again (records keep
+/// arriving while a drain runs, and the mapping may have changed since).
+type DontforkRanges = HashMap<u32, (u64, Option<Vec<procfs::VmaFlag>>)>;
 
 impl EventSource {
     pub fn new(session: &mut Session) -> Result<Self, Error> {
@@ -52,9 +54,8 @@ impl EventSource {
         })
     }
 
-    /// Sleeps until the ring buffer has records or `timeout` passed. The kernel wakes the reader
-    /// when it has caught up and a record arrives, so a storm is drained as it comes rather
-    /// than once per poll period (a full ring drops records).
+    /// Sleeps until `timeout` passed, or the programs woke the reader because the ring buffer
+    /// is filling (a storm is drained as it comes, before the ring is full and drops records).
     pub fn wait(&self, timeout: std::time::Duration) {
         use std::os::fd::AsRawFd as _;
         let mut fd = libc::pollfd {
@@ -69,9 +70,16 @@ impl EventSource {
     }
 
     /// Decodes and enriches (pinner, path, MADV_DONTFORK) every record available now.
-    pub fn drain(&mut self, kallsyms: &Kallsyms, mut sink: impl FnMut(Event)) {
+    ///
+    /// At most `max` records: in a storm the ring refills as fast as it is read, and the caller
+    /// must correlate (and free) each batch before taking the next.
+    pub fn drain(&mut self, kallsyms: &Kallsyms, max: usize, mut sink: impl FnMut(Event)) -> usize {
         let mut dontfork = DontforkRanges::new();
-        while let Some(item) = self.ring.next() {
+        let mut taken = 0;
+        while taken < max
+            && let Some(item) = self.ring.next()
+        {
+            taken += 1;
             let decoded = events::decode(&item);
             drop(item);
             match decoded {
@@ -82,6 +90,7 @@ impl EventSource {
                 Err(_) => self.decode_errors += 1,
             }
         }
+        taken
     }
 }
 
@@ -124,15 +133,22 @@ fn file_path(pin: &events::Pin) -> Option<String> {
 const VM_DONTCOPY: u64 = 0x0002_0000;
 
 /// From the VMA the kernel walked when the event carries it; otherwise (the fast GUP path walks
-/// no VMA) from smaps, read once per process per drain.
+/// no VMA) from smaps, read once for a run of events of the same process.
 fn dontfork_of(pin: &events::Pin, cache: &mut DontforkRanges) -> Option<bool> {
     if let Some(vma) = &pin.vma {
         return Some(vma.flags & VM_DONTCOPY != 0);
     }
-    let ranges = cache
-        .entry(pin.task.tgid)
-        .or_insert_with(|| procfs::vma_flags(pin.task.tgid, "dc"));
-    procfs::flag_at(ranges.as_deref()?, pin.start)
+    let read = || {
+        (
+            procfs::monotonic_ns(),
+            procfs::vma_flags(pin.task.tgid, "dc"),
+        )
+    };
+    let entry = cache.entry(pin.task.tgid).or_insert_with(read);
+    if entry.0 < pin.at_ns {
+        *entry = read();
+    }
+    procfs::flag_at(entry.1.as_deref()?, pin.start)
 }
 
 impl Stacks {
