@@ -101,11 +101,19 @@ fn pin_stack<C: Args>(ctx: &C, syscall: &Syscall, hook: u32) -> i64 {
 /// only the low 32 bits of the register are meaningful: compare them as `i32` (page counts of a
 /// single call never reach 2^31).
 #[inline(always)]
-fn on_pin_return<C: Ret>(ctx: &C, hook: u32) {
+fn on_pin_return<C: Ret>(ctx: &C, hook: u32, at: PinArgs) {
     counters::ret(hook);
     let ret = ctx.ret_i64() as i32;
     if ret < 0 {
         counters::filtered(filter::PIN_FAILED);
+    }
+    // Short-term pins (O_DIRECT: one per I/O) were never put in flight. fexit still has the
+    // flags, so they skip the lookup; a kretprobe does not, and looks.
+    if let (Some(flags), Some(longterm)) =
+        (ctx.entry_arg_u64(at.gup_flags), layout::foll_longterm())
+        && flags as u32 & longterm == 0
+    {
+        return;
     }
     let key = bpf_get_current_pid_tgid();
     let Some(inflight) = INFLIGHT.get_ptr_mut(key) else {
@@ -142,7 +150,7 @@ macro_rules! pin_hook {
             }
             #[inline(always)]
             fn exit<C: Ret>(ctx: &C) {
-                on_pin_return(ctx, $hook);
+                on_pin_return(ctx, $hook, $args);
             }
             entry_programs!($fentry, $kprobe, entry);
             return_programs!($fexit, $kretprobe, exit);

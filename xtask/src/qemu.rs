@@ -68,11 +68,18 @@ pub fn boot(guest: &Guest) -> Result<String> {
         match boot_once(guest) {
             Ok(out) if out.contains(guest.run.last_line()) => return Ok(out),
             outcome => {
+                let console = guest.work.join("console.log");
                 let why = match &outcome {
                     Err(e) => format!("{e:#}"),
-                    Ok(_) => guest_failure(&guest.work.join("console.log")),
+                    Ok(_) => guest_failure(&console),
                 };
-                eprintln!("xtask: attempt {attempt}/{ATTEMPTS} produced no complete result: {why}");
+                // The next attempt overwrites the log: keep this one for the post-mortem.
+                let kept = guest.work.join(format!("console.attempt{attempt}.log"));
+                let _ = fs::copy(&console, &kept);
+                eprintln!(
+                    "xtask: attempt {attempt}/{ATTEMPTS} produced no complete result: {why} (log: {})",
+                    kept.display()
+                );
                 last = Some(outcome);
             }
         }
