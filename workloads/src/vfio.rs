@@ -107,6 +107,11 @@ pub struct Args {
     /// Seconds to hold the pin before writing the file back (a pin older than a watcher).
     #[arg(long, default_value_t = 0)]
     pub hold: u64,
+    /// With --file: how many times to dirty and write back the pinned pages (each writeback
+    /// cleans every pinned folio: a storm of pinned-folio-cleaned events where the pin is
+    /// granted).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    pub writebacks: u32,
     /// PCI vendor id of the device to bind to vfio-pci.
     #[arg(long, default_value = "0x1234", value_parser = parse_hex_id)]
     pub vendor: u16,
@@ -174,18 +179,25 @@ pub fn run(args: &Args) -> Result<String> {
     } else if file.is_some() {
         std::thread::sleep(std::time::Duration::from_secs(args.hold));
         // Dirty the pinned pages again and write them back: writeback cleans pinned folios.
-        map.write_pages(0x77);
-        // SAFETY: the range is exactly the live mapping owned by `map`.
-        sys::cvt(unsafe { libc::msync(map.addr().cast(), map.len(), libc::MS_SYNC) })
-            .context("msync")?;
+        for round in 0..args.writebacks {
+            map.write_pages(0x77 ^ round as u8);
+            // SAFETY: the range is exactly the live mapping owned by `map`.
+            sys::cvt(unsafe { libc::msync(map.addr().cast(), map.len(), libc::MS_SYNC) })
+                .context("msync")?;
+        }
     }
     unmap_dma(&container.fd, map.len()).context("VFIO_IOMMU_UNMAP_DMA")?;
     if let Some((child, tx)) = sharing {
         process_vm::release_child(child, tx)?;
     }
     map.unmap()?;
+    let writebacks = if file.is_some() && !args.private {
+        format!(", {} writebacks", args.writebacks)
+    } else {
+        String::new()
+    };
     Ok(format!(
-        "ok mapped+unmapped {} pages for DMA ({kind}, {})",
+        "ok mapped+unmapped {} pages for DMA ({kind}, {}{writebacks})",
         args.pages,
         if args.read_only { "ro" } else { "rw" }
     ))

@@ -15,7 +15,13 @@ pub struct Scale {
     pub status: String,
     pub held: Vec<Sample>,
     pub released: Vec<Sample>,
+    /// The VFIO writeback storm's status line and the scrape after it.
+    pub clean_status: String,
+    pub cleaned: Vec<Sample>,
 }
+
+/// The writeback storm: 4,096 pinned pages written back 20 times.
+const STORM_CLEANS: f64 = 4096.0 * 20.0;
 
 const LEDGER_CAP: f64 = 262_144.0;
 const RSS_LIMIT: f64 = 64.0 * 1024.0 * 1024.0;
@@ -32,10 +38,17 @@ pub fn parse(output: &str) -> Option<Scale> {
             .collect();
         samples(&text.join("\n"))
     };
+    let clean_status = output
+        .lines()
+        .find_map(|l| l.strip_prefix("PINWATCH-RESULT clean-storm "))
+        .unwrap_or_default()
+        .to_owned();
     Some(Scale {
         status,
         held: scrape("PINWATCH-SCALE-HELD "),
         released: scrape("PINWATCH-SCALE-RELEASED "),
+        clean_status,
+        cleaned: scrape("PINWATCH-SCALE-CLEANED "),
     })
 }
 
@@ -50,8 +63,9 @@ fn field(status: &str, key: &str) -> Option<f64> {
 /// What the scale pass showed, for the log: rate, drops, memory.
 pub fn summary(kernel: &Kernel, scale: &Scale) -> String {
     let h = &scale.held;
+    let cleaned = |s: &[Sample]| sum(s, "pinwatch_events_total", &[("kind", "mkclean-pinned")]);
     format!(
-        "{} scale: {} pin calls at {:.0}/s; received {}, dropped {}; {} live pages tracked, {} evicted; RSS {:.1} MiB",
+        "{} scale: {} pin calls at {:.0}/s; received {}, dropped {}; {} live pages tracked, {} evicted; RSS {:.1} MiB; writeback storm: {} pinned-clean events",
         kernel.name,
         field(&scale.status, "calls").unwrap_or(0.0),
         field(&scale.status, "rate").unwrap_or(0.0),
@@ -60,6 +74,7 @@ pub fn summary(kernel: &Kernel, scale: &Scale) -> String {
         sum(h, "pinwatch_live_pinned_pages", &[]),
         sum(h, "pinwatch_correlation_evictions_total", &[]),
         sum(h, "process_resident_memory_bytes", &[]) / 1048576.0,
+        cleaned(&scale.cleaned) - cleaned(&scale.released),
     )
 }
 
@@ -125,6 +140,49 @@ pub fn check(kernel: &Kernel, scale: &Scale, fails: &mut Vec<String>) {
             "{left} pinned pages still live after every ring was unregistered"
         ));
     }
+    check_clean_storm(kernel, scale, &mut fail);
+}
+
+/// Pinned folios cleaned by writeback, counted in the kernel: each is a received event or a
+/// counted drop. Only where the kernel grants the long-term file pin (6.1) are there any.
+fn check_clean_storm(kernel: &Kernel, scale: &Scale, fail: &mut impl FnMut(String)) {
+    let (r, c) = (&scale.released, &scale.cleaned);
+    if c.is_empty() {
+        return fail("no scrape after the writeback storm (the daemon died?)".into());
+    }
+    let delta = |name: &str, labels: &[(&str, &str)]| sum(c, name, labels) - sum(r, name, labels);
+    let cleans = delta(
+        "pinwatch_pinned_folio_cleans_total",
+        &[("classified", "true")],
+    );
+    let received = delta("pinwatch_events_total", &[("kind", "mkclean-pinned")]);
+    let dropped = delta("pinwatch_ringbuf_drops_total", &[]);
+    let granted = kernel
+        .behaviours
+        .contains(&("longterm-file-pin", "granted"));
+    let status = &scale.clean_status;
+    if granted {
+        if !status.contains("ok mapped+unmapped 4096 pages") {
+            fail(format!(
+                "writeback storm status `{status}` (want the pin granted)"
+            ));
+        }
+        // Writeback before the first msync may clean a pinned folio once more.
+        if !(STORM_CLEANS..=STORM_CLEANS + 4096.0).contains(&cleans) {
+            fail(format!(
+                "{cleans} pinned folios cleaned, want {STORM_CLEANS} (+ at most 4096)"
+            ));
+        }
+        if received + dropped != cleans {
+            fail(format!(
+                "{received} pinned-clean events received + {dropped} dropped != {cleans} cleaned"
+            ));
+        }
+    } else if !status.contains("refused") || cleans != 0.0 || received != 0.0 {
+        fail(format!(
+            "writeback storm `{status}`: {cleans} pinned folios cleaned, {received} events (want the pin refused, none)"
+        ));
+    }
 }
 
 #[cfg(test)]
@@ -136,6 +194,8 @@ mod tests {
             status: "0 calls=278528 pinned pages=278528 calls=278528 secs=30.0 rate=9284.3 unpinned pages=278528 workload pin-many: ok pages=278528".into(),
             held: samples(held),
             released: samples("pinwatch_live_pinned_pages{pinner=\"io_uring\"} 0\n"),
+            clean_status: "refused errno=14 (EFAULT)".into(),
+            cleaned: samples("pinwatch_ringbuf_drops_total 528\n"),
         }
     }
 
@@ -155,6 +215,28 @@ process_resident_memory_bytes 40000000
         let mut fails = Vec::new();
         check(kernel, &scale(HELD_OK), &mut fails);
         assert!(fails.is_empty(), "{fails:?}");
+    }
+
+    #[test]
+    fn a_granted_writeback_storm_is_counted_exactly() {
+        let kernel = crate::expect::kernel("6.1").expect("known");
+        let mut s = scale(HELD_OK);
+        s.clean_status = "ok mapped+unmapped 4096 pages for DMA (file, rw, 20 writebacks)".into();
+        let cleaned = |received: u32, dropped: u32| {
+            samples(&format!(
+                "pinwatch_pinned_folio_cleans_total{{classified=\"true\"}} 81920\n\
+                 pinwatch_events_total{{kind=\"mkclean-pinned\"}} {received}\n\
+                 pinwatch_ringbuf_drops_total {dropped}\n"
+            ))
+        };
+        s.released = samples("pinwatch_ringbuf_drops_total 0\n");
+        s.cleaned = cleaned(81_000, 920);
+        let mut fails = Vec::new();
+        check(kernel, &s, &mut fails);
+        assert!(fails.is_empty(), "{fails:?}");
+        s.cleaned = cleaned(81_000, 919);
+        check(kernel, &s, &mut fails);
+        assert_eq!(fails.len(), 1, "{fails:?}");
     }
 
     #[test]
