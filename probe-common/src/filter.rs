@@ -18,7 +18,4 @@ pub const INFLIGHT_FULL: u32 = 6;
 pub const SHORT_TERM_PIN_WRITE: u32 = 7;
 /// A short-term pin call without FOLL_WRITE.
 pub const SHORT_TERM_PIN_READ: u32 = 8;
-/// A write fault on a pinned page not classified: the task left the CPU mid-fault (preempted or
-/// migrated), so whether the fault copied the page is unknown.
-pub const WP_STATE_LOST: u32 = 9;
-pub const COUNT: u32 = 10;
+pub const COUNT: u32 = 9;

@@ -5,14 +5,10 @@
 //! (`folio_add_new_anon_rmap` / 6.1 `page_add_new_anon_rmap`, the only out-of-line call on that
 //! path). `FORKING` marks the task while it copies one VMA and counts those new pages.
 
-use aya_ebpf::{
-    helpers::bpf_get_current_pid_tgid,
-    macros::map,
-    maps::{HashMap, PerCpuArray},
-};
+use aya_ebpf::{helpers::bpf_get_current_pid_tgid, macros::map, maps::HashMap};
 use probe_common::{
     event::{CowEvent, ForkCopyEvent, ForkEvent, kind},
-    filter, hook,
+    hook,
 };
 
 use crate::{
@@ -27,45 +23,24 @@ static FORKING: HashMap<u64, ForkCopyEvent> = HashMap::with_max_entries(4096, 0)
 /// `FAULT_FLAG_UNSHARE`: the same value in 6.1, 6.12 and 7.2 (`enum fault_flag`).
 const FAULT_FLAG_UNSHARE: u32 = 0x400;
 
-/// The write-protect fault in flight on this CPU: the task, its `vm_fault`, and whether it
-/// copied the page (`wp_page_copy` on 6.1; inlined from 6.12 on, where its new anon rmap is the
-/// witness). Every COW fault passes here, so the state is a per-CPU slot (plain loads and
-/// stores) rather than a hash map keyed by task (a locked insert, lookup and delete per fault).
-#[repr(C)]
-#[derive(Clone, Copy)]
-struct WpFault {
-    task: u64,
-    vmf: u64,
-    copied: u64,
-}
-
+/// Write-protect faults in flight: the `vm_fault` and whether the fault copied the page
+/// (`wp_page_copy` on 6.1; inlined from 6.12 on, where its new anon rmap is the witness).
 #[map]
-static WP_FAULT: PerCpuArray<WpFault> = PerCpuArray::with_max_entries(1, 0);
+static WP_FAULTS: HashMap<u64, [u64; 2]> = HashMap::with_max_entries(4096, 0);
 
+/// `do_wp_page(vmf)`: hot (every COW fault). One map insert here, one lookup at return; the
+/// pinned test reads the page only after the kernel resolved it.
 #[inline(always)]
 fn on_wp_entry<C: Args>(ctx: &C) {
     counters::entry(hook::DO_WP_PAGE);
-    if let Some(slot) = WP_FAULT.get_ptr_mut(0) {
-        // SAFETY: this CPU's slot; no other program runs on this CPU meanwhile.
-        unsafe {
-            *slot = WpFault {
-                task: bpf_get_current_pid_tgid(),
-                vmf: ctx.arg_u64(0),
-                copied: 0,
-            }
-        };
-    }
+    let _ = WP_FAULTS.insert(bpf_get_current_pid_tgid(), [ctx.arg_u64(0), 0], 0);
 }
 
 #[inline(always)]
 fn mark_copied() {
-    if let Some(slot) = WP_FAULT.get_ptr_mut(0) {
-        // SAFETY: this CPU's slot; only the task whose fault it records marks it.
-        unsafe {
-            if (*slot).task == bpf_get_current_pid_tgid() {
-                (*slot).copied = 1;
-            }
-        }
+    if let Some(state) = WP_FAULTS.get_ptr_mut(bpf_get_current_pid_tgid()) {
+        // SAFETY: this task's own in-flight fault.
+        unsafe { (*state)[1] = 1 };
     }
 }
 
@@ -75,29 +50,16 @@ fn on_wp_page_copy<C: Args>(_ctx: &C) {
     mark_copied();
 }
 
-/// The pinned test reads the page only after the kernel resolved it. If the task left the CPU
-/// during the fault (it may sleep to allocate the copy), the slot is another task's: fexit still
-/// knows the `vm_fault`, but not whether the fault copied, and a pinned page then is counted
-/// (`WP_STATE_LOST`), not classified.
 #[inline(always)]
-fn on_wp_return<C: Ret>(ctx: &C) {
+fn on_wp_return<C: Ret>(_ctx: &C) {
     counters::ret(hook::DO_WP_PAGE);
-    let task = bpf_get_current_pid_tgid();
-    let Some(slot) = WP_FAULT.get_ptr_mut(0) else {
+    let key = bpf_get_current_pid_tgid();
+    let Some(state) = WP_FAULTS.get_ptr(key) else {
         return;
     };
-    // SAFETY: this CPU's slot, copied out and released at once.
-    let state = unsafe { *slot };
-    let mine = state.task == task;
-    if mine {
-        // SAFETY: as above.
-        unsafe { (*slot).task = 0 };
-    }
-    let (vmf, copied) = match (mine, ctx.entry_arg_u64(0)) {
-        (true, _) => (state.vmf, Some(state.copied != 0)),
-        (false, Some(vmf)) => (vmf, None),
-        (false, None) => (0, None),
-    };
+    // SAFETY: this task's own entry, removed right after.
+    let [vmf, copied] = unsafe { *state };
+    let _ = WP_FAULTS.remove(key);
     // vmf->page is the page the fault found (small folios: the folio itself).
     let Some((page, fault_flags, address)) = layout::vm_fault(vmf) else {
         return;
@@ -109,19 +71,15 @@ fn on_wp_return<C: Ret>(ctx: &C) {
     // the processes it was shared with (fork children) before pinning the copy.
     let unshare_for_pin = fault_flags & FAULT_FLAG_UNSHARE != 0
         // SAFETY: a lookup of this task's own key; the value is not dereferenced.
-        && unsafe { crate::events::INFLIGHT.get(task) }.is_some();
+        && unsafe { crate::events::INFLIGHT.get(key) }.is_some();
     if !pins.maybe_dma_pinned() && !unshare_for_pin {
         return;
     }
-    let Some(copied) = copied else {
-        counters::filtered(filter::WP_STATE_LOST);
-        return;
-    };
     events::emit(&CowEvent {
         header: events::header(kind::PINNED_COW),
         address,
         fault_flags,
-        copied: u32::from(copied),
+        copied: copied as u32,
         refcount: pins.refcount,
         pincount: pins.pincount,
     });

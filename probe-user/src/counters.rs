@@ -38,8 +38,6 @@ pub struct FilterCounts {
     /// Short-term pin calls (O_DIRECT, process_vm…), writable and read-only.
     pub short_term_pins_write: u64,
     pub short_term_pins_read: u64,
-    /// Write faults on pinned pages left unclassified: the task left its CPU mid-fault.
-    pub wp_state_lost: u64,
 }
 
 impl Counters {
@@ -58,7 +56,6 @@ impl Counters {
                 inflight_full: filters[filter::INFLIGHT_FULL as usize],
                 short_term_pins_write: filters[filter::SHORT_TERM_PIN_WRITE as usize],
                 short_term_pins_read: filters[filter::SHORT_TERM_PIN_READ as usize],
-                wp_state_lost: filters[filter::WP_STATE_LOST as usize],
             },
         })
     }

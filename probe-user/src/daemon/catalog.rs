@@ -127,12 +127,6 @@ pub const CATALOG: &[Family] = &[
         labels: &[],
     },
     Family {
-        name: "pinwatch_fault_state_lost_total",
-        kind: "counter",
-        help: "Write faults on pinned pages not classified because the task left its CPU mid-fault (copied or reused unknown)",
-        labels: &[],
-    },
-    Family {
         name: "pinwatch_correlation_entries",
         kind: "gauge",
         help: "Entries in each correlation table",

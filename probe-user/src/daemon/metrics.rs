@@ -65,7 +65,6 @@ pub struct Metrics {
     decode_errors: IntCounter,
     ringbuf_drops: IntCounter,
     inflight_full: IntCounter,
-    fault_state_lost: IntCounter,
     correlation_entries: IntGaugeVec,
     correlation_limit: IntGauge,
     correlation_evictions: IntCounterVec,
@@ -118,7 +117,6 @@ impl Metrics {
             decode_errors: counter("pinwatch_event_decode_errors_total"),
             ringbuf_drops: counter("pinwatch_ringbuf_drops_total"),
             inflight_full: counter("pinwatch_inflight_full_total"),
-            fault_state_lost: counter("pinwatch_fault_state_lost_total"),
             correlation_entries: gauge_vec("pinwatch_correlation_entries"),
             correlation_limit: IntGauge::with_opts(opts("pinwatch_correlation_max_entries"))
                 .expect("valid"),
@@ -176,7 +174,6 @@ impl Metrics {
             Box::new(self.decode_errors.clone()),
             Box::new(self.ringbuf_drops.clone()),
             Box::new(self.inflight_full.clone()),
-            Box::new(self.fault_state_lost.clone()),
             Box::new(self.correlation_entries.clone()),
             Box::new(self.correlation_limit.clone()),
             Box::new(self.correlation_evictions.clone()),
@@ -254,8 +251,6 @@ impl Metrics {
             .inc_by(delta(f.ringbuf_full, l.ringbuf_full));
         self.inflight_full
             .inc_by(delta(f.inflight_full, l.inflight_full));
-        self.fault_state_lost
-            .inc_by(delta(f.wp_state_lost, l.wp_state_lost));
         self.last_kernel = now.clone();
     }
 
