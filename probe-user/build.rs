@@ -25,5 +25,10 @@ fn main() -> anyhow::Result<()> {
         root_dir: ebpf_dir,
         ..Default::default()
     };
+    // aya-build relays the nested cargo's stderr as `cargo:warning` lines: ~40 "Compiling …"
+    // lines on every fresh build. Quiet cargo keeps only what matters (compiler diagnostics and
+    // errors, which aya-build relays either way).
+    // SAFETY: build scripts are single-threaded here; the nested cargo inherits the variable.
+    unsafe { std::env::set_var("CARGO_TERM_QUIET", "true") };
     aya_build::build_ebpf([package], aya_build::Toolchain::default())
 }

@@ -21,7 +21,7 @@ NIGHTLY=nightly
 APT_PACKAGES=(qemu-system-x86 busybox-static cpio e2fsprogs xfsprogs xz-utils kmod prometheus)
 
 # The kernels of the VM matrix: short name, apt suite, exact image package. Exact names keep the
-# matrix reproducible; kernel-facts.md documents these builds.
+# matrix reproducible; xtask/src/expect.rs holds what the matrix expects of each build.
 KERNELS=(
   "6.1  bookworm-security linux-image-6.1.0-56-cloud-amd64"
   "6.12 trixie            linux-image-6.12.107+deb13-cloud-amd64"
@@ -70,7 +70,7 @@ install_ebpf_toolchain() {
   mkdir -p "$prefix/lib"
   ln -sf "$llvm_lib" "$prefix/lib/libLLVM.so"
   log "building bpf-linker $BPF_LINKER_VERSION against the nightly's LLVM $major"
-  LLVM_PREFIX=$prefix cargo +"$NIGHTLY" install "bpf-linker@$BPF_LINKER_VERSION" --locked \
+  LLVM_PREFIX=$prefix cargo +"$NIGHTLY" install --quiet "bpf-linker@$BPF_LINKER_VERSION" --locked \
     --no-default-features --features "llvm-$major"
 }
 
@@ -80,7 +80,7 @@ install_fuzzer() {
     log "cargo-fuzz $CARGO_FUZZ_VERSION present"; return
   fi
   log "building cargo-fuzz $CARGO_FUZZ_VERSION"
-  cargo +"$NIGHTLY" install "cargo-fuzz@$CARGO_FUZZ_VERSION" --locked
+  cargo +"$NIGHTLY" install --quiet "cargo-fuzz@$CARGO_FUZZ_VERSION" --locked
 }
 
 # A private apt tree so trixie/sid/bookworm-security can be read without touching system config.

@@ -82,6 +82,10 @@ pub struct PinEvent {
     /// Kernel stack of the caller (`STACKS` map), negative when unavailable.
     pub stack_id: i64,
     pub vma: VmaInfo,
+    /// 1 when the pin was granted but `WATCH_UNPIN` was full: its unpins will not be seen, so
+    /// userspace cannot tell when it ends.
+    pub unwatched: u32,
+    pub _pad: u32,
 }
 
 /// Pages unpinned by a watched task (one just granted a long-term file pin).
@@ -171,7 +175,7 @@ const _: () = assert!(size_of::<ForkCopyEvent>() == 104 + 32);
 const _: () = assert!(size_of::<ForkEvent>() == 104 + 8);
 const _: () = assert!(size_of::<PfnUntrackEvent>() == 104 + 40 + 48);
 const _: () = assert!(size_of::<VmaInfo>() == 48);
-const _: () = assert!(size_of::<PinEvent>() == 104 + 40 + 48);
+const _: () = assert!(size_of::<PinEvent>() == 104 + 40 + 48 + 8);
 const _: () = assert!(size_of::<UnpinEvent>() == 104 + 16);
 const _: () = assert!(size_of::<MkcleanEvent>() == 104 + 48);
 

@@ -12,10 +12,8 @@ pub const PIN_FAILED: u32 = 3;
 pub const DIRTY_TRACKING_NEEDED: u32 = 4;
 /// A detailed event was lost: the ring buffer was full.
 pub const RINGBUF_FULL: u32 = 5;
-/// A long-term pin could not be tracked: the in-flight table was full.
-pub const INFLIGHT_FULL: u32 = 6;
 /// A short-term pin call (no FOLL_LONGTERM: O_DIRECT, process_vm…) with FOLL_WRITE.
-pub const SHORT_TERM_PIN_WRITE: u32 = 7;
+pub const SHORT_TERM_PIN_WRITE: u32 = 6;
 /// A short-term pin call without FOLL_WRITE.
-pub const SHORT_TERM_PIN_READ: u32 = 8;
-pub const COUNT: u32 = 9;
+pub const SHORT_TERM_PIN_READ: u32 = 7;
+pub const COUNT: u32 = 8;

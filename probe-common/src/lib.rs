@@ -8,6 +8,7 @@ pub mod event;
 pub mod filter;
 pub mod hook;
 pub mod layout;
+pub mod map;
 
 /// Number of per-hook counter slots reserved in the `HOOK_HITS` / `HOOK_RETURNS` maps.
 /// Larger than [`hook::COUNT`] so a new hook does not change the map's size.

@@ -1,13 +1,16 @@
 //! One way to read arguments and return values from either attach method, so each hook's logic
 //! is written once and wrapped twice (fentry/fexit and kprobe/kretprobe).
 
-use aya_ebpf::programs::{
-    FEntryContext, FExitContext, ProbeContext, RetProbeContext, tracing::StackIdContext,
+use aya_ebpf::{
+    EbpfContext,
+    programs::{
+        FEntryContext, FExitContext, ProbeContext, RetProbeContext, tracing::StackIdContext,
+    },
 };
 
 use crate::events::STACKS;
 
-pub trait Args {
+pub trait Args: EbpfContext {
     /// The `n`th argument as a raw 64-bit register value (0 when unavailable).
     fn arg_u64(&self, n: usize) -> u64;
     /// Id of the current kernel stack in `STACKS`, negative when it could not be taken.
@@ -32,7 +35,7 @@ impl Args for ProbeContext {
     }
 }
 
-pub trait Ret {
+pub trait Ret: EbpfContext {
     /// The traced function's return value, sign-extended.
     fn ret_i64(&self) -> i64;
     /// The `n`th argument the function was called with: fexit has them, a kretprobe does not.

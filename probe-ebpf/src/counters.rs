@@ -1,7 +1,7 @@
 //! Per-CPU counters: the only thing hot paths touch. Userspace sums the CPUs at read time.
 
 use aya_ebpf::{macros::map, maps::PerCpuArray};
-use probe_common::{MAX_HOOKS, filter};
+use probe_common::{MAX_HOOKS, filter, map as maps};
 
 /// Entry hits per hook id.
 #[map]
@@ -14,6 +14,10 @@ static HOOK_RETURNS: PerCpuArray<u64> = PerCpuArray::with_max_entries(MAX_HOOKS,
 /// What the in-kernel filters decided, by `probe_common::hook::filter` slot.
 #[map]
 static FILTER_HITS: PerCpuArray<u64> = PerCpuArray::with_max_entries(filter::COUNT, 0);
+
+/// Failed inserts into pinwatch's own maps, by `probe_common::map` slot.
+#[map]
+static MAP_INSERT_FAILURES: PerCpuArray<u64> = PerCpuArray::with_max_entries(maps::COUNT, 0);
 
 #[inline(always)]
 fn bump(map: &PerCpuArray<u64>, slot: u32) {
@@ -37,4 +41,10 @@ pub fn ret(hook: u32) {
 #[inline(always)]
 pub fn filtered(slot: u32) {
     bump(&FILTER_HITS, slot);
+}
+
+/// An insert into one of pinwatch's maps failed (full, or no memory): counted, never silent.
+#[inline(always)]
+pub fn insert_failed(map: u32) {
+    bump(&MAP_INSERT_FAILURES, map);
 }

@@ -6,9 +6,10 @@
 //! path). `FORKING` marks the task while it copies one VMA and counts those new pages.
 
 use aya_ebpf::{helpers::bpf_get_current_pid_tgid, macros::map, maps::HashMap};
+use aya_log_ebpf::warn;
 use probe_common::{
     event::{CowEvent, ForkCopyEvent, ForkEvent, kind},
-    hook,
+    hook, map as maps,
 };
 
 use crate::{
@@ -33,7 +34,13 @@ static WP_FAULTS: HashMap<u64, [u64; 2]> = HashMap::with_max_entries(4096, 0);
 #[inline(always)]
 fn on_wp_entry<C: Args>(ctx: &C) {
     counters::entry(hook::DO_WP_PAGE);
-    let _ = WP_FAULTS.insert(bpf_get_current_pid_tgid(), [ctx.arg_u64(0), 0], 0);
+    // Hot: counted, never logged.
+    if WP_FAULTS
+        .insert(bpf_get_current_pid_tgid(), [ctx.arg_u64(0), 0], 0)
+        .is_err()
+    {
+        counters::insert_failed(maps::WP_FAULTS);
+    }
 }
 
 #[inline(always)]
@@ -106,7 +113,14 @@ fn on_copy_entry<C: Args>(ctx: &C) {
         vm_flags: info.vm_flags,
         pages: 0,
     };
-    let _ = FORKING.insert(bpf_get_current_pid_tgid(), copy, 0);
+    if FORKING.insert(bpf_get_current_pid_tgid(), copy, 0).is_err() {
+        counters::insert_failed(maps::FORKING);
+        warn!(
+            ctx,
+            "FORKING full: eager copies in a fork by tgid {} are not counted",
+            copy.header.pid_tgid >> 32
+        );
+    }
 }
 
 #[inline(always)]

@@ -4,10 +4,11 @@
 //! return; `check_vma_flags` adds the VMA it walks and `vma_needs_dirty_tracking` the kernel's
 //! verdict; the return emits one `PinEvent`. Short-term pins (O_DIRECT…) only count.
 
-use aya_ebpf::{helpers::bpf_get_current_pid_tgid, macros::map, maps::HashMap};
+use aya_ebpf::{helpers::bpf_get_current_pid_tgid, macros::map, maps::LruHashMap};
+use aya_log_ebpf::warn;
 use probe_common::{
     event::{NEEDS_DIRTY_UNKNOWN, PinEvent, Syscall, UnpinEvent, VmaInfo, kind},
-    filter, hook,
+    filter, hook, map as maps,
 };
 
 use crate::{
@@ -56,19 +57,28 @@ fn on_pin_entry<C: Args>(ctx: &C, hook: u32, at: PinArgs) {
             needs_dirty: NEEDS_DIRTY_UNKNOWN,
             ..VmaInfo::default()
         },
+        unwatched: 0,
+        _pad: 0,
     };
     if INFLIGHT
         .insert(bpf_get_current_pid_tgid(), event, 0)
         .is_err()
     {
-        counters::filtered(filter::INFLIGHT_FULL);
+        counters::insert_failed(maps::INFLIGHT);
+        // Rare by construction (one entry per task inside a long-term pin call).
+        warn!(
+            ctx,
+            "INFLIGHT full: a long-term pin by tgid {} is not tracked",
+            header.pid_tgid >> 32
+        );
     }
 }
 
 /// The stack of the last long-term pin of each task, with the system call (number, user
-/// registers, first arguments) and hook it was taken in.
+/// registers, first arguments) and hook it was taken in. A cache: LRU, so tasks that pinned once
+/// and went on never fill it (the next walk is only slower).
 #[map]
-static LAST_PIN_STACK: HashMap<u64, (Syscall, u64, i64)> = HashMap::with_max_entries(4096, 0);
+static LAST_PIN_STACK: LruHashMap<u64, (Syscall, u64, i64)> = LruHashMap::with_max_entries(4096, 0);
 
 /// The kernel stack names the pinner, but walking it is the dearest thing a pin costs, and one
 /// system call can pin 16,384 io_uring buffers (or a registration loop repeat the same call).
@@ -90,8 +100,16 @@ fn pin_stack<C: Args>(ctx: &C, syscall: &Syscall, hook: u32) -> i64 {
         return id;
     }
     let id = ctx.stack_id();
-    if cacheable {
-        let _ = LAST_PIN_STACK.insert(key, (*syscall, u64::from(hook), id), 0);
+    if id < 0 {
+        // The pinner will be unnamed: a bucket held by another stack, or an unwalkable stack.
+        counters::insert_failed(maps::STACKS);
+    }
+    if cacheable
+        && LAST_PIN_STACK
+            .insert(key, (*syscall, u64::from(hook), id), 0)
+            .is_err()
+    {
+        counters::insert_failed(maps::LAST_PIN_STACK);
     }
     id
 }
@@ -127,17 +145,31 @@ fn on_pin_return<C: Ret>(ctx: &C, hook: u32, at: PinArgs) {
     }
     event.ret = i64::from(ret);
     event.header.ts_ns = events::header(kind::PIN).ts_ns;
+    if ret > 0 && !watch_unpins(key, ret as u64) {
+        event.unwatched = 1;
+        counters::insert_failed(maps::WATCH_UNPIN);
+        warn!(
+            ctx,
+            "WATCH_UNPIN full: unpins of {} pages pinned by tgid {} will not be seen",
+            ret,
+            key >> 32
+        );
+    }
     events::emit(&event);
-    // Watch the task's unpins of what it was just granted: within the same system call they
-    // mean "released by the caller"; later, they end the pin (userspace tracks live pins).
-    if ret > 0 {
-        match WATCH_UNPIN.get_ptr_mut(key) {
+}
+
+/// Watches the task's unpins of what it was just granted: within the same system call they
+/// mean "released by the caller"; later, they end the pin (userspace tracks live pins). False
+/// when the watch list is full.
+#[inline(always)]
+fn watch_unpins(key: u64, pages: u64) -> bool {
+    match WATCH_UNPIN.get_ptr_mut(key) {
+        Some(remaining) => {
             // SAFETY: this task's own entry.
-            Some(remaining) => unsafe { *remaining += ret as u64 },
-            None => {
-                let _ = WATCH_UNPIN.insert(key, ret as u64, 0);
-            }
+            unsafe { *remaining += pages };
+            true
         }
+        None => WATCH_UNPIN.insert(key, pages, 0).is_ok(),
     }
 }
 

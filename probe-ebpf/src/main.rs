@@ -17,10 +17,13 @@ mod pfn;
 mod process;
 mod writeback;
 
-/// The kernel refuses GPL-only helpers to non-GPL programs.
+/// The kernel refuses GPL-only helpers (`bpf_probe_read_kernel`, `bpf_get_stack`…) to programs
+/// whose license string `license_is_gpl_compatible()` (include/linux/license.h) rejects.
+/// "Dual MIT/GPL" is one of the strings it accepts verbatim, and says what this crate's
+/// `MIT OR GPL-2.0-only` says; a probe-user test checks that the two agree.
 #[unsafe(no_mangle)]
 #[unsafe(link_section = "license")]
-pub static LICENSE: [u8; 4] = *b"GPL\0";
+pub static LICENSE: [u8; 13] = *b"Dual MIT/GPL\0";
 
 #[cfg(not(test))]
 #[panic_handler]

@@ -8,6 +8,7 @@
 //! last VMA sharing the tracking context is freed (`pfnmap_untrack`, never from a zap).
 
 use aya_ebpf::{helpers::bpf_get_current_pid_tgid, macros::map, maps::HashMap};
+use aya_log_ebpf::warn;
 use probe_common::{
     event::{PfnUntrackEvent, kind},
     hook,
@@ -28,9 +29,16 @@ const SHARED_PFNMAP: u64 = 0x400 | 0x8;
 static ZAPPING: HashMap<u64, u8> = HashMap::with_max_entries(4096, 0);
 
 #[inline(always)]
-fn on_zap_entry<C: Args>(_ctx: &C) {
+fn on_zap_entry<C: Args>(ctx: &C) {
     counters::entry(hook::ZAP_SINGLE_VMA);
-    let _ = ZAPPING.insert(bpf_get_current_pid_tgid(), 1, 0);
+    if ZAPPING.insert(bpf_get_current_pid_tgid(), 1, 0).is_err() {
+        counters::insert_failed(probe_common::map::ZAPPING);
+        warn!(
+            ctx,
+            "ZAPPING full: a PFN untrack during this zap by tgid {} is not classified",
+            bpf_get_current_pid_tgid() >> 32
+        );
+    }
 }
 
 #[inline(always)]

@@ -3,12 +3,17 @@
 //! Debian's perf_event_paranoid=3 refuses perf_event_open) and as a classic perf tracepoint.
 
 use aya_ebpf::{
+    helpers::bpf_get_current_pid_tgid,
     macros::{raw_tracepoint, tracepoint},
     programs::{RawTracePointContext, TracePointContext},
 };
 use probe_common::hook;
 
-use crate::{counters, layout};
+use crate::{
+    counters,
+    events::{INFLIGHT, WATCH_UNPIN},
+    layout,
+};
 
 /// `sched:sched_process_fork` runs in the parent after the copy; the child's pid is at byte 44
 /// of the tracepoint record (common fields, parent_comm[16], parent_pid, child_comm[16]).
@@ -30,12 +35,23 @@ pub fn raw_tracepoint_process_fork(ctx: RawTracePointContext) -> i32 {
 
 #[tracepoint]
 pub fn tracepoint_process_exit(_ctx: TracePointContext) -> u32 {
-    counters::entry(hook::PROCESS_EXIT);
+    on_exit();
     0
 }
 
 #[raw_tracepoint(tracepoint = "sched_process_exit")]
 pub fn raw_tracepoint_process_exit(_ctx: RawTracePointContext) -> i32 {
-    counters::entry(hook::PROCESS_EXIT);
+    on_exit();
     0
+}
+
+/// A task exits: its per-task entries go with it. A task that exits holding pins (io_uring and
+/// AF_XDP release them later from a kworker) would otherwise keep its `WATCH_UNPIN` entry for
+/// ever, and a long-running host would fill the watch list with the dead.
+#[inline(always)]
+fn on_exit() {
+    counters::entry(hook::PROCESS_EXIT);
+    let key = bpf_get_current_pid_tgid();
+    let _ = WATCH_UNPIN.remove(key);
+    let _ = INFLIGHT.remove(key);
 }

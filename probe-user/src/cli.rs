@@ -1,6 +1,6 @@
 //! Command line: clap definitions only; validation that clap cannot express lives here too.
 
-use std::{path::PathBuf, time::Duration};
+use std::{ffi::OsString, path::PathBuf, time::Duration};
 
 use clap::{Parser, Subcommand};
 
@@ -14,12 +14,17 @@ use crate::{attach::MethodChoice, daemon, exit, hazards::Hazard, kernel::btf::VM
     long_about = "pinwatch watches the kernel's GUP pinning functions, writeback, COW faults, fork and \
                   PAT PFN tracking, and reports long-term writable pins of file mappings, pinned folios \
                   cleaned by writeback, pin-then-fork, COW of pinned pages, and early PFN untracking.",
-    after_help = exit::HELP
+    after_help = exit::HELP.as_str()
 )]
 pub struct Cli {
     /// Kernel BTF to read struct layout from.
     #[arg(long, global = true, value_name = "PATH", default_value = VMLINUX_BTF)]
     pub btf: PathBuf,
+
+    /// Log level of pinwatch's own log on stderr (overrides RUST_LOG): error, warn, info,
+    /// debug, trace or off. Default: info for `run`, warn for the others.
+    #[arg(long, global = true, value_name = "LEVEL")]
+    pub log_level: Option<log::LevelFilter>,
 
     #[command(subcommand)]
     pub command: Commands,
@@ -106,7 +111,7 @@ pub struct EventsArgs {
 
     /// Run this command and stream its (and its children's) events until it exits.
     #[arg(last = true, value_name = "COMMAND")]
-    pub command: Vec<String>,
+    pub command: Vec<OsString>,
 }
 
 const METRICS_EXAMPLES: &str = "\
@@ -162,7 +167,7 @@ pub struct AuditArgs {
 
     /// Run this command, watch it and its children, and stop when it exits.
     #[arg(last = true, value_name = "COMMAND")]
-    pub command: Vec<String>,
+    pub command: Vec<OsString>,
 }
 
 const DOCTOR_EXAMPLES: &str = "\
@@ -189,7 +194,7 @@ pub struct DoctorArgs {
 
     /// Run this command with every hook attached and report hit counts when it exits.
     #[arg(last = true, value_name = "COMMAND")]
-    pub command: Vec<String>,
+    pub command: Vec<OsString>,
 }
 
 fn parse_hook(name: &str) -> Result<String, String> {

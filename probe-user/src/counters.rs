@@ -1,7 +1,7 @@
 //! Reads the per-CPU counters the eBPF programs bump, summed over CPUs.
 
 use aya::{Ebpf, maps::PerCpuArray};
-use probe_common::{MAX_HOOKS, filter};
+use probe_common::{MAX_HOOKS, filter, map};
 use serde::Serialize;
 
 #[derive(Debug, thiserror::Error)]
@@ -21,6 +21,25 @@ pub struct Counters {
     pub hook_hits: Vec<u64>,
     pub hook_returns: Vec<u64>,
     pub filters: FilterCounts,
+    /// Failed inserts into pinwatch's own kernel maps, by map (lower-case name).
+    pub map_insert_failures: MapInsertFailures,
+}
+
+/// Failed inserts by map, every map present (from 0), in `probe_common::map` order.
+pub type MapInsertFailures = std::collections::BTreeMap<&'static str, u64>;
+
+/// A map's name as metrics and JSON show it.
+pub fn map_label(slot: u32) -> &'static str {
+    const LABELS: [&str; map::COUNT as usize] = [
+        "inflight",
+        "watch_unpin",
+        "forking",
+        "wp_faults",
+        "last_pin_stack",
+        "zapping",
+        "stacks",
+    ];
+    LABELS[slot as usize]
 }
 
 /// What the in-kernel filters decided.
@@ -33,8 +52,6 @@ pub struct FilterCounts {
     pub dirty_tracking_needed: u64,
     /// Detailed events lost to a full ring buffer.
     pub ringbuf_full: u64,
-    /// Long-term pins not tracked because the in-flight table was full.
-    pub inflight_full: u64,
     /// Short-term pin calls (O_DIRECT, process_vm…), writable and read-only.
     pub short_term_pins_write: u64,
     pub short_term_pins_read: u64,
@@ -46,6 +63,11 @@ impl Counters {
         Ok(Self {
             hook_hits: sum_all(ebpf, "HOOK_HITS", MAX_HOOKS)?,
             hook_returns: sum_all(ebpf, "HOOK_RETURNS", MAX_HOOKS)?,
+            map_insert_failures: sum_all(ebpf, "MAP_INSERT_FAILURES", map::COUNT)?
+                .into_iter()
+                .enumerate()
+                .map(|(slot, n)| (map_label(slot as u32), n))
+                .collect(),
             filters: FilterCounts {
                 mkclean_pinned: filters[filter::MKCLEAN_PINNED as usize],
                 mkclean_unpinned: filters[filter::MKCLEAN_UNPINNED as usize],
@@ -53,7 +75,6 @@ impl Counters {
                 pin_failed: filters[filter::PIN_FAILED as usize],
                 dirty_tracking_needed: filters[filter::DIRTY_TRACKING_NEEDED as usize],
                 ringbuf_full: filters[filter::RINGBUF_FULL as usize],
-                inflight_full: filters[filter::INFLIGHT_FULL as usize],
                 short_term_pins_write: filters[filter::SHORT_TERM_PIN_WRITE as usize],
                 short_term_pins_read: filters[filter::SHORT_TERM_PIN_READ as usize],
             },
@@ -81,4 +102,16 @@ fn sum_all(ebpf: &Ebpf, name: &'static str, slots: u32) -> Result<Vec<u64>, Coun
             Ok(values.iter().sum())
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn map_labels_are_the_object_names_in_lower_case() {
+        for (slot, name) in map::NAMES.iter().enumerate() {
+            assert_eq!(map_label(slot as u32), name.to_lowercase());
+        }
+    }
 }

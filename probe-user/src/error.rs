@@ -20,7 +20,7 @@ pub enum Error {
     Kallsyms(std::io::Error),
     #[error("cannot run `{command}`: {source}")]
     Spawn {
-        command: String,
+        command: crate::text::UserText,
         source: std::io::Error,
     },
     #[error("writing the report: {0}")]
@@ -53,6 +53,7 @@ impl Error {
             Error::NotPrivileged { .. } => exit::NO_PRIVILEGE,
             Error::Btf(_) => exit::NO_BTF,
             Error::Load(LoadError::Ebpf(e)) if is_permission(e) => exit::NO_PRIVILEGE,
+            Error::Load(LoadError::MapEntries(_)) => exit::USAGE,
             Error::Unobservable(_) => exit::UNOBSERVABLE,
             Error::NoSuchProcess(_) => exit::USAGE,
             Error::Listen { .. } => exit::LISTEN,

@@ -6,7 +6,7 @@ use probe_common::event::{
     PinEvent, UnpinEvent, kind,
 };
 
-use crate::{hazards::Hazard, probes};
+use crate::{hazards::Hazard, probes, text::UserText};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DecodeError {
@@ -22,7 +22,8 @@ pub struct Task {
     pub tgid: u32,
     pub tid: u32,
     pub start_ns: u64,
-    pub comm: String,
+    /// The thread's name (`comm`), as the kernel keeps it: up to 15 bytes anyone may set.
+    pub comm: UserText,
     pub cgroup_id: u64,
 }
 
@@ -62,9 +63,12 @@ pub struct Pin {
     /// Who pinned (io_uring, vfio…), named from the kernel stack by the runtime.
     pub pinner: String,
     /// Path of the mapped file, resolved by the runtime while the process lives.
-    pub path: Option<String>,
+    pub path: Option<UserText>,
     /// Whether the pinned range is MADV_DONTFORK, read by the runtime while the process lives.
     pub dontfork: Option<bool>,
+    /// Granted while the kernel's watch list (`WATCH_UNPIN`) was full: its unpins are not seen,
+    /// so it counts as live until its process exits.
+    pub unwatched: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -104,7 +108,7 @@ pub struct PfnUntrack {
     pub stack_id: Option<u32>,
     /// The kernel function that started the zap (revoke_iomem, vfio-pci…), from the stack.
     pub via: String,
-    pub path: Option<String>,
+    pub path: Option<UserText>,
 }
 
 /// Pages of one VMA copied eagerly for a child at fork (they were maybe-DMA-pinned).
@@ -302,7 +306,7 @@ fn task(h: &Header) -> Task {
         tgid: (h.pid_tgid >> 32) as u32,
         tid: h.pid_tgid as u32,
         start_ns: h.task_start_ns,
-        comm: String::from_utf8_lossy(&h.comm[..len]).into_owned(),
+        comm: UserText::from(&h.comm[..len]),
         cgroup_id: h.cgroup_id,
     }
 }
@@ -355,6 +359,7 @@ fn pin(p: PinEvent) -> Pin {
         pinner: "unknown".to_owned(),
         path: None,
         dontfork: None,
+        unwatched: p.unwatched != 0,
     }
 }
 

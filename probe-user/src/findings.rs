@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use crate::{events::FileId, hazards::Hazard};
+use crate::{events::FileId, hazards::Hazard, text::UserText};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -68,7 +68,7 @@ impl Outcome {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Process {
     pub tgid: u32,
-    pub comm: String,
+    pub comm: UserText,
     /// Boot-relative start time of the thread group (ns): with `tgid`, a unique identity.
     pub start_ns: u64,
     pub cgroup: Cgroup,
@@ -78,7 +78,7 @@ pub struct Process {
 pub struct Cgroup {
     pub id: u64,
     /// Path below the cgroup2 mount, resolved at report time (`None` once the cgroup is gone).
-    pub path: Option<String>,
+    pub path: Option<UserText>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -88,11 +88,11 @@ pub struct Mapping {
     /// Device of the filesystem, `major:minor`.
     pub dev: String,
     pub ino: u64,
-    pub path: Option<String>,
+    pub path: Option<UserText>,
 }
 
 impl Mapping {
-    pub fn of(file: FileId, path: Option<String>) -> Self {
+    pub fn of(file: FileId, path: Option<UserText>) -> Self {
         Self {
             fs: fs_name(file.fs_magic),
             dev: format!("{}:{}", file.dev >> 20, file.dev & 0xf_ffff),

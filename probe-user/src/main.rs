@@ -14,6 +14,12 @@ use probe_user::{
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // The daemon's log is its output; the one-shot commands print reports and only warn.
+    let default = match cli.command {
+        Commands::Run(_) => log::LevelFilter::Info,
+        _ => log::LevelFilter::Warn,
+    };
+    probe_user::logging::init(cli.log_level, default);
     match run(cli) {
         Ok(code) => exit::code(code),
         Err(e) => {

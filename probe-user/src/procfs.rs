@@ -1,18 +1,24 @@
 //! Reads from /proc that name things the kernel events only identify by number.
 
-use std::path::Path;
+use std::{os::unix::ffi::OsStrExt as _, path::Path};
+
+use crate::text::UserText;
 
 /// The path of the file mapped at `addr` in process `tgid`, if it is still mapped.
-pub fn mapped_path(tgid: u32, addr: u64) -> Option<String> {
-    let maps = std::fs::read_to_string(format!("/proc/{tgid}/maps")).ok()?;
+pub fn mapped_path(tgid: u32, addr: u64) -> Option<UserText> {
+    let maps = std::fs::read(format!("/proc/{tgid}/maps")).ok()?;
     path_in_maps(&maps, addr)
 }
 
-/// `/proc/PID/maps` lines are `start-end perms offset dev inode path`.
-pub fn path_in_maps(maps: &str, addr: u64) -> Option<String> {
-    maps.lines().find_map(|line| {
-        let mut fields = line.split_whitespace();
-        let (start, end) = fields.next()?.split_once('-')?;
+/// `/proc/PID/maps` lines are `start-end perms offset dev inode path`. The path, padded to a
+/// column, is the rest of the line byte for byte (any bytes but NUL, not always UTF-8), except
+/// that the kernel writes a newline in it as `\012` (`seq_file_path(m, file, "\n")`,
+/// fs/proc/task_mmu.c). A name that holds a literal `\012` reads back wrong here: callers
+/// check the inode, and find the file by inode otherwise ([`path_of`]).
+pub fn path_in_maps(maps: &[u8], addr: u64) -> Option<UserText> {
+    maps.split(|&b| b == b'\n').find_map(|line| {
+        let (range, mut rest) = next_field(line);
+        let (start, end) = std::str::from_utf8(range).ok()?.split_once('-')?;
         let (start, end) = (
             u64::from_str_radix(start, 16).ok()?,
             u64::from_str_radix(end, 16).ok()?,
@@ -20,9 +26,35 @@ pub fn path_in_maps(maps: &str, addr: u64) -> Option<String> {
         if !(start..end).contains(&addr) {
             return None;
         }
-        let path: Vec<&str> = fields.skip(4).collect();
-        (!path.is_empty()).then(|| path.join(" "))
+        for _ in 0..4 {
+            rest = next_field(rest).1;
+        }
+        let path = rest.trim_ascii_start();
+        (!path.is_empty()).then(|| unescape_newlines(path))
     })
+}
+
+/// The next space-separated field of a maps line, and what follows it.
+fn next_field(line: &[u8]) -> (&[u8], &[u8]) {
+    let line = line.trim_ascii_start();
+    line.split_at(line.iter().position(|&b| b == b' ').unwrap_or(line.len()))
+}
+
+fn unescape_newlines(mut path: &[u8]) -> UserText {
+    let mut out = Vec::with_capacity(path.len());
+    while let Some((&first, tail)) = path.split_first() {
+        match path.strip_prefix(b"\\012") {
+            Some(after) => {
+                out.push(b'\n');
+                path = after;
+            }
+            None => {
+                out.push(first);
+                path = tail;
+            }
+        }
+    }
+    out.into()
 }
 
 /// A VMA's range and whether one smaps `VmFlags` flag is set on it.
@@ -30,7 +62,7 @@ pub type VmaFlag = (std::ops::Range<u64>, bool);
 
 /// Every VMA of `tgid` with whether it carries `flag` (`dc`: MADV_DONTFORK) in smaps' VmFlags.
 pub fn vma_flags(tgid: u32, flag: &str) -> Option<Vec<VmaFlag>> {
-    let smaps = std::fs::read_to_string(format!("/proc/{tgid}/smaps")).ok()?;
+    let smaps = read_text(format!("/proc/{tgid}/smaps"))?;
     Some(vma_flags_in_smaps(&smaps, flag))
 }
 
@@ -66,8 +98,8 @@ const MAX_WALK: usize = 200_000;
 
 /// A path of inode `ino` on the filesystem mounted from device `dev` (`major:minor`), found by
 /// walking its mount points; `None` when the file is gone or the walk limit is reached.
-pub fn path_of(dev: &str, ino: u64) -> Option<String> {
-    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+pub fn path_of(dev: &str, ino: u64) -> Option<UserText> {
+    let mountinfo = read_text("/proc/self/mountinfo")?;
     let mut budget = MAX_WALK;
     mount_points(&mountinfo, dev).find_map(|mount| find_inode(Path::new(mount), ino, &mut budget))
 }
@@ -82,7 +114,7 @@ pub fn mount_points<'a>(mountinfo: &'a str, dev: &'a str) -> impl Iterator<Item 
     })
 }
 
-fn find_inode(dir: &Path, ino: u64, budget: &mut usize) -> Option<String> {
+fn find_inode(dir: &Path, ino: u64, budget: &mut usize) -> Option<UserText> {
     use std::os::unix::fs::MetadataExt as _;
     let root_dev = std::fs::symlink_metadata(dir).ok()?.dev();
     let mut stack = vec![dir.to_path_buf()];
@@ -94,7 +126,7 @@ fn find_inode(dir: &Path, ino: u64, budget: &mut usize) -> Option<String> {
                 continue;
             }
             if meta.ino() == ino && meta.is_file() {
-                return Some(entry.path().to_string_lossy().into_owned());
+                return Some(entry.path().into());
             }
             if meta.is_dir() {
                 stack.push(entry.path());
@@ -105,11 +137,11 @@ fn find_inode(dir: &Path, ino: u64, budget: &mut usize) -> Option<String> {
 }
 
 /// The cgroup2 path of cgroup `id` (its directory's inode number) below `/sys/fs/cgroup`.
-pub fn cgroup_path(id: u64) -> Option<String> {
+pub fn cgroup_path(id: u64) -> Option<UserText> {
     use std::os::unix::fs::MetadataExt as _;
     let root = Path::new("/sys/fs/cgroup");
     if std::fs::metadata(root).ok()?.ino() == id {
-        return Some("/".to_owned());
+        return Some("/".into());
     }
     let mut budget = MAX_WALK;
     let mut stack = vec![root.to_path_buf()];
@@ -125,7 +157,7 @@ pub fn cgroup_path(id: u64) -> Option<String> {
                     .path()
                     .strip_prefix(root)
                     .ok()
-                    .map(|p| format!("/{}", p.display()));
+                    .map(|p| UserText::from([b"/".as_slice(), p.as_os_str().as_bytes()].concat()));
             }
             stack.push(entry.path());
         }
@@ -149,8 +181,7 @@ pub fn descends_from(tgid: u32, root: u32) -> bool {
 }
 
 fn parent(tgid: u32) -> Option<u32> {
-    let status =
-        std::fs::read_to_string(Path::new("/proc").join(tgid.to_string()).join("status")).ok()?;
+    let status = read_text(Path::new("/proc").join(tgid.to_string()).join("status"))?;
     status
         .lines()
         .find_map(|l| l.strip_prefix("PPid:"))
@@ -160,9 +191,16 @@ fn parent(tgid: u32) -> Option<u32> {
 /// A live process's start time (clock ticks since boot, `/proc/PID/stat` field 22): with the
 /// pid, an identity that a recycled pid does not share. `None` once it is gone or a zombie.
 pub fn process_start(pid: u32) -> Option<u64> {
-    let stat =
-        std::fs::read_to_string(Path::new("/proc").join(pid.to_string()).join("stat")).ok()?;
+    let stat = read_text(Path::new("/proc").join(pid.to_string()).join("stat"))?;
     start_in_stat(&stat)
+}
+
+/// A /proc file read for its numbers and flags. Names in it (comm in `stat` and `status`, paths
+/// in `smaps` and `mountinfo`) need not be UTF-8: a process that names itself so must not
+/// vanish from the tree or look exited, so the text is read lossily (only the names change).
+fn read_text(path: impl AsRef<Path>) -> Option<String> {
+    let bytes = std::fs::read(path).ok()?;
+    Some(String::from_utf8_lossy(&bytes).into_owned())
 }
 
 /// Field 22 of a `/proc/PID/stat` line, unless the state (field 3) is zombie or dead. The
@@ -193,6 +231,21 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_thread_named_with_bytes_that_are_not_utf8_stays_alive_with_a_parent() {
+        std::thread::spawn(|| {
+            let name = c"\xff\x1b[2J) Z 1 2";
+            // SAFETY: PR_SET_NAME reads a NUL-terminated string; the kernel keeps 15 bytes.
+            assert_eq!(unsafe { libc::prctl(libc::PR_SET_NAME, name.as_ptr()) }, 0);
+            // SAFETY: gettid has no preconditions.
+            let tid = unsafe { libc::gettid() } as u32;
+            assert!(process_start(tid).is_some(), "looks exited");
+            assert!(parent(tid).is_some(), "no parent: out of the watched tree");
+        })
+        .join()
+        .unwrap();
+    }
+
+    #[test]
     fn start_time_is_field_22_and_zombies_have_none() {
         let line = "4242 (a (b) c) S 1 4242 4242 0 -1 4194560 91 0 0 0 0 0 0 0 20 0 1 0 987654 1 2";
         assert_eq!(start_in_stat(line), Some(987_654));
@@ -208,16 +261,70 @@ mod tests {
 
     #[test]
     fn addresses_resolve_to_their_mapping_path() {
+        let maps = MAPS.as_bytes();
         assert_eq!(
-            path_in_maps(MAPS, 0x7f0000004000).as_deref(),
-            Some("/mnt/ext4/vm.img")
+            path_in_maps(maps, 0x7f0000004000),
+            Some("/mnt/ext4/vm.img".into())
         );
         assert_eq!(
-            path_in_maps(MAPS, 0x55d0a010).as_deref(),
-            Some("/usr/bin/qemu system")
+            path_in_maps(maps, 0x55d0a010),
+            Some("/usr/bin/qemu system".into())
         );
-        assert_eq!(path_in_maps(MAPS, 0x7f0000010000), None, "anonymous");
-        assert_eq!(path_in_maps(MAPS, 0x1000), None, "unmapped");
+        assert_eq!(path_in_maps(maps, 0x7f0000010000), None, "anonymous");
+        assert_eq!(path_in_maps(maps, 0x1000), None, "unmapped");
+    }
+
+    #[test]
+    fn hostile_mapped_paths_read_back_byte_for_byte() {
+        // As fs/proc/task_mmu.c writes them: the newline as \012, every other byte as it is.
+        let maps = b"7f0000000000-7f0000010000 rw-s 00000000 01:00 12                         \
+/mnt/ext4/work/evil\\012\x1b[2Jname\xff  two\tspaced.dat \n\
+7f0000010000-7f0000020000 rw-s 00000000 01:00 13   /mnt/a\\01\n";
+        let path = path_in_maps(maps, 0x7f0000000000).unwrap();
+        assert_eq!(
+            path.as_bytes(),
+            b"/mnt/ext4/work/evil\n\x1b[2Jname\xff  two\tspaced.dat "
+        );
+        let short = path_in_maps(maps, 0x7f0000010000).unwrap();
+        assert_eq!(short.as_bytes(), b"/mnt/a\\01", "not an escape: kept");
+    }
+
+    #[test]
+    fn a_hostile_file_this_process_maps_is_named_exactly() {
+        use std::os::{fd::AsRawFd as _, unix::ffi::OsStrExt as _};
+        let dir = std::env::temp_dir().join(format!("pinwatch-maps-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let name = std::ffi::OsStr::from_bytes(b"evil\n\x1b[2J  name\xff\\012.dat");
+        let file_path = dir.join(name);
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&file_path)
+            .unwrap();
+        file.set_len(4096).unwrap();
+        // SAFETY: a fresh shared mapping of one page of a file this test owns, unmapped below.
+        let addr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                4096,
+                libc::PROT_READ,
+                libc::MAP_SHARED,
+                file.as_raw_fd(),
+                0,
+            )
+        };
+        assert_ne!(addr, libc::MAP_FAILED);
+        let found = mapped_path(std::process::id(), addr as u64);
+        // SAFETY: the mapping made above, not used after this.
+        unsafe { libc::munmap(addr, 4096) };
+        std::fs::remove_dir_all(&dir).ok();
+        let mut want = file_path.as_os_str().as_bytes().to_vec();
+        // A literal `\012` in a name reads back as a newline: the one ambiguity of maps,
+        // which the inode check in the pipeline catches (then the name is found by inode).
+        let at = want.len() - b"\\012.dat".len();
+        want.splice(at..at + 4, [b'\n']);
+        assert_eq!(found.map(|p| p.as_bytes().to_vec()), Some(want));
     }
 
     #[test]
@@ -261,7 +368,7 @@ VmFlags: rd wr mr mw me ac
         let mut budget = 1000;
         let found = find_inode(&dir, ino, &mut budget);
         std::fs::remove_dir_all(&dir).ok();
-        assert_eq!(found.as_deref(), file.to_str());
+        assert_eq!(found, Some(file.into()));
         let mut none = 0;
         assert_eq!(
             find_inode(Path::new("/"), ino, &mut none),
@@ -290,7 +397,7 @@ VmFlags: rd wr mr mw me ac
         } else {
             rel.to_owned()
         };
-        assert_eq!(cgroup_path(meta.ino()).as_deref(), Some(want.as_str()));
+        assert_eq!(cgroup_path(meta.ino()), Some(want.into()));
     }
 
     #[test]

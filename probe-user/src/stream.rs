@@ -26,7 +26,7 @@ pub struct Options {
     pub filter: Filter,
     pub pid: Option<u32>,
     pub duration: Option<Duration>,
-    pub command: Vec<String>,
+    pub command: Vec<std::ffi::OsString>,
 }
 
 /// Which events are printed. Empty lists select everything.

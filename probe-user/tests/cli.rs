@@ -1,6 +1,7 @@
 //! The errors a user can hit from the command line, each with its message and exit code.
-//! These run on the development host, which (DESIGN.md) has BTF but no kprobes and refuses
-//! fentry; the real-kernel behaviour is covered by `cargo xtask vm`.
+//! Some only apply on a host like the development machines, which have BTF but no kprobes and
+//! refuse fentry (README, "The two commands"); the real-kernel behaviour is covered by
+//! `cargo xtask vm`.
 
 use std::process::{Command, Output};
 
@@ -69,7 +70,7 @@ fn help_teaches_commands_examples_and_exit_codes() {
     let text = stdout(&top);
     assert!(text.contains("doctor"), "{text}");
     assert!(
-        text.contains("Exit status:") && text.contains("4  the kernel has no readable BTF"),
+        text.contains("Exit status:") && text.contains("4  no readable kernel BTF"),
         "{text}"
     );
 
@@ -78,6 +79,59 @@ fn help_teaches_commands_examples_and_exit_codes() {
         text.contains("Examples:") && text.contains("--method kprobe") && text.contains("--watch"),
         "{text}"
     );
+}
+
+/// The rows of the README's "Exit status" table: `| code | meaning |` lines after the heading.
+fn readme_exit_table() -> Vec<(u8, String)> {
+    let readme = include_str!("../../README.md");
+    let table = readme
+        .split_once("Exit status:")
+        .expect("README has an \"Exit status:\" table")
+        .1;
+    table
+        .lines()
+        .skip_while(|l| l.trim().is_empty())
+        .take_while(|l| l.starts_with('|'))
+        .skip(2) // the header and its |---| line
+        .map(|l| {
+            let cells = l.trim().trim_start_matches('|').trim_end_matches('|');
+            let (code, meaning) = cells.split_once('|').expect("two cells");
+            let code = code
+                .trim()
+                .parse()
+                .unwrap_or_else(|_| panic!("code in {l}"));
+            (code, meaning.trim().to_owned())
+        })
+        .collect()
+}
+
+/// The README, `--help` and the exit codes the binary returns all come from `exit::TABLE`: an
+/// edit to one side only fails here.
+#[test]
+fn readme_and_help_exit_status_tables_match_the_code() {
+    use probe_user::exit::{TABLE, help_line};
+    let readme = readme_exit_table();
+    for (i, row) in TABLE.iter().enumerate() {
+        let documented = readme.get(i).map(|(c, m)| (*c, m.as_str()));
+        assert_eq!(
+            documented,
+            Some((row.code, row.meaning)),
+            "README's exit-status row {i} differs from probe-user/src/exit.rs"
+        );
+    }
+    assert_eq!(
+        readme.len(),
+        TABLE.len(),
+        "README has extra rows: {readme:?}"
+    );
+
+    let help = stdout(&pinwatch(&["--help"]));
+    for row in TABLE {
+        assert!(
+            help.contains(&help_line(row)),
+            "--help lacks row {row:?}: {help}"
+        );
+    }
 }
 
 #[test]
@@ -176,8 +230,9 @@ fn unreadable_btf_is_reported_as_a_btf_error() {
     fails_with(&o, 4, &["cannot parse kernel BTF"]);
 }
 
-/// This development host has no kprobes and refuses fentry (DESIGN.md): doctor must say so
-/// plainly and exit 5. On a host where kprobes exist the test states why it does not apply.
+/// The development hosts have no kprobes and refuse fentry (README, "The two commands"): doctor
+/// must say so plainly and exit 5. On a host where kprobes exist the test states why it does not
+/// apply.
 #[test]
 fn doctor_on_a_host_without_kprobes_explains_and_fails() {
     if !runs_if(
@@ -382,4 +437,33 @@ fn the_systemd_unit_verifies() {
     std::fs::remove_dir_all(&dir).ok();
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stderr(&o).trim().is_empty(), "warnings: {}", stderr(&o));
+}
+
+#[test]
+fn a_bad_log_level_is_a_usage_error() {
+    let o = pinwatch(&["--log-level", "loud", "doctor"]);
+    fails_with(&o, 2, &["invalid value 'loud' for '--log-level <LEVEL>'"]);
+}
+
+#[test]
+fn bad_map_entries_name_the_maps_and_are_a_usage_error() {
+    if !runs_if(
+        is_root(),
+        "needs root: the maps are sized when the object loads",
+    ) {
+        return;
+    }
+    let o = Command::new(env!("CARGO_BIN_EXE_pinwatch"))
+        .arg("doctor")
+        .env("PINWATCH_MAP_ENTRIES", "WATCH_UNPIN=0")
+        .output()
+        .expect("run pinwatch");
+    fails_with(
+        &o,
+        2,
+        &[
+            "PINWATCH_MAP_ENTRIES: `0` is not a positive entry count for WATCH_UNPIN",
+            "INFLIGHT, WATCH_UNPIN, FORKING",
+        ],
+    );
 }

@@ -21,28 +21,28 @@ pub struct Args {
 }
 
 const BPF_PROG_GET_NEXT_ID: libc::c_long = 11;
-const BPF_MAP_GET_NEXT_ID: libc::c_long = 12;
+pub const BPF_MAP_GET_NEXT_ID: libc::c_long = 12;
 const BPF_PROG_GET_FD_BY_ID: libc::c_long = 13;
-const BPF_OBJ_GET_INFO_BY_FD: libc::c_long = 15;
+pub const BPF_OBJ_GET_INFO_BY_FD: libc::c_long = 15;
 const BPF_LINK_GET_NEXT_ID: libc::c_long = 31;
 
 /// `union bpf_attr` as the *_GET_NEXT_ID and *_GET_FD_BY_ID commands use it (start_id and
 /// prog_id share the first field).
 #[repr(C)]
 #[derive(Default)]
-struct IdAttr {
-    start_id: u32,
-    next_id: u32,
-    open_flags: u32,
+pub struct IdAttr {
+    pub start_id: u32,
+    pub next_id: u32,
+    pub open_flags: u32,
 }
 
 /// `union bpf_attr` as BPF_OBJ_GET_INFO_BY_FD uses it.
 #[repr(C)]
 #[derive(Default)]
-struct InfoAttr {
-    bpf_fd: u32,
-    info_len: u32,
-    info: u64,
+pub struct InfoAttr {
+    pub bpf_fd: u32,
+    pub info_len: u32,
+    pub info: u64,
 }
 
 /// `struct bpf_prog_info` (include/uapi/linux/bpf.h), up to attach_btf_id (5.16+; 232 bytes).
@@ -127,7 +127,7 @@ impl ProgInfo {
 ///
 /// `attr` must have the layout `cmd` expects, and any pointer in it must be valid for the
 /// kernel to write what `cmd` writes there.
-unsafe fn bpf<T>(cmd: libc::c_long, attr: &mut T) -> io::Result<libc::c_long> {
+pub unsafe fn bpf<T>(cmd: libc::c_long, attr: &mut T) -> io::Result<libc::c_long> {
     let size = u32::try_from(size_of::<T>()).map_err(io::Error::other)?;
     // SAFETY: forwarded from the caller; the kernel reads and writes `size` bytes of `attr`.
     sys::cvt(unsafe { libc::syscall(libc::SYS_bpf, cmd, attr as *mut T, size) })
@@ -135,7 +135,7 @@ unsafe fn bpf<T>(cmd: libc::c_long, attr: &mut T) -> io::Result<libc::c_long> {
 
 /// The ids a *_GET_NEXT_ID command walks, in increasing order; stops at the first error
 /// (ENOENT past the last id).
-fn ids(cmd: libc::c_long) -> Vec<u32> {
+pub fn ids(cmd: libc::c_long) -> Vec<u32> {
     let mut attr = IdAttr::default();
     let mut ids = Vec::new();
     // SAFETY: the *_GET_NEXT_ID commands read start_id and write next_id within `attr`.

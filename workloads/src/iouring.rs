@@ -1,6 +1,7 @@
 //! io_uring fixed buffers: IORING_REGISTER_BUFFERS long-term pins the buffer
 //! (pin_user_pages with FOLL_LONGTERM) until IORING_UNREGISTER_BUFFERS.
 
+use std::ffi::OsString;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::PathBuf;
@@ -31,6 +32,10 @@ pub struct Args {
     /// Milliseconds to keep the buffer registered before forking (lets a watcher look at it).
     #[arg(long, default_value_t = 0)]
     pub hold_ms: u64,
+    /// Name this process before pinning (prctl PR_SET_NAME; the kernel keeps 15 bytes), as a
+    /// hostile process would: escape sequences, newlines, any bytes.
+    #[arg(long)]
+    pub comm: Option<OsString>,
 }
 
 const RING_ENTRIES: u32 = 4;
@@ -92,6 +97,9 @@ const _: () = assert!(size_of::<CqringOffsets>() == 40);
 const _: () = assert!(size_of::<IoUringParams>() == 120);
 
 pub fn run(args: &Args) -> Result<String> {
+    if let Some(name) = &args.comm {
+        sys::set_comm(name).context("prctl(PR_SET_NAME)")?;
+    }
     let buf = buffer(args)?;
     if args.dontfork {
         buf.madvise(libc::MADV_DONTFORK)
@@ -260,6 +268,27 @@ fn fork_while_pinned(buf: &Mapping, dontfork: bool) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn comm_takes_any_bytes_and_the_kernel_keeps_15() {
+        use std::os::unix::ffi::OsStrExt as _;
+        let name = std::ffi::OsStr::from_bytes(b"\x1b[31mEVIL\nFAKE-LINE\xff");
+        let comm = std::thread::spawn(move || {
+            sys::set_comm(name).unwrap();
+            std::fs::read("/proc/thread-self/comm").unwrap()
+        })
+        .join()
+        .unwrap();
+        assert_eq!(comm, b"\x1b[31mEVIL\nFAKE-\n");
+        // Not UTF-8 on the command line either.
+        use clap::{Args as _, FromArgMatches as _};
+        let argv = [OsString::from("iouring"), "--comm".into(), name.into()];
+        let matches = Args::augment_args(clap::Command::new("iouring"))
+            .try_get_matches_from(argv)
+            .unwrap();
+        let args = Args::from_arg_matches(&matches).unwrap();
+        assert_eq!(args.comm.as_deref(), Some(name));
+    }
 
     #[test]
     fn expected_refusals() {

@@ -7,6 +7,7 @@ mod as_user;
 mod bpf_objects;
 mod bpftrace_script;
 mod devmem;
+mod fill_map;
 mod fork_cow;
 mod iouring;
 mod msync;
@@ -42,6 +43,8 @@ enum Command {
     AsUser(as_user::Args),
     /// Count the BPF programs, links and maps in the kernel, and legacy kprobe events.
     BpfObjects(bpf_objects::Args),
+    /// Fill pinwatch's named kernel maps with foreign entries (tests of a full map).
+    FillMap(fill_map::Args),
     /// Register/unregister io_uring fixed buffers (long-term pin).
     Iouring(iouring::Args),
     /// Dirty a shared file mapping and msync(MS_SYNC) it.
@@ -81,6 +84,7 @@ impl Command {
         match self {
             Self::AsUser(_) => "as-user",
             Self::BpfObjects(_) => "bpf-objects",
+            Self::FillMap(_) => "fill-map",
             Self::Iouring(_) => "iouring",
             Self::Msync(_) => "msync",
             Self::ForkCow(_) => "fork-cow",
@@ -104,6 +108,7 @@ impl Command {
         match self {
             Self::AsUser(args) => as_user::run(args),
             Self::BpfObjects(args) => bpf_objects::run(args),
+            Self::FillMap(args) => fill_map::run(args),
             Self::Iouring(args) => iouring::run(args),
             Self::Msync(args) => msync::run(args),
             Self::ForkCow(args) => fork_cow::run(args),

@@ -74,6 +74,17 @@ pub fn describe_status(status: libc::c_int) -> String {
     }
 }
 
+/// Names the calling thread (prctl PR_SET_NAME): its `comm`, which the kernel truncates to
+/// 15 bytes. Any bytes but NUL: escape sequences, newlines, invalid UTF-8.
+pub fn set_comm(name: &std::ffi::OsStr) -> Result<()> {
+    use std::os::unix::ffi::OsStrExt as _;
+    let name = std::ffi::CString::new(name.as_bytes()).context("a name holds no NUL byte")?;
+    // SAFETY: PR_SET_NAME reads a NUL-terminated string (at most 16 bytes) from this live
+    // CString; the other arguments are unused.
+    cvt(unsafe { libc::prctl(libc::PR_SET_NAME, name.as_ptr(), 0, 0, 0) })?;
+    Ok(())
+}
+
 /// Creates (or resizes) `path` to `len` bytes with ftruncate and maps it
 /// MAP_SHARED read-write. The file handle is returned because some callers
 /// need it afterwards (fsync, truncate).

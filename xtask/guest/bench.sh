@@ -55,7 +55,7 @@ stop_mode() {
     pinwatch)
       # What the daemon saw and dropped during the round, before it goes.
       wget -q -O /tmp/metrics.txt http://127.0.0.1:$PORT/metrics
-      bench "pinwatch-round round=$2 $(grep -E '^pinwatch_(ringbuf_drops_total|event_decode_errors_total|inflight_full_total)' /tmp/metrics.txt | tr '\n' ' ')"
+      bench "pinwatch-round round=$2 $(grep -E '^pinwatch_(ringbuf_drops_total|event_decode_errors_total|map_insert_failures_total)' /tmp/metrics.txt | tr '\n' ' ')"
       kill -TERM "$(cat /tmp/mode.pid)" ;;
     bpftrace) kill -INT "$(cat /tmp/mode.pid)" ;;
   esac

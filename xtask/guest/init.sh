@@ -50,6 +50,35 @@ if grep -qw pinwatch.bench /proc/cmdline; then
   poweroff -f
 fi
 
+# `cargo xtask vm --show` (the README's main job) boots with pinwatch.show: what an operator
+# came for, in a few screens. The daemon and an audit watch the same real workloads at once.
+if grep -qw pinwatch.show /proc/cmdline; then
+  show() { sed 's/^/PINWATCH-SHOW /' >/dev/ttyS1; }
+  ip link set lo up
+  /bin/pinwatch run --listen 127.0.0.1:9469 >/dev/null 2>/dev/console &
+  d=$!
+  for _ in $(seq 1 240); do
+    wget -q -O /dev/null http://127.0.0.1:9469/metrics 2>/dev/null && break
+    sleep 0.5
+  done
+  echo "What this kernel does with each hazard (pinwatch doctor):" | show
+  /bin/pinwatch doctor 2>&1 | sed -n '/^  hazard /,$p' | show
+  echo "" | show
+  echo "What the real workloads provoked (pinwatch audit -- workloads):" | show
+  /bin/pinwatch audit -- /bin/run-workloads 2>/dev/console | show
+  sleep 4
+  echo "" | show
+  echo "The same findings as the daemon exports them (pinwatch run, /metrics, non-zero series):" | show
+  wget -q -O - http://127.0.0.1:9469/metrics |
+    grep -E '^pinwatch_(findings_total|finding_pages_total|fork_copied_pages_total|pinned_folio_cleans_total|pfn_untracks_total)' |
+    grep -v ' 0$' | show
+  kill -TERM $d
+  wait $d
+  echo "PINWATCH-SHOW-DONE" >/dev/ttyS1
+  sync
+  poweroff -f
+fi
+
 # The report as an operator sees it (the README's main job), line by line to the result port.
 log "pass: pinwatch doctor -- workloads (human report)"
 /bin/pinwatch doctor -- /bin/run-workloads 2>&1 | sed 's/^/PINWATCH-REPORT /' >/dev/ttyS1
@@ -166,6 +195,35 @@ sed 's/^/PINWATCH-SCALE-HELD /' /tmp/scale-held.txt >/dev/ttyS1
 sed 's/^/PINWATCH-SCALE-RELEASED /' /tmp/scale-released.txt >/dev/ttyS1
 sed 's/^/PINWATCH-SCALE-CLEANED /' /tmp/scale-cleaned.txt >/dev/ttyS1
 
+# Full kernel maps: every insert that fails is counted, exported, alerted and logged. The maps
+# are made small (PINWATCH_MAP_ENTRIES) and filled with foreign keys, then the workloads run.
+# INFLIGHT is filled alone, in an audit: a pin it cannot carry never reaches the others.
+log "pass: kernel maps made small and full"
+SMALL=INFLIGHT=4,WATCH_UNPIN=4,FORKING=4,WP_FAULTS=4,LAST_PIN_STACK=4,ZAPPING=4,STACKS=1
+PINWATCH_MAP_ENTRIES=$SMALL /bin/pinwatch run --listen 127.0.0.1:9472 >/dev/null 2>/tmp/full-maps.log &
+d=$!
+for _ in $(seq 1 240); do
+  wget -q -O /dev/null http://127.0.0.1:9472/metrics 2>/dev/null && break
+  sleep 0.5
+done
+filled=$(/bin/pinwatch-workload fill-map --name WATCH_UNPIN --name FORKING --name WP_FAULTS \
+  --name ZAPPING --name LAST_PIN_STACK 2>&1)
+/bin/run-workloads
+sleep 2.5
+wget -q -O /tmp/full-maps.txt http://127.0.0.1:9472/metrics || log "full-maps scrape FAILED"
+kill -TERM $d
+wait $d
+result "full-maps $? $filled"
+sed 's/^/PINWATCH-FULL-MAPS /' /tmp/full-maps.txt >/dev/ttyS1
+sed 's/^/PINWATCH-FULL-MAPS-LOG /' /tmp/full-maps.log >/dev/ttyS1
+json=$(PINWATCH_MAP_ENTRIES=$SMALL /bin/pinwatch audit --json -- sh -c \
+  '/bin/pinwatch-workload fill-map --name INFLIGHT >&2; exec /bin/pinwatch-workload iouring --fork >&2' \
+  2>/tmp/full-inflight.log)
+result "full-inflight $? $json"
+sed 's/^/PINWATCH-FULL-INFLIGHT-LOG /' /tmp/full-inflight.log >/dev/ttyS1
+PINWATCH_MAP_ENTRIES=NO_SUCH_MAP=1 /bin/pinwatch audit --for 1s >/dev/null 2>/tmp/bad-entries.log
+result "bad-map-entries $? $(head -n1 /tmp/bad-entries.log)"
+
 # The other surfaces, each on a workload that pins, forks and exits.
 log "pass: surfaces (events, audit --pid, audit --fail-on, no capabilities)"
 /bin/pinwatch events --hazard fork-with-pins -- /bin/pinwatch-workload iouring --fork \
@@ -181,6 +239,21 @@ json=$(/bin/pinwatch audit --json --fail-on early-pfn-untrack,longterm-file-pin 
 result "audit-fail-on $? $json"
 /bin/pinwatch-workload as-user --uid 65534 --caps "" -- /bin/pinwatch doctor >/dev/console 2>&1
 result "unprivileged $?"
+
+# Hostile names: the workload names itself with an escape sequence and a newline (PR_SET_NAME;
+# the kernel keeps 15 bytes) and pins an ext4 MAP_SHARED file whose name holds a newline, a
+# screen-clearing escape and a byte that is not UTF-8. The human report must show them escaped
+# and forge no line; the JSON must keep every byte. busybox sh has no $'...': printf's octal
+# escapes make the bytes.
+log "pass: hostile names (audit of a process and a file named with escapes and a newline)"
+evil_comm=$(printf '\033[31mEVIL\nFAKE-LINE')
+evil_file=$(printf '/mnt/ext4/work/evil\n\033[2Jname\377.dat')
+/bin/pinwatch audit -- /bin/pinwatch-workload iouring --comm "$evil_comm" --file "$evil_file" \
+  2>/dev/console | sed 's/^/PINWATCH-HOSTILE /' >/dev/ttyS1
+json=$(/bin/pinwatch audit --json -- /bin/pinwatch-workload iouring --comm "$evil_comm" \
+  --file "$evil_file" 2>/dev/console)
+result "audit-hostile $? $json"
+rm -f "$evil_file"
 
 # Faults: SIGKILL of the daemon (fentry links, then perf kprobes) leaves no program, link, map
 # or kprobe event behind; SIGINT ends an audit early with its report.

@@ -56,7 +56,7 @@ pub fn run(root: &Path, args: BenchArgs) -> Result<()> {
             WORKLOADS.len(),
             args.seconds
         );
-        let output = qemu::boot(&qemu::Guest {
+        let booted = qemu::boot(&qemu::Guest {
             vmlinuz: &dir.join("vmlinuz"),
             initrd: &initrd,
             work: &work,
@@ -67,7 +67,8 @@ pub fn run(root: &Path, args: BenchArgs) -> Result<()> {
                 seconds: args.seconds,
             },
         })?;
-        let results = parse(&output)?;
+        eprintln!("xtask bench: kernel {name} needed {} boot(s)", booted.boots);
+        let results = parse(&booted.output)?;
         let section = render(&results);
         println!("{section}");
         report.push_str(&section);

@@ -1,6 +1,7 @@
 //! Per-kernel expectations of the VM matrix: which symbol each hook must attach to, whether a
 //! workload must make it fire, the struct layout BTF must yield, and what doctor must say.
-//! Sources: ../shared/docs/kernel-facts.md (Debian builds, verified at runtime).
+//! The values are those of the exact Debian builds `scripts/setup.sh` installs (its `KERNELS`
+//! list), and every matrix run checks them against the guest kernel's own BTF and kallsyms.
 
 /// What must be true of one hook on one kernel.
 #[derive(Debug, Clone, Copy)]

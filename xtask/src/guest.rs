@@ -31,6 +31,7 @@ pub fn build_binaries(root: &Path) -> Result<Binaries> {
         .current_dir(root)
         .args([
             "build",
+            "--quiet",
             "--release",
             "--target",
             GUEST_TARGET,
@@ -114,6 +115,12 @@ pub fn initramfs(
     }
     make_ext4_image(&tree.join("images/ext4.img"))?;
     let archive = work.join("initramfs.cpio.gz");
+    pack(&tree, &archive)?;
+    Ok(archive)
+}
+
+/// Packs `tree` into a gzip'd newc cpio archive, the initramfs format.
+pub fn pack(tree: &Path, archive: &Path) -> Result<()> {
     let script = format!(
         "cd '{}' && find . | cpio -o -H newc --quiet | gzip -1 > '{}'",
         tree.display(),
@@ -122,8 +129,7 @@ pub fn initramfs(
     run(
         Command::new("sh").args(["-c", &script]),
         "packing the initramfs",
-    )?;
-    Ok(archive)
+    )
 }
 
 /// A 32 MiB ext4 filesystem, written onto the guest's RAM disk at boot.
@@ -144,7 +150,7 @@ fn copy(from: &Path, to: &Path) -> Result<()> {
     Ok(())
 }
 
-fn write_script(path: &Path, text: &str) -> Result<()> {
+pub fn write_script(path: &Path, text: &str) -> Result<()> {
     use std::os::unix::fs::PermissionsExt as _;
     fs::write(path, text)?;
     fs::set_permissions(path, fs::Permissions::from_mode(0o755))?;

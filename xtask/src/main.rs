@@ -3,6 +3,7 @@
 //! and checks every hook and offset against the per-kernel expectations in `expect.rs`.
 
 mod bench;
+mod boots;
 mod bundle;
 mod dashboards;
 mod expect;
@@ -34,6 +35,9 @@ enum Command {
     /// Measure pinwatch's overhead inside guests (no probes vs pinwatch vs bpftrace) and the
     /// per-program cost, and write the figures to bench/results.md.
     Bench(bench::BenchArgs),
+    /// Boot a kernel many times with a do-nothing init and count the crashes (TCG stability
+    /// of the guests' CPU model; README, "TCG and the CPU model").
+    Boots(boots::BootsArgs),
     /// Render dashboards/pinwatch.json from the metrics the last `vm` run stored, to
     /// dashboards/screenshot.png (headless Chromium).
     DashboardSnapshot,
@@ -56,6 +60,7 @@ fn main() -> Result<()> {
     match Cli::parse().command {
         Command::Vm(args) => vm(args),
         Command::Bench(args) => bench::run(&workspace_root()?, args),
+        Command::Boots(args) => boots::run(&workspace_root()?, args),
         Command::Dashboards => dashboards::check(&workspace_root()?),
         Command::DashboardSnapshot => snapshot::run(&workspace_root()?),
     }
@@ -85,29 +90,45 @@ fn vm(args: VmArgs) -> Result<()> {
     };
     let mut failures = Vec::new();
     let mut failed_kernels = 0;
+    let mut boots = Vec::new();
     for (name, port) in &ports {
         let kernel = expect::kernel(name).with_context(|| format!("unknown kernel {name}"))?;
         let dir = cache.join("kernels").join(kernel.name);
         let work = root.join("target/vm").join(kernel.name);
         let initrd = guest::initramfs(&dir, &binaries, &work, guest::Extras::None)?;
-        let output = qemu::boot(&qemu::Guest {
+        let booted = qemu::boot(&qemu::Guest {
             vmlinuz: &dir.join("vmlinuz"),
             initrd: &initrd,
             work: &work,
             timeout_secs: args.timeout,
             metrics_port: *port,
-            run: qemu::Run::Tests,
+            run: if args.show {
+                qemu::Run::Show
+            } else {
+                qemu::Run::Tests
+            },
         })?;
-        let results = verify::parse(&output)
-            .with_context(|| format!("kernel {name}: reading guest results"))?;
+        boots.push((kernel.name, booted.boots));
+        let output = booted.output;
         let Some(server) = &server else {
-            verify::show(kernel, &results);
+            verify::show(kernel, &output);
             continue;
         };
+        let results = verify::parse(&output)
+            .with_context(|| format!("kernel {name}: reading guest results"))?;
         let mut fails = verify::check(kernel, &results);
+        if booted.boots > qemu::MAX_CLEAN_BOOTS {
+            fails.push(format!(
+                "{name}: needed {} boots (at most {} allowed; see target/vm/{name}/console.attempt*.log)",
+                booted.boots,
+                qemu::MAX_CLEAN_BOOTS
+            ));
+        }
         verify::surfaces::check(kernel, &output, &mut fails);
         verify::surfaces::check_capabilities(kernel, &output, &mut fails);
         verify::surfaces::check_faults(kernel, &output, &mut fails);
+        verify::full_maps::check(kernel, &output, &mut fails);
+        verify::hostile::check(kernel, &output, &mut fails);
         match verify::daemon::parse(&output) {
             None => fails.push(format!(
                 "{name}: no daemon result (see target/vm/{name}/console.log)"
@@ -127,6 +148,12 @@ fn vm(args: VmArgs) -> Result<()> {
         failed_kernels += usize::from(!fails.is_empty());
         failures.extend(fails);
     }
+    let needed: Vec<String> = boots.iter().map(|(k, n)| format!("{k} {n}")).collect();
+    eprintln!(
+        "xtask: boots needed per kernel (CPU {}): {}",
+        qemu::cpu(),
+        needed.join(", ")
+    );
     if args.show {
         return Ok(());
     }

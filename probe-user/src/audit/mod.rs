@@ -6,6 +6,7 @@ mod progress;
 pub mod render;
 
 use std::{
+    ffi::OsString,
     path::PathBuf,
     sync::{
         Arc,
@@ -28,13 +29,14 @@ use crate::{
     kernel,
     pipeline::{Ended, Pipeline, Target},
     session::Session,
+    text::UserText,
 };
 
 pub struct Options {
     pub btf_path: PathBuf,
     pub method: MethodChoice,
     pub duration: Option<Duration>,
-    pub command: Vec<String>,
+    pub command: Vec<OsString>,
     /// Watch this running process and its descendants until it exits.
     pub pid: Option<u32>,
     /// Exit 1 only for findings of these hazards (empty: any finding).
@@ -62,7 +64,8 @@ pub struct Report {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Watched {
-    pub command: Option<String>,
+    /// The command line, its arguments joined by spaces.
+    pub command: Option<UserText>,
     pub pid: Option<u32>,
     pub exit_status: Option<i32>,
     pub seconds: f64,
@@ -76,8 +79,8 @@ pub struct Counts {
     pub decode_errors: u64,
     /// Detailed events the kernel could not queue (ring buffer full).
     pub events_lost: u64,
-    /// Long-term pins not tracked (in-flight table full).
-    pub pins_untracked: u64,
+    /// Failed inserts into pinwatch's kernel maps, by map (every map listed, from 0).
+    pub map_insert_failures: crate::counters::MapInsertFailures,
 }
 
 pub fn run(opts: &Options) -> Result<(Report, u8), Error> {
@@ -120,11 +123,12 @@ pub fn run(opts: &Options) -> Result<(Report, u8), Error> {
     pipeline.pump(&session, &mut events);
     progress.clear();
     let (findings, summary, decode_errors) = pipeline.finish();
-    let filters = Counters::read(&session.ebpf)?.filters;
+    let kernel_counts = Counters::read(&session.ebpf)?;
+    let filters = &kernel_counts.filters;
     let report = Report {
         kernel: kernel::release(),
         watched: Watched {
-            command: (!opts.command.is_empty()).then(|| opts.command.join(" ")),
+            command: (!opts.command.is_empty()).then(|| UserText::command_line(&opts.command)),
             pid: opts.pid,
             exit_status: match ended {
                 Some(Ended::Exited(code)) => code,
@@ -137,7 +141,7 @@ pub fn run(opts: &Options) -> Result<(Report, u8), Error> {
             correlation: summary.stats,
             decode_errors,
             events_lost: filters.ringbuf_full,
-            pins_untracked: filters.inflight_full,
+            map_insert_failures: kernel_counts.map_insert_failures.clone(),
         },
         processes: summary.processes,
         unobservable,

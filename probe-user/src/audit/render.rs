@@ -9,7 +9,12 @@ const RANKED: usize = 10;
 
 pub fn render(r: &Report) -> String {
     let mut out = String::new();
-    let what = r.watched.command.as_deref().unwrap_or("the whole system");
+    // Names and paths are anyone's choice: they print escaped (`UserText`'s Display).
+    let what = r
+        .watched
+        .command
+        .as_ref()
+        .map_or_else(|| "the whole system".to_owned(), ToString::to_string);
     let _ = writeln!(
         out,
         "pinwatch audit — kernel {}, watched {what} for {:.1}s",
@@ -28,11 +33,10 @@ pub fn render(r: &Report) -> String {
             "   process  {} (tgid {}), pinner {}",
             f.process.comm, f.process.tgid, f.pinner
         );
-        let path = f
-            .mapping
-            .path
-            .as_deref()
-            .unwrap_or("(path no longer resolvable)");
+        let path = f.mapping.path.as_ref().map_or_else(
+            || "(path no longer resolvable)".to_owned(),
+            ToString::to_string,
+        );
         let _ = writeln!(
             out,
             "   mapping  {} on {} (dev {}, inode {}), {} page(s)",
@@ -89,4 +93,111 @@ pub fn render(r: &Report) -> String {
         );
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        audit::{Counts, Watched},
+        correlate::ProcessPins,
+        findings::{Cgroup, Finding, Mapping, Outcome, Process, advice},
+        hazards::Hazard,
+        text::decode_json,
+    };
+
+    const COMM: &[u8] = b"\x1b[31mEVIL\nFAKE-";
+    const PATH: &[u8] = b"/mnt/ext4/work/evil\n\x1b[2Jname\xff.dat";
+
+    /// A process that named itself with an escape sequence and a newline, pinning a file whose
+    /// name holds both and a byte that is not UTF-8.
+    fn hostile_report() -> Report {
+        let process = Process {
+            tgid: 7,
+            comm: COMM.into(),
+            start_ns: 1,
+            cgroup: Cgroup {
+                id: 1,
+                path: Some(b"/user.slice/\x1b]0;x\x07".as_slice().into()),
+            },
+        };
+        let hazard = Hazard::LongtermFilePin;
+        Report {
+            kernel: "6.1.0".into(),
+            watched: Watched {
+                command: Some(b"/bin/w --comm \x1b[31mEVIL\nFAKE-LINE".as_slice().into()),
+                pid: None,
+                exit_status: Some(0),
+                seconds: 1.0,
+                interrupted: false,
+            },
+            findings: vec![Finding {
+                hazard,
+                outcome: Outcome::Refused,
+                process: process.clone(),
+                pinner: "io_uring".into(),
+                pages: 16,
+                mapping: Mapping {
+                    fs: "ext4",
+                    dev: "1:0".into(),
+                    ino: 12,
+                    path: Some(PATH.into()),
+                },
+                gup_flags: "FOLL_WRITE|FOLL_LONGTERM".into(),
+                first_ns: 1,
+                last_ns: 2,
+                advice: advice(hazard, Outcome::Refused),
+            }],
+            processes: vec![ProcessPins {
+                process,
+                pinned_pages: 16,
+                held_pages: 0,
+            }],
+            counts: Counts::default(),
+            unobservable: vec![],
+            fail_on: vec![],
+        }
+    }
+
+    #[test]
+    fn hostile_names_print_escaped_and_forge_no_line() {
+        let text = render(&hostile_report());
+        assert!(!text.chars().any(|c| c.is_control() && c != '\n'), "{text}");
+        assert!(
+            text.contains(r"process  \e[31mEVIL\nFAKE- (tgid 7)"),
+            "{text}"
+        );
+        assert!(
+            text.contains(r"mapping  /mnt/ext4/work/evil\n\e[2Jname\xff.dat on ext4"),
+            "{text}"
+        );
+        assert!(
+            text.contains(r"watched /bin/w --comm \e[31mEVIL\nFAKE-LINE for"),
+            "{text}"
+        );
+        assert!(text.contains(r"       16         0         7  \e[31mEVIL\nFAKE-"));
+        assert!(
+            !text.lines().any(|l| l.trim_start().starts_with("FAKE")),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn hostile_names_keep_their_bytes_in_json() {
+        let json = serde_json::to_value(hostile_report()).unwrap();
+        let finding = &json["findings"][0];
+        let field = |v: &serde_json::Value| decode_json(v.as_str().unwrap());
+        assert_eq!(finding["process"]["comm"], "\x1b[31mEVIL\nFAKE-");
+        assert_eq!(field(&finding["process"]["comm"]), COMM);
+        assert_eq!(field(&finding["mapping"]["path"]), PATH);
+        // Not UTF-8: the byte as `\xff`, the newline and ESC as JSON escapes them.
+        assert_eq!(
+            finding["mapping"]["path"],
+            "/mnt/ext4/work/evil\n\x1b[2Jname\\xff.dat"
+        );
+        assert_eq!(
+            field(&finding["process"]["cgroup"]["path"]),
+            b"/user.slice/\x1b]0;x\x07"
+        );
+    }
 }

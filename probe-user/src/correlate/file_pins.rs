@@ -8,6 +8,10 @@ impl Correlator {
     pub(super) fn on_pin(&mut self, pin: Pin) {
         self.stats.longterm_pins += 1;
         self.attribute_unshares(&pin);
+        if pin.ret > 0 && pin.unwatched {
+            self.stats.unwatched_pins += 1;
+            self.stats.unwatched_pages += pin.ret as u64;
+        }
         if pin.ret > 0 {
             let held = live::NewPin {
                 at_ns: pin.at_ns,

@@ -18,7 +18,7 @@ fn task(tgid: u32, start: u64) -> Task {
         tgid,
         tid: tgid,
         start_ns: start,
-        comm: format!("p{tgid}"),
+        comm: format!("p{tgid}").into(),
         cgroup_id: 1,
     }
 }
@@ -83,6 +83,7 @@ fn pin(s: PinSpec) -> Event {
         pinner: "vfio".into(),
         path: Some("/mnt/ext4/vm.img".into()),
         dontfork: Some(s.dontfork),
+        unwatched: false,
     })
 }
 
@@ -282,12 +283,16 @@ fn findings_carry_what_an_engineer_needs() {
     let (findings, _) = c.finish();
     let f = &findings[0];
     assert_eq!(
-        (f.process.tgid, f.process.comm.as_str(), f.process.start_ns),
-        (42, "p42", 1)
+        (
+            f.process.tgid,
+            f.process.comm.as_bytes(),
+            f.process.start_ns
+        ),
+        (42, b"p42".as_slice(), 1)
     );
     assert_eq!(
-        (f.pinner.as_str(), f.mapping.fs, f.mapping.path.as_deref()),
-        ("vfio", "ext4", Some("/mnt/ext4/vm.img"))
+        (f.pinner.as_str(), f.mapping.fs, f.mapping.path.clone()),
+        ("vfio", "ext4", Some("/mnt/ext4/vm.img".into()))
     );
     assert_eq!(f.gup_flags, "FOLL_WRITE|FOLL_LONGTERM");
     assert!(f.advice.contains("memfd"));

@@ -121,9 +121,15 @@ pub const CATALOG: &[Family] = &[
         labels: &[],
     },
     Family {
-        name: "pinwatch_inflight_full_total",
+        name: "pinwatch_map_insert_failures_total",
         kind: "counter",
-        help: "Long-term pins not tracked because the in-kernel in-flight table was full",
+        help: "Failed inserts into pinwatch's own kernel maps (full), by map: state pinwatch lost (inflight: a pin not tracked; watch_unpin: a pin's release not seen; forking: a fork's copies not counted; wp_faults: a fault not classified; zapping: an untrack not classified; stacks: a pinner not named)",
+        labels: &["map"],
+    },
+    Family {
+        name: "pinwatch_unwatched_pinned_pages_total",
+        kind: "counter",
+        help: "Pages of granted long-term pins whose release pinwatch cannot see (the watch_unpin map was full): they count as live until their process exits",
         labels: &[],
     },
     Family {

@@ -64,7 +64,8 @@ pub struct Metrics {
     events: IntCounterVec,
     decode_errors: IntCounter,
     ringbuf_drops: IntCounter,
-    inflight_full: IntCounter,
+    map_insert_failures: IntCounterVec,
+    unwatched_pinned_pages: IntCounter,
     correlation_entries: IntGaugeVec,
     correlation_limit: IntGauge,
     correlation_evictions: IntCounterVec,
@@ -116,7 +117,8 @@ impl Metrics {
             events: counter_vec("pinwatch_events_total"),
             decode_errors: counter("pinwatch_event_decode_errors_total"),
             ringbuf_drops: counter("pinwatch_ringbuf_drops_total"),
-            inflight_full: counter("pinwatch_inflight_full_total"),
+            map_insert_failures: counter_vec("pinwatch_map_insert_failures_total"),
+            unwatched_pinned_pages: counter("pinwatch_unwatched_pinned_pages_total"),
             correlation_entries: gauge_vec("pinwatch_correlation_entries"),
             correlation_limit: IntGauge::with_opts(opts("pinwatch_correlation_max_entries"))
                 .expect("valid"),
@@ -137,6 +139,11 @@ impl Metrics {
         }
         for path in ["zap", "unmap"] {
             m.pfn_untracks.with_label_values(&[path]).reset();
+        }
+        for slot in 0..probe_common::map::COUNT {
+            m.map_insert_failures
+                .with_label_values(&[crate::counters::map_label(slot)])
+                .reset();
         }
         for classified in ["true", "false"] {
             m.pinned_folio_cleans
@@ -173,7 +180,8 @@ impl Metrics {
             Box::new(self.events.clone()),
             Box::new(self.decode_errors.clone()),
             Box::new(self.ringbuf_drops.clone()),
-            Box::new(self.inflight_full.clone()),
+            Box::new(self.map_insert_failures.clone()),
+            Box::new(self.unwatched_pinned_pages.clone()),
             Box::new(self.correlation_entries.clone()),
             Box::new(self.correlation_limit.clone()),
             Box::new(self.correlation_evictions.clone()),
@@ -249,8 +257,12 @@ impl Metrics {
             .inc_by(delta(f.mkclean_unclassified, l.mkclean_unclassified));
         self.ringbuf_drops
             .inc_by(delta(f.ringbuf_full, l.ringbuf_full));
-        self.inflight_full
-            .inc_by(delta(f.inflight_full, l.inflight_full));
+        for (map, failures) in &now.map_insert_failures {
+            let before = last.map_insert_failures.get(map).copied().unwrap_or(0);
+            self.map_insert_failures
+                .with_label_values(&[map])
+                .inc_by(delta(*failures, before));
+        }
         self.last_kernel = now.clone();
     }
 
@@ -279,6 +291,11 @@ impl Metrics {
                 .with_label_values(&[table])
                 .inc_by(now.saturating_sub(before));
         }
+        self.unwatched_pinned_pages.inc_by(
+            stats
+                .unwatched_pages
+                .saturating_sub(self.last_stats.unwatched_pages),
+        );
         self.last_stats = stats.clone();
         self.decode_errors
             .inc_by(decode_errors.saturating_sub(self.last_decode_errors));

@@ -62,24 +62,29 @@ pub fn run(opts: &Options) -> Result<u8, Error> {
     session.kallsyms.drop_attach_index();
     heap::trim();
     let registry = metrics.registry();
-    eprintln!(
-        "pinwatch run: {attached}/{} hooks attached; serving http://{}/metrics",
-        session.attachments.len(),
-        opts.listen
+    log::info!(
+        hooks_attached = attached,
+        hooks = session.attachments.len(),
+        listen:% = opts.listen;
+        "serving http://{}/metrics", opts.listen
     );
     if opts.listen.ip().is_unspecified() {
-        eprintln!("pinwatch run: listening on every interface, as --listen asked");
+        log::warn!(listen:% = opts.listen; "listening on every interface, as --listen asked");
     }
-    for a in session.attachments.iter().filter(|a| !a.attached) {
-        if let Some(reason) = &a.reason {
-            eprintln!("pinwatch run: hook {} not attached: {reason}", a.hook);
+    for a in &session.attachments {
+        match (&a.attached, &a.reason) {
+            (true, _) => log::debug!(
+                hook = a.hook, symbol:? = a.symbol, method:? = a.method; "hook attached"
+            ),
+            (false, Some(reason)) => {
+                log::info!(hook = a.hook, reason:% = reason; "hook not attached");
+            }
+            (false, None) => log::info!(hook = a.hook; "hook not attached"),
         }
     }
     for h in hazards.iter().filter(|h| !h.observable) {
-        eprintln!(
-            "pinwatch run: {} is not observable here (missing: {})",
-            h.id,
-            h.missing.join(", ")
+        log::warn!(
+            hazard = h.id.id(), missing:% = h.missing.join(","); "hazard not observable on this kernel"
         );
     }
 
@@ -105,7 +110,7 @@ pub fn run(opts: &Options) -> Result<u8, Error> {
         let listener = tokio::net::TcpListener::from_std(listener)?;
         let shutdown = async move {
             let why = wait_for_stop(done_rx).await;
-            eprintln!("pinwatch run: {why}; detaching");
+            log::info!(reason = why; "stopping; detaching every hook");
         };
         axum::serve(listener, server::router(registry))
             .with_graceful_shutdown(shutdown)
@@ -114,7 +119,7 @@ pub fn run(opts: &Options) -> Result<u8, Error> {
     stop.store(true, Ordering::Relaxed);
     let detached = pump.join().expect("the pump thread does not panic")?;
     served.map_err(Error::Serve)?;
-    eprintln!("pinwatch run: {detached} hooks detached; exiting");
+    log::info!(hooks_detached = detached; "exiting");
     Ok(exit::OK)
 }
 
@@ -133,8 +138,8 @@ async fn wait_for_stop(pump_done: tokio::sync::oneshot::Receiver<()>) -> &'stati
         tokio::select! {
             _ = term.recv() => return "SIGTERM",
             _ = int.recv() => return "SIGINT",
-            _ = hup.recv() => eprintln!(
-                "pinwatch run: SIGHUP ignored: nothing is reloaded; restart pinwatch to change its flags"
+            _ = hup.recv() => log::warn!(
+                signal = "SIGHUP"; "ignored: nothing is reloaded; restart pinwatch to change its flags"
             ),
             _ = &mut pump_done => return "the event pump stopped",
         }
@@ -186,6 +191,7 @@ fn tick(
     metrics.kernel_counters(&Counters::read(&session.ebpf)?);
     metrics.correlation(&pipeline.correlator, pipeline.decode_errors());
     for f in pipeline.take_settled(QUIET) {
+        log::debug!(hazard = f.hazard.id(), tgid = f.process.tgid, pages = f.pages; "finding");
         metrics.finding(&f);
         log.write(&f)?;
     }

@@ -24,6 +24,7 @@ use crate::{
     kernel::{self, caps::Capabilities, flags::FollFlags, kallsyms::Kallsyms, layout::Layout},
     probes::{HOOKS, Need},
     session::{Methods, Session},
+    text::UserText,
 };
 use report::{HazardStatus, HookStatus, KernelInfo, Report, Watch};
 
@@ -31,7 +32,7 @@ pub struct Options {
     pub btf_path: PathBuf,
     pub method: MethodChoice,
     pub watch: Option<Duration>,
-    pub command: Vec<String>,
+    pub command: Vec<std::ffi::OsString>,
 }
 
 /// Runs the checks; returns the report and the exit code it implies.
@@ -107,7 +108,7 @@ fn watch(opts: &Options, ebpf: &Ebpf) -> Result<Option<(Watch, Counters)>, Error
                 .args(args)
                 .status()
                 .map_err(|source| Error::Spawn {
-                    command: opts.command.join(" "),
+                    command: UserText::command_line(&opts.command),
                     source,
                 })?;
             status.code()
@@ -115,7 +116,7 @@ fn watch(opts: &Options, ebpf: &Ebpf) -> Result<Option<(Watch, Counters)>, Error
     };
     let counters = Counters::read(ebpf)?;
     let watch = Watch {
-        command: (!opts.command.is_empty()).then(|| opts.command.join(" ")),
+        command: (!opts.command.is_empty()).then(|| UserText::command_line(&opts.command)),
         exit_status,
         seconds: start.elapsed().as_secs_f64(),
         filters: counters.filters.clone(),

@@ -73,7 +73,10 @@ pub fn render(r: &Report) -> String {
         }
     }
     if let Some(w) = &r.watch {
-        let what = w.command.as_deref().unwrap_or("(time span)");
+        let what = w
+            .command
+            .as_ref()
+            .map_or_else(|| "(time span)".to_owned(), ToString::to_string);
         let status = w.exit_status.map_or("killed by a signal".to_owned(), |c| {
             format!("exit status {c}")
         });

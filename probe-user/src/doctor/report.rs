@@ -51,7 +51,7 @@ pub struct HazardStatus {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Watch {
-    pub command: Option<String>,
+    pub command: Option<crate::text::UserText>,
     pub exit_status: Option<i32>,
     pub seconds: f64,
     pub filters: FilterCounts,

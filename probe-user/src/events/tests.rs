@@ -37,6 +37,8 @@ fn a_pin_decodes_with_its_vma_and_task() {
             dev: 0x100000,
             fs_magic: 0xef53,
         },
+        unwatched: 1,
+        _pad: 0,
     };
     let Event::Pin(pin) = decode(&bytes_of(&wire)).unwrap() else {
         panic!("not a pin")
@@ -63,6 +65,7 @@ fn a_pin_decodes_with_its_vma_and_task() {
         })
     );
     assert_eq!(vma.needs_dirty_tracking, None);
+    assert!(pin.unwatched, "WATCH_UNPIN was full for this pin");
 }
 
 #[test]
@@ -79,6 +82,28 @@ fn an_unseen_vma_and_missing_stack_are_absent() {
         (pin.vma, pin.stack_id, pin.hook),
         (None, None, "pin_user_pages")
     );
+}
+
+#[test]
+fn comm_keeps_its_exact_bytes_up_to_the_nul_or_all_16() {
+    let cases: [(&[u8], &[u8]); 4] = [
+        (b"qemu\0junk", b"qemu"),
+        (b"\x1b[31mEVIL\nFAKE-", b"\x1b[31mEVIL\nFAKE-"),
+        (b"bad\xff\xfeutf8", b"bad\xff\xfeutf8"),
+        // The kernel NUL-terminates comm; a record without the NUL still decodes, whole.
+        (b"0123456789abcdef", b"0123456789abcdef"),
+    ];
+    for (raw, want) in cases {
+        let mut h = header(kind::FORK);
+        h.comm = [0; 16];
+        h.comm[..raw.len()].copy_from_slice(raw);
+        let fork = ForkEvent {
+            header: h,
+            ..ForkEvent::default()
+        };
+        let event = decode(&bytes_of(&fork)).unwrap();
+        assert_eq!(event.task().comm.as_bytes(), want, "{raw:?}");
+    }
 }
 
 #[test]

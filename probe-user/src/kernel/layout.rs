@@ -2,7 +2,7 @@
 //!
 //! Each field is resolved on its own, and the eBPF side uses a group of fields only when all of
 //! them were found, so a kernel that renamed one field degrades only what reads it. The layouts
-//! differ across 6.1 / 6.12 / 7.2 (kernel-facts §3.2).
+//! differ across 6.1 / 6.12 / 7.2 (each kernel's `layout` in xtask/src/expect.rs).
 
 use probe_common::layout::{self as names, valid};
 use serde::Serialize;

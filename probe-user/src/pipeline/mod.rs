@@ -90,6 +90,7 @@ impl Pipeline {
                 break;
             }
         }
+        source.flush_kernel_log();
         let now = procfs::monotonic_ns();
         if Instant::now() >= *next_prune {
             *next_prune = Instant::now() + PRUNE;

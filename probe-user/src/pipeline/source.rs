@@ -11,12 +11,14 @@ use crate::{
     kernel::kallsyms::Kallsyms,
     pinner, procfs,
     session::Session,
+    text::UserText,
 };
 
 pub struct EventSource {
     ring: RingBuf<MapData>,
     stacks: Stacks,
     pub decode_errors: u64,
+    kernel_log: Option<aya_log::EbpfLogger<&'static dyn log::Log>>,
 }
 
 /// The stack map and what its stacks were named. The programs take stacks without
@@ -43,6 +45,10 @@ impl EventSource {
         };
         let ring = RingBuf::try_from(take("EVENTS")?).map_err(Error::Map)?;
         let map = StackTraceMap::try_from(take("STACKS")?).map_err(Error::Map)?;
+        // The programs' rare diagnostics (aya-log), relayed to pinwatch's own log.
+        let kernel_log = aya_log::EbpfLogger::init(&mut session.ebpf)
+            .inspect_err(|e| log::warn!("kernel-side log unavailable: {e}"))
+            .ok();
         Ok(Self {
             ring,
             stacks: Stacks {
@@ -51,7 +57,15 @@ impl EventSource {
                 zap_origins: HashMap::new(),
             },
             decode_errors: 0,
+            kernel_log,
         })
+    }
+
+    /// Relays what the programs logged since the last call (aya-log records) to the log.
+    pub fn flush_kernel_log(&mut self) {
+        if let Some(logger) = &mut self.kernel_log {
+            logger.flush();
+        }
     }
 
     /// Sleeps until `timeout` passed, or the programs woke the reader because the ring buffer
@@ -122,11 +136,11 @@ fn enrich(
 
 /// The path of a pin's file, read from /proc while the process lives, kept only if it still
 /// names the same inode: the address may already be reused by another mapping.
-fn file_path(pin: &events::Pin) -> Option<String> {
+fn file_path(pin: &events::Pin) -> Option<UserText> {
     use std::os::unix::fs::MetadataExt as _;
     let file = pin.vma.as_ref()?.file?;
     let path = procfs::mapped_path(pin.task.tgid, pin.start)?;
-    (std::fs::metadata(&path).ok()?.ino() == file.ino).then_some(path)
+    (std::fs::metadata(path.as_path()).ok()?.ino() == file.ino).then_some(path)
 }
 
 /// `VM_DONTCOPY` (MADV_DONTFORK), the same bit on every kernel pinwatch supports.

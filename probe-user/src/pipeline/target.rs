@@ -1,12 +1,15 @@
 //! What a watch is about and what ends it: a command pinwatch starts, a process already
 //! running, or the whole system (only a duration or a signal ends that).
 
-use std::process::{Child, Command};
+use std::{
+    ffi::OsString,
+    process::{Child, Command},
+};
 
-use crate::{error::Error, procfs};
+use crate::{error::Error, procfs, text::UserText};
 
 pub enum Target {
-    Command { child: Child, line: String },
+    Command { child: Child, line: UserText },
     Process { pid: u32, start: u64 },
     System,
 }
@@ -29,9 +32,9 @@ impl Target {
 
     /// Starts the command. With `stdout_to_stderr` its output goes to pinwatch's stderr, so that
     /// pinwatch's own stdout (JSON) stays parseable.
-    pub fn spawn(command: &[String], stdout_to_stderr: bool) -> Result<Self, Error> {
+    pub fn spawn(command: &[OsString], stdout_to_stderr: bool) -> Result<Self, Error> {
         use std::os::fd::AsFd as _;
-        let line = command.join(" ");
+        let line = UserText::command_line(command);
         let spawn_error = |source| Error::Spawn {
             command: line.clone(),
             source,
@@ -59,9 +62,10 @@ impl Target {
         }
     }
 
+    /// What is watched, for people: a command line prints escaped.
     pub fn describe(&self) -> String {
         match self {
-            Target::Command { line, .. } => line.clone(),
+            Target::Command { line, .. } => line.to_string(),
             Target::Process { pid, .. } => format!("pid {pid}"),
             Target::System => "the whole system".to_owned(),
         }

@@ -6,6 +6,8 @@ use serde_json::Value;
 use crate::expect::{Expect, Kernel};
 
 pub mod daemon;
+pub mod full_maps;
+pub mod hostile;
 pub mod scale;
 pub mod surfaces;
 
@@ -77,13 +79,18 @@ fn pass(tag: &str, rest: &str) -> Result<Pass> {
     })
 }
 
-/// Prints doctor's own report from inside the guest (the README's main job).
-pub fn show(kernel: &Kernel, results: &Results) {
-    println!(
-        "\n=== kernel {} ({}): pinwatch doctor -- workloads",
-        kernel.name, results.release
-    );
-    for line in &results.report {
+/// Prints what the guest's show pass wrote (the README's main job): the kernel's behaviour per
+/// hazard, the audit's human report over the real workloads, and the daemon's finding series.
+pub fn show(kernel: &Kernel, output: &str) {
+    let release = output
+        .lines()
+        .find_map(|l| l.strip_prefix("PINWATCH-RESULT release "))
+        .unwrap_or("?");
+    println!("\n=== Debian {} (kernel {release}) ===\n", kernel.name);
+    for line in output
+        .lines()
+        .filter_map(|l| l.strip_prefix("PINWATCH-SHOW "))
+    {
         println!("{line}");
     }
 }
@@ -276,10 +283,30 @@ fn check_audit(
             fails.push(format!("{at}: {} on ext4 without a path", s(f, "hazard")));
         }
     }
+    for (map, failures) in r["counts"]["map_insert_failures"]
+        .as_object()
+        .into_iter()
+        .flatten()
+    {
+        if failures.as_u64() != Some(0) {
+            fails.push(format!(
+                "{at}: counts.map_insert_failures.{map} = {failures}"
+            ));
+        }
+    }
+    if r["counts"]["map_insert_failures"]
+        .as_object()
+        .is_none_or(|m| m.len() != 7)
+    {
+        fails.push(format!(
+            "{at}: counts.map_insert_failures lists {} (expected all 7 maps)",
+            r["counts"]["map_insert_failures"]
+        ));
+    }
     for counter in [
         "events_lost",
         "decode_errors",
-        "pins_untracked",
+        "unwatched_pins",
         "evicted_pins",
         "evicted_file_pins",
     ] {
