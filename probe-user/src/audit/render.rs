@@ -27,7 +27,7 @@ pub fn render(r: &Report) -> String {
         let _ = writeln!(out, "\nNo findings.");
     }
     for (i, f) in r.findings.iter().enumerate() {
-        let _ = writeln!(out, "\n{}. {} — {:?}", i + 1, f.hazard, f.outcome);
+        let _ = writeln!(out, "\n{}. {} — {}", i + 1, f.hazard, f.outcome.id());
         let _ = writeln!(
             out,
             "   process  {} (tgid {}), pinner {}",

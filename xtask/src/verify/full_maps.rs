@@ -29,7 +29,7 @@ pub fn check(kernel: &Kernel, output: &str, fails: &mut Vec<String>) {
             .map(str::to_owned)
     };
     match result("full-maps") {
-        Some(r) if r.starts_with("0 filled ") => {}
+        Some(r) if r.starts_with("0 workload fill-map: filled ") => {}
         other => fails.push(format!("{k} full maps: daemon or filler failed: {other:?}")),
     }
     let metrics = samples(&lines("PINWATCH-FULL-MAPS ").join("\n"));

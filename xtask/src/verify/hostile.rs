@@ -175,9 +175,9 @@ mod tests {
     /// replacement in the human report and one in the JSON.
     fn output(kernel: &str, human_edit: (&str, &str), json_edit: (&str, &str)) -> String {
         let outcome = if kernel == "6.1" {
-            ("released-by-caller", "ReleasedByCaller")
+            ("released-by-caller", "released-by-caller")
         } else {
-            ("refused", "Refused")
+            ("refused", "refused")
         };
         let json = serde_json::json!({
             "watched": {"command": "/bin/pinwatch-workload iouring --comm \u{1b}[31mEVIL\nFAKE-LINE \
