@@ -14,7 +14,16 @@ pub mod kind {
     pub const FORK_COPY: u32 = 5;
     pub const FORK: u32 = 6;
     pub const PINNED_COW: u32 = 7;
+    /// A new process (a [`super::ForkEvent`]) forked by a process that never pinned, sent only
+    /// while userspace watches a process tree (`TRACK_SPAWNS`).
+    pub const SPAWN: u32 = 8;
 }
+
+/// Name of the eBPF global that turns on [`kind::SPAWN`] records: nonzero while a command
+/// watches one process tree (`audit -- CMD`, `--pid`), so that membership comes from the
+/// kernel's own fork records, in order, even for children that pinned and exited before
+/// userspace read their first event.
+pub const TRACK_SPAWNS: &str = "TRACK_SPAWNS";
 
 /// `Header::pid_tgid` is the kernel's `tgid << 32 | pid`; `task_start_ns` is the thread-group
 /// leader's start time, so a reused tgid never merges with a dead process. `syscall` identifies

@@ -161,15 +161,26 @@ fn on_new_anon_rmap<C: Args>(_ctx: &C) {
 
 entry_programs!(fentry_new_anon_rmap, kprobe_new_anon_rmap, on_new_anon_rmap);
 
-/// A fork, seen from the parent after the copy (either flavour of `sched_process_fork`).
+/// Nonzero while userspace watches a process tree: every fork is then sent, so the tree is
+/// known from the kernel's own records (written by userspace before load).
+#[unsafe(no_mangle)]
+static TRACK_SPAWNS: u32 = 0;
+
+/// A fork, seen from the parent after the copy (either flavour of `sched_process_fork`): a
+/// `FORK` record when the parent ever pinned (`fork-with-pins`), else a `SPAWN` record when a
+/// process tree is watched, else nothing.
 #[inline(always)]
 pub fn on_fork(child_pid: u32) {
     counters::entry(hook::PROCESS_FORK);
-    if !layout::current_has_pinned() {
+    let kind = if layout::current_has_pinned() {
+        kind::FORK
+    } else if layout::global(&TRACK_SPAWNS) != 0 {
+        kind::SPAWN
+    } else {
         return;
-    }
+    };
     events::emit(&ForkEvent {
-        header: events::header(kind::FORK),
+        header: events::header(kind),
         child_pid,
         _pad: 0,
     });

@@ -54,6 +54,12 @@ globals!(
     PT_REGS_DX_OFF,
 );
 
+/// A `u32` global that userspace writes before load.
+#[inline(always)]
+pub fn global(global: &u32) -> u32 {
+    get(global)
+}
+
 #[inline(always)]
 fn get(global: &u32) -> u32 {
     // SAFETY: reading our own static; volatile so the compiler keeps the load that userspace's

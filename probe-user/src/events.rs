@@ -129,6 +129,15 @@ pub struct Fork {
     pub child_pid: u32,
 }
 
+/// A process that never pinned forked (sent only while a process tree is watched): how the
+/// tree learns its members from the kernel, in order.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Spawn {
+    pub at_ns: u64,
+    pub task: Task,
+    pub child_pid: u32,
+}
+
 /// A write or unshare fault (`do_wp_page`) on a maybe-DMA-pinned page.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct PinnedCow {
@@ -151,6 +160,7 @@ pub enum Event {
     PfnUntrack(PfnUntrack),
     ForkCopy(ForkCopy),
     Fork(Fork),
+    Spawn(Spawn),
     PinnedCow(PinnedCow),
 }
 
@@ -163,6 +173,7 @@ impl Event {
             Event::PfnUntrack(e) => e.at_ns,
             Event::ForkCopy(e) => e.at_ns,
             Event::Fork(e) => e.at_ns,
+            Event::Spawn(e) => e.at_ns,
             Event::PinnedCow(e) => e.at_ns,
         }
     }
@@ -175,7 +186,7 @@ impl Event {
             Event::MkcleanPinned(_) => "folio_mkclean",
             Event::PfnUntrack(_) => "pfn_untrack",
             Event::ForkCopy(_) => "copy_page_range",
-            Event::Fork(_) => "process_fork",
+            Event::Fork(_) | Event::Spawn(_) => "process_fork",
             Event::PinnedCow(_) => "do_wp_page",
         }
     }
@@ -189,6 +200,7 @@ impl Event {
             Event::PfnUntrack(_) => "pfn-untrack",
             Event::ForkCopy(_) => "fork-copy",
             Event::Fork(_) => "fork",
+            Event::Spawn(_) => "spawn",
             Event::PinnedCow(_) => "pinned-cow",
         }
     }
@@ -203,6 +215,7 @@ impl Event {
             Event::PfnUntrack(_) => &[EarlyPfnUntrack],
             Event::ForkCopy(_) | Event::Fork(_) => &[ForkWithPins],
             Event::PinnedCow(_) => &[PinnedCow],
+            Event::Spawn(_) => &[],
         }
     }
 
@@ -214,6 +227,7 @@ impl Event {
             Event::PfnUntrack(e) => &e.task,
             Event::ForkCopy(e) => &e.task,
             Event::Fork(e) => &e.task,
+            Event::Spawn(e) => &e.task,
             Event::PinnedCow(e) => &e.task,
         }
     }
@@ -259,6 +273,14 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
         kind::FORK => {
             let f: ForkEvent = read(bytes)?;
             Ok(Event::Fork(Fork {
+                at_ns: f.header.ts_ns,
+                task: task(&f.header),
+                child_pid: f.child_pid,
+            }))
+        }
+        kind::SPAWN => {
+            let f: ForkEvent = read(bytes)?;
+            Ok(Event::Spawn(Spawn {
                 at_ns: f.header.ts_ns,
                 task: task(&f.header),
                 child_pid: f.child_pid,

@@ -57,7 +57,7 @@ pub const RING_BUFFER_BYTES: u32 = 4 << 20;
 /// Parses the object and creates its maps; programs are loaded later, one by one, by the
 /// attach ladder. Offsets BTF did not yield leave their group's `LAYOUT_VALID` bit clear, and the
 /// programs then count without classifying.
-pub fn load(layout: &Layout, foll: &FollFlags) -> Result<Ebpf, LoadError> {
+pub fn load(layout: &Layout, foll: &FollFlags, track_spawns: bool) -> Result<Ebpf, LoadError> {
     if OBJECT.is_empty() {
         return Err(LoadError::NoObject);
     }
@@ -72,6 +72,8 @@ pub fn load(layout: &Layout, foll: &FollFlags) -> Result<Ebpf, LoadError> {
         loader.map_max_entries(name, entries);
     }
     loader.override_global(probe_common::layout::LAYOUT_VALID, &valid, true);
+    let track_spawns = u32::from(track_spawns);
+    loader.override_global(probe_common::event::TRACK_SPAWNS, &track_spawns, true);
     for (name, value) in &globals {
         loader.override_global(name, value, true);
     }

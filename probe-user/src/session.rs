@@ -45,11 +45,13 @@ pub struct Trial {
 const TRIAL_FUNCTION: &str = "folio_mkclean";
 
 impl Session {
-    /// `command` names the subcommand in the not-root hint.
+    /// `command` names the subcommand in the not-root hint; `track_spawns` makes the kernel
+    /// send every fork, for a command that watches one process tree.
     pub fn open(
         btf_path: &Path,
         method: MethodChoice,
         command: &'static str,
+        track_spawns: bool,
     ) -> Result<Self, Error> {
         let capabilities = Capabilities::probe();
         if !capabilities.privileged() {
@@ -61,7 +63,7 @@ impl Session {
         let kallsyms = Kallsyms::read().map_err(Error::Kallsyms)?;
         let aya_btf = aya::Btf::parse_file(btf_path, aya::Endianness::default()).ok();
         let methods = trial_methods(&layout, &foll_flags, &capabilities, aya_btf.as_ref())?;
-        let mut ebpf = loader::load(&layout, &foll_flags)?;
+        let mut ebpf = loader::load(&layout, &foll_flags, track_spawns)?;
         let attachments = {
             let mut attacher = Attacher {
                 ebpf: &mut ebpf,
@@ -94,7 +96,7 @@ fn trial_methods(
     caps: &Capabilities,
     btf: Option<&aya::Btf>,
 ) -> Result<Methods, Error> {
-    let mut ebpf = loader::load(layout, foll)?;
+    let mut ebpf = loader::load(layout, foll, false)?;
     let fentry = match btf {
         None => Err("kernel BTF could not be parsed by the loader".to_owned()),
         Some(btf) => attach::program::<aya::programs::FEntry>(&mut ebpf, "fentry_folio_mkclean")

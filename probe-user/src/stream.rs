@@ -69,7 +69,8 @@ impl Observer for Printer {
 pub fn run(opts: &Options) -> Result<u8, Error> {
     let existing = opts.pid.map(Target::process).transpose()?;
     let stop = stop_on_signals()?;
-    let mut session = Session::open(&opts.btf_path, opts.method, "events")?;
+    let tree = opts.pid.is_some() || !opts.command.is_empty();
+    let mut session = Session::open(&opts.btf_path, opts.method, "events", tree)?;
     doctor::require_observable(&session)?;
     let mut pipeline = Pipeline::new(&mut session)?;
     let mut target = match existing {

@@ -10,6 +10,7 @@ mod devmem;
 mod fill_map;
 mod fork_cow;
 mod iouring;
+mod job_runner;
 mod msync;
 mod odirect;
 mod pci_sysfs;
@@ -47,6 +48,8 @@ enum Command {
     FillMap(fill_map::Args),
     /// Register/unregister io_uring fixed buffers (long-term pin).
     Iouring(iouring::Args),
+    /// Run jobs in short-lived forked workers (or threads), each pinning a file of its own.
+    JobRunner(job_runner::Args),
     /// Dirty a shared file mapping and msync(MS_SYNC) it.
     Msync(msync::Args),
     /// fork() and write on both sides to take COW faults.
@@ -86,6 +89,7 @@ impl Command {
             Self::BpfObjects(_) => "bpf-objects",
             Self::FillMap(_) => "fill-map",
             Self::Iouring(_) => "iouring",
+            Self::JobRunner(_) => "job-runner",
             Self::Msync(_) => "msync",
             Self::ForkCow(_) => "fork-cow",
             Self::Odirect(_) => "odirect",
@@ -110,6 +114,7 @@ impl Command {
             Self::BpfObjects(args) => bpf_objects::run(args),
             Self::FillMap(args) => fill_map::run(args),
             Self::Iouring(args) => iouring::run(args),
+            Self::JobRunner(args) => job_runner::run(args),
             Self::Msync(args) => msync::run(args),
             Self::ForkCow(args) => fork_cow::run(args),
             Self::Odirect(args) => odirect::run(args),

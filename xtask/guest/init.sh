@@ -15,6 +15,14 @@ mount -t cgroup2 cgroup2 /sys/fs/cgroup 2>/dev/null
 
 result() { echo "PINWATCH-RESULT $*" >/dev/ttyS1; }
 log() { echo "guest: $*" >/dev/console; }
+# Waits up to 2 minutes for a daemon's /metrics on PORT; false if it never answered.
+serving() {
+  for _ in $(seq 1 240); do
+    wget -q -O /dev/null "http://127.0.0.1:$1/metrics" 2>/dev/null && return 0
+    sleep 0.5
+  done
+  return 1
+}
 
 log "kernel $(uname -r)"
 result "release $(uname -r)"
@@ -57,10 +65,7 @@ if grep -qw pinwatch.show /proc/cmdline; then
   ip link set lo up
   /bin/pinwatch run --listen 127.0.0.1:9469 >/dev/null 2>/dev/console &
   d=$!
-  for _ in $(seq 1 240); do
-    wget -q -O /dev/null http://127.0.0.1:9469/metrics 2>/dev/null && break
-    sleep 0.5
-  done
+  serving 9469 || log "daemon on port 9469 not serving"
   echo "What this kernel does with each hazard (pinwatch doctor):" | show
   /bin/pinwatch doctor 2>&1 | sed -n '/^  hazard /,$p' | show
   echo "" | show
@@ -124,10 +129,7 @@ ip link set lo up
   /bin/pinwatch run --listen 0.0.0.0:9469 --findings-log /tmp/findings.jsonl 2>/dev/console &
 daemon=$!
 up=0
-for _ in $(seq 1 240); do
-  if wget -q -O /dev/null http://127.0.0.1:9469/metrics 2>/dev/null; then up=1; break; fi
-  sleep 0.5
-done
+serving 9469 && up=1
 # Idle scrapes first: under TCG the busy guest answers scrapes late (Prometheus times them out),
 # and a counter's rise is only visible to increase() and the alerts from a baseline sample.
 sleep 3
@@ -156,10 +158,7 @@ SCALE_RINGS=17
 SCALE_CALLS=$((SCALE_RINGS * 16384))
 /bin/pinwatch run --listen 127.0.0.1:9471 >/dev/null 2>/dev/console &
 d=$!
-for _ in $(seq 1 240); do
-  wget -q -O /dev/null http://127.0.0.1:9471/metrics 2>/dev/null && break
-  sleep 0.5
-done
+serving 9471 || log "daemon on port 9471 not serving"
 # Pin events received plus those the kernel dropped, from a scrape.
 seen() {
   wget -q -O - http://127.0.0.1:9471/metrics 2>/dev/null |
@@ -195,6 +194,15 @@ sed 's/^/PINWATCH-SCALE-HELD /' /tmp/scale-held.txt >/dev/ttyS1
 sed 's/^/PINWATCH-SCALE-RELEASED /' /tmp/scale-released.txt >/dev/ttyS1
 sed 's/^/PINWATCH-SCALE-CLEANED /' /tmp/scale-cleaned.txt >/dev/ttyS1
 
+# A job runner (a build, a CI gate): short-lived workers each pin a file of their own with
+# io_uring and exit before pinwatch reads their events; then the same jobs as threads. The
+# audited tree is known from the kernel's fork records, so every job is reported.
+log "pass: audit of a job runner with short-lived workers, then threads"
+json=$(/bin/pinwatch audit --json -- /bin/pinwatch-workload job-runner --jobs 4 --dir /mnt/ext4/work 2>/dev/console)
+result "audit-jobs $? $json"
+json=$(/bin/pinwatch audit --json -- /bin/pinwatch-workload job-runner --jobs 4 --threads --dir /mnt/ext4/work 2>/dev/console)
+result "audit-jobs-threads $? $json"
+
 # Full kernel maps: every insert that fails is counted, exported, alerted and logged. The maps
 # are made small (PINWATCH_MAP_ENTRIES) and filled with foreign keys, then the workloads run.
 # INFLIGHT is filled alone, in an audit: a pin it cannot carry never reaches the others.
@@ -202,10 +210,7 @@ log "pass: kernel maps made small and full"
 SMALL=INFLIGHT=4,WATCH_UNPIN=4,FORKING=4,WP_FAULTS=4,LAST_PIN_STACK=4,ZAPPING=4,STACKS=1
 PINWATCH_MAP_ENTRIES=$SMALL /bin/pinwatch run --listen 127.0.0.1:9472 >/dev/null 2>/tmp/full-maps.log &
 d=$!
-for _ in $(seq 1 240); do
-  wget -q -O /dev/null http://127.0.0.1:9472/metrics 2>/dev/null && break
-  sleep 0.5
-done
+serving 9472 || log "daemon on port 9472 not serving"
 filled=$(/bin/pinwatch-workload fill-map --name WATCH_UNPIN --name FORKING --name WP_FAULTS \
   --name ZAPPING --name LAST_PIN_STACK 2>&1)
 /bin/run-workloads
@@ -266,10 +271,7 @@ for method in auto kprobe; do
   before=$(/bin/pinwatch-workload bpf-objects)
   /bin/pinwatch run --listen 127.0.0.1:9470 --method $method >/dev/null 2>/dev/console &
   d=$!
-  for _ in $(seq 1 240); do
-    wget -q -O /dev/null http://127.0.0.1:9470/metrics 2>/dev/null && break
-    sleep 0.5
-  done
+  serving 9470 || log "daemon on port 9470 not serving"
   during=$(/bin/pinwatch-workload bpf-objects)
   kill -KILL $d
   wait $d

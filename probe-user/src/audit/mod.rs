@@ -87,7 +87,8 @@ pub fn run(opts: &Options) -> Result<(Report, u8), Error> {
     let existing = opts.pid.map(Target::process).transpose()?;
     // From the start: a Ctrl-C while the hooks attach still ends with a report.
     let stop = stop_on_signals()?;
-    let mut session = Session::open(&opts.btf_path, opts.method, "audit")?;
+    let tree = opts.pid.is_some() || !opts.command.is_empty();
+    let mut session = Session::open(&opts.btf_path, opts.method, "audit", tree)?;
     let hazards = doctor::require_observable(&session)?;
     let unobservable = hazards
         .iter()

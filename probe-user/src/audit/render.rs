@@ -33,15 +33,20 @@ pub fn render(r: &Report) -> String {
             "   process  {} (tgid {}), pinner {}",
             f.process.comm, f.process.tgid, f.pinner
         );
-        let path = f.mapping.path.as_ref().map_or_else(
-            || "(path no longer resolvable)".to_owned(),
-            ToString::to_string,
-        );
-        let _ = writeln!(
-            out,
-            "   mapping  {} on {} (dev {}, inode {}), {} page(s)",
-            path, f.mapping.fs, f.mapping.dev, f.mapping.ino, f.pages
-        );
+        if f.mapping.ino == 0 && f.mapping.path.is_none() {
+            // Anonymous memory (or a COW copy of it): no file to name.
+            let _ = writeln!(out, "   mapping  anonymous memory, {} page(s)", f.pages);
+        } else {
+            let path = f.mapping.path.as_ref().map_or_else(
+                || "(path no longer resolvable)".to_owned(),
+                ToString::to_string,
+            );
+            let _ = writeln!(
+                out,
+                "   mapping  {} on {} (dev {}, inode {}), {} page(s)",
+                path, f.mapping.fs, f.mapping.dev, f.mapping.ino, f.pages
+            );
+        }
         if !f.gup_flags.is_empty() {
             let _ = writeln!(out, "   flags    {}", f.gup_flags);
         }

@@ -282,6 +282,8 @@ impl Correlator {
             Event::ForkCopy(copy) => self.on_fork_copy(&copy),
             Event::Fork(fork) => self.on_fork(&fork),
             Event::PinnedCow(cow) => self.on_pinned_cow(&cow),
+            // Process-tree bookkeeping only (pipeline::ProcessTree).
+            Event::Spawn(_) => {}
         }
     }
 

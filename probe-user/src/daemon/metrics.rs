@@ -351,6 +351,7 @@ impl Observer for Metrics {
             }
             Event::ForkCopy(copy) => self.fork_copied_pages.inc_by(copy.pages),
             Event::Fork(_) => self.forks_with_pins.inc(),
+            Event::Spawn(_) => {}
             Event::PinnedCow(cow) => {
                 let result = if cow.copied { "copied" } else { "reused" };
                 self.pinned_page_faults.with_label_values(&[result]).inc();

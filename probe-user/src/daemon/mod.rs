@@ -53,7 +53,7 @@ pub fn run(opts: &Options) -> Result<u8, Error> {
     listener.set_nonblocking(true).map_err(Error::Serve)?;
     let log = FindingsLog::open(opts.findings_log.as_deref())?;
     heap::tune_for_daemon();
-    let mut session = Session::open(&opts.btf_path, opts.method, "run")?;
+    let mut session = Session::open(&opts.btf_path, opts.method, "run", false)?;
     let hazards = doctor::require_observable(&session)?;
     let attached = session.attachments.iter().filter(|a| a.attached).count();
     let metrics = Metrics::new(&session.foll_flags, &kernel::release());

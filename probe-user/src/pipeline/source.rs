@@ -130,6 +130,7 @@ fn enrich(
         | Event::MkcleanPinned(_)
         | Event::ForkCopy(_)
         | Event::Fork(_)
+        | Event::Spawn(_)
         | Event::PinnedCow(_) => {}
     }
 }

@@ -22,12 +22,7 @@ pub fn check(kernel: &Kernel, output: &str, fails: &mut Vec<String>) {
             .map(str::to_owned)
             .collect()
     };
-    let result = |tag: &str| {
-        output
-            .lines()
-            .find_map(|l| l.strip_prefix(&format!("PINWATCH-RESULT {tag} ")))
-            .map(str::to_owned)
-    };
+    let result = |tag: &str| super::result(output, tag).map(str::to_owned);
     match result("full-maps") {
         Some(r) if r.starts_with("0 workload fill-map: filled ") => {}
         other => fails.push(format!("{k} full maps: daemon or filler failed: {other:?}")),

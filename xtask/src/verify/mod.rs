@@ -8,6 +8,7 @@ use crate::expect::{Expect, Kernel};
 pub mod daemon;
 pub mod full_maps;
 pub mod hostile;
+pub mod jobs;
 pub mod scale;
 pub mod surfaces;
 
@@ -325,16 +326,7 @@ fn check_audit(
         .as_array()
         .into_iter()
         .flatten()
-        .map(|f| {
-            format!(
-                "{} {} {} {} {}",
-                s(f, "hazard"),
-                s(f, "outcome"),
-                s(f, "pinner"),
-                s(&f["mapping"], "fs"),
-                f["pages"]
-            )
-        })
+        .map(finding_key)
         .collect();
     let mut want: Vec<String> = expected
         .iter()
@@ -463,6 +455,24 @@ fn method_of(hook: &Value) -> String {
         (Some(m), None) => m.to_owned(),
         _ => "-".to_owned(),
     }
+}
+
+/// A finding as the expectation tables write it: `hazard outcome pinner fs pages`.
+pub fn finding_key(f: &Value) -> String {
+    format!(
+        "{} {} {} {} {}",
+        s(f, "hazard"),
+        s(f, "outcome"),
+        s(f, "pinner"),
+        s(&f["mapping"], "fs"),
+        f["pages"]
+    )
+}
+
+/// What follows `PINWATCH-RESULT <tag> ` on the guest's result port, if the guest wrote it.
+pub fn result<'a>(output: &'a str, tag: &str) -> Option<&'a str> {
+    let prefix = format!("PINWATCH-RESULT {tag} ");
+    output.lines().find_map(|l| l.strip_prefix(prefix.as_str()))
 }
 
 fn s<'a>(v: &'a Value, key: &str) -> &'a str {

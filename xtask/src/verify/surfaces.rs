@@ -9,12 +9,7 @@ use crate::expect::Kernel;
 
 pub fn check(kernel: &Kernel, output: &str, fails: &mut Vec<String>) {
     let k = kernel.name;
-    let result = |tag: &str| {
-        output
-            .lines()
-            .find_map(|l| l.strip_prefix(&format!("PINWATCH-RESULT {tag} ")))
-            .map(str::to_owned)
-    };
+    let result = |tag: &str| super::result(output, tag).map(str::to_owned);
     // events: JSON lines, only kinds that feed fork-with-pins, the fork copy among them.
     match result("events") {
         Some(code) if code.trim() == "0" => {}
