@@ -16,4 +16,7 @@ pub const RINGBUF_FULL: u32 = 5;
 pub const SHORT_TERM_PIN_WRITE: u32 = 6;
 /// A short-term pin call without FOLL_WRITE.
 pub const SHORT_TERM_PIN_READ: u32 = 7;
-pub const COUNT: u32 = 8;
+/// A detailed record (or the state that leads to one) withheld because pinwatch was not ready:
+/// some hook it depends on was still being attached (`ARMED` not yet set).
+pub const BEFORE_READY: u32 = 8;
+pub const COUNT: u32 = 9;

@@ -34,6 +34,9 @@ static WP_FAULTS: HashMap<u64, [u64; 2]> = HashMap::with_max_entries(4096, 0);
 #[inline(always)]
 fn on_wp_entry<C: Args>(ctx: &C) {
     counters::entry(hook::DO_WP_PAGE);
+    if !events::armed() {
+        return;
+    }
     // Hot: counted, never logged.
     if WP_FAULTS
         .insert(bpf_get_current_pid_tgid(), [ctx.arg_u64(0), 0], 0)
@@ -101,7 +104,7 @@ entry_programs!(fentry_wp_page_copy, kprobe_wp_page_copy, on_wp_page_copy);
 #[inline(always)]
 fn on_copy_entry<C: Args>(ctx: &C) {
     counters::entry(hook::COPY_PAGE_RANGE);
-    if !layout::current_has_pinned() {
+    if !layout::current_has_pinned() || !events::armed() {
         return;
     }
     let src = ctx.arg_u64(1);

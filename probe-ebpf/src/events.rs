@@ -7,7 +7,7 @@ use aya_ebpf::{
         generated::bpf_get_smp_processor_id,
     },
     macros::map,
-    maps::{HashMap, RingBuf, StackTrace},
+    maps::{Array, HashMap, RingBuf, StackTrace},
 };
 use probe_common::{
     event::{Header, PinEvent},
@@ -20,6 +20,22 @@ use crate::{counters, layout};
 /// (`RINGBUF_FULL`), not lost silently.
 #[map]
 pub static EVENTS: RingBuf = RingBuf::with_byte_size(256 * 1024, 0);
+
+/// Slot 0 is set by userspace once every hook is attached. Until then nothing starts a
+/// correlation or emits a record: a pin whose VMA hook was not attached yet would be judged on
+/// half the facts (no file pin reported, its writeback called "pinned before pinwatch").
+#[map]
+static ARMED: Array<u32> = Array::with_max_entries(1, 0);
+
+/// True once userspace armed the programs; otherwise counts the withheld work.
+#[inline(always)]
+pub fn armed() -> bool {
+    if ARMED.get(0).is_some_and(|armed| *armed != 0) {
+        return true;
+    }
+    counters::filtered(filter::BEFORE_READY);
+    false
+}
 
 /// Long-term pins between their entry and their return, by pid_tgid.
 #[map]
@@ -62,6 +78,9 @@ const BPF_RB_RING_SIZE: u64 = 1;
 /// an IPI per event: in a storm, on the very CPUs doing the pinning.
 #[inline(always)]
 pub fn emit<T: 'static>(record: &T) {
+    if !armed() {
+        return;
+    }
     let filling = EVENTS.query(BPF_RB_AVAIL_DATA) > EVENTS.query(BPF_RB_RING_SIZE) / 4;
     let wakeup = if filling {
         BPF_RB_FORCE_WAKEUP

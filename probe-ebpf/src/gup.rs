@@ -44,6 +44,9 @@ fn on_pin_entry<C: Args>(ctx: &C, hook: u32, at: PinArgs) {
         }
         None => return,
     }
+    if !events::armed() {
+        return;
+    }
     let header = events::header(kind::PIN);
     let event = PinEvent {
         header,

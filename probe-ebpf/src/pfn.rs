@@ -31,6 +31,9 @@ static ZAPPING: HashMap<u64, u8> = HashMap::with_max_entries(4096, 0);
 #[inline(always)]
 fn on_zap_entry<C: Args>(ctx: &C) {
     counters::entry(hook::ZAP_SINGLE_VMA);
+    if !crate::events::armed() {
+        return;
+    }
     if ZAPPING.insert(bpf_get_current_pid_tgid(), 1, 0).is_err() {
         counters::insert_failed(probe_common::map::ZAPPING);
         warn!(

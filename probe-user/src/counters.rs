@@ -55,6 +55,8 @@ pub struct FilterCounts {
     /// Short-term pin calls (O_DIRECT, process_vm…), writable and read-only.
     pub short_term_pins_write: u64,
     pub short_term_pins_read: u64,
+    /// Records (or correlations) withheld while hooks were still attaching.
+    pub before_ready: u64,
 }
 
 impl Counters {
@@ -77,6 +79,7 @@ impl Counters {
                 ringbuf_full: filters[filter::RINGBUF_FULL as usize],
                 short_term_pins_write: filters[filter::SHORT_TERM_PIN_WRITE as usize],
                 short_term_pins_read: filters[filter::SHORT_TERM_PIN_READ as usize],
+                before_ready: filters[filter::BEFORE_READY as usize],
             },
         })
     }

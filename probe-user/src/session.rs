@@ -25,6 +25,9 @@ pub struct Session {
     pub kallsyms: Kallsyms,
     pub ebpf: Ebpf,
     pub attachments: Vec<Attachment>,
+    /// When the programs were armed: every hook attached, observation complete from here on
+    /// (wall clock, for people and metrics).
+    pub ready_at: std::time::SystemTime,
 }
 
 /// Attach methods, each tested by attaching a program, not assumed.
@@ -76,6 +79,7 @@ impl Session {
             };
             HOOKS.iter().map(|hook| attacher.attach(hook)).collect()
         };
+        arm(&mut ebpf)?;
         Ok(Self {
             capabilities,
             methods,
@@ -84,8 +88,20 @@ impl Session {
             kallsyms,
             ebpf,
             attachments,
+            ready_at: std::time::SystemTime::now(),
         })
     }
+}
+
+/// Lets the programs start correlations and emit records: called once every hook is attached,
+/// so no event is judged on half the hooks (a pin seen without its VMA hook would be no file
+/// pin, and its writeback blamed on a pin "before pinwatch").
+fn arm(ebpf: &mut Ebpf) -> Result<(), Error> {
+    let map = ebpf
+        .map_mut("ARMED")
+        .ok_or(crate::counters::CounterError::MissingMap("ARMED"))?;
+    let mut armed = aya::maps::Array::<_, u32>::try_from(map).map_err(Error::Map)?;
+    armed.set(0, 1, 0).map_err(Error::Map)
 }
 
 /// Tests fentry and kprobe by attaching a counting program to `TRIAL_FUNCTION` in a throw-away

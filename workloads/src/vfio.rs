@@ -107,6 +107,10 @@ pub struct Args {
     /// Seconds to hold the pin before writing the file back (a pin older than a watcher).
     #[arg(long, default_value_t = 0)]
     pub hold: u64,
+    /// With --file: hold the pin until this file exists (at most 5 minutes), then write back
+    /// (a pin taken while a watcher is still starting, written back once it is ready).
+    #[arg(long, requires = "file")]
+    pub writeback_after: Option<PathBuf>,
     /// With --file: how many times to dirty and write back the pinned pages (each writeback
     /// cleans every pinned folio: a storm of pinned-folio-cleaned events where the pin is
     /// granted).
@@ -169,15 +173,20 @@ pub fn run(args: &Args) -> Result<String> {
             "VFIO_IOMMU_MAP_DMA ({kind}): {e}"
         );
         return Ok(format!(
-            "refused errno={errno} ({})",
-            sys::errno_name(errno)
+            "refused errno={errno} ({}) pinned_at={:.3}",
+            sys::errno_name(errno),
+            unix_seconds()
         ));
     }
+    let pinned_at = unix_seconds();
     if args.private {
         // Write faults on the pinned, read-only mapped pages: COW (6.1) or reuse (6.2+).
         map.write_pages(0x78);
     } else if file.is_some() {
         std::thread::sleep(std::time::Duration::from_secs(args.hold));
+        if let Some(flag) = &args.writeback_after {
+            wait_for(flag)?;
+        }
         // Dirty the pinned pages again and write them back: writeback cleans pinned folios.
         for round in 0..args.writebacks {
             map.write_pages(0x77 ^ round as u8);
@@ -197,10 +206,27 @@ pub fn run(args: &Args) -> Result<String> {
         String::new()
     };
     Ok(format!(
-        "ok mapped+unmapped {} pages for DMA ({kind}, {}{writebacks})",
+        "ok mapped+unmapped {} pages for DMA ({kind}, {}{writebacks}) pinned_at={pinned_at:.3}",
         args.pages,
         if args.read_only { "ro" } else { "rw" }
     ))
+}
+
+/// Wall-clock seconds: when the pin was granted, to compare with a watcher's readiness.
+fn unix_seconds() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+fn wait_for(flag: &std::path::Path) -> Result<()> {
+    for _ in 0..3000 {
+        if flag.exists() {
+            return Ok(());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    anyhow::bail!("{} did not appear within 5 minutes", flag.display())
 }
 
 /// A file of `len` bytes written through write(2), then mapped MAP_PRIVATE.

@@ -203,6 +203,30 @@ result "audit-jobs $? $json"
 json=$(/bin/pinwatch audit --json -- /bin/pinwatch-workload job-runner --jobs 4 --threads --dir /mnt/ext4/work 2>/dev/console)
 result "audit-jobs-threads $? $json"
 
+# Start-up: a VFIO file pin taken while the daemon is still attaching its hooks, written back
+# once it is ready. Nothing may be judged on half the hooks: no file-pin finding for a pin the
+# daemon did not fully see, and its writeback (6.1) blamed on a pin from before it was ready.
+log "pass: a pin taken while the daemon is still attaching"
+rm -f /tmp/daemon-ready
+/bin/pinwatch run --listen 127.0.0.1:9473 --findings-log /tmp/startup.jsonl >/dev/null 2>/tmp/startup.log &
+d=$!
+/bin/pinwatch-workload vfio --file /mnt/ext4/work/startup.dat --writeback-after /tmp/daemon-ready \
+  >/tmp/startup-pin.out 2>&1 &
+w=$!
+serving 9473 || log "daemon on port 9473 not serving"
+touch /tmp/daemon-ready
+wait $w
+rm -f /mnt/ext4/work/startup.dat
+# A finding is logged 2 s after its last event; counters every 1 s.
+sleep 4
+wget -q -O - http://127.0.0.1:9473/metrics 2>/dev/null | grep -E '^pinwatch_(ready_time_seconds|withheld_before_ready_total|findings_total)' \
+  | sed 's/^/PINWATCH-STARTUP-METRICS /' >/dev/ttyS1
+kill -TERM $d
+wait $d
+result "startup $? $(cat /tmp/startup-pin.out)"
+sed 's/^/PINWATCH-STARTUP-FINDING /' /tmp/startup.jsonl >/dev/ttyS1
+sed 's/^/PINWATCH-STARTUP-LOG /' /tmp/startup.log >/dev/ttyS1
+
 # Full kernel maps: every insert that fails is counted, exported, alerted and logged. The maps
 # are made small (PINWATCH_MAP_ENTRIES) and filled with foreign keys, then the workloads run.
 # INFLIGHT is filled alone, in an audit: a pin it cannot carry never reaches the others.

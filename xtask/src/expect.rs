@@ -45,7 +45,7 @@ pub struct Kernel {
 const CLEANED_UNDER_AN_OLD_PIN: &[Finding] = &[(
     "pinned-folio-cleaned",
     "unattributed",
-    "unknown (pinned before pinwatch started)",
+    "unknown (pinned before pinwatch was ready)",
     "ext4",
     16,
 )];

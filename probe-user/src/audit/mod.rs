@@ -81,6 +81,8 @@ pub struct Counts {
     pub events_lost: u64,
     /// Failed inserts into pinwatch's kernel maps, by map (every map listed, from 0).
     pub map_insert_failures: crate::counters::MapInsertFailures,
+    /// Kernel events not correlated because hooks were still attaching (before `ready_at`).
+    pub withheld_before_ready: u64,
 }
 
 pub fn run(opts: &Options) -> Result<(Report, u8), Error> {
@@ -143,6 +145,7 @@ pub fn run(opts: &Options) -> Result<(Report, u8), Error> {
             decode_errors,
             events_lost: filters.ringbuf_full,
             map_insert_failures: kernel_counts.map_insert_failures.clone(),
+            withheld_before_ready: filters.before_ready,
         },
         processes: summary.processes,
         unobservable,

@@ -24,7 +24,7 @@ impl Correlator {
                 .contains(&cow.address)
         });
         let pinner = holder.map_or_else(
-            || "unknown (pinned before pinwatch started)".to_owned(),
+            || "unknown (pinned before pinwatch was ready)".to_owned(),
             |p| p.pinner.to_owned(),
         );
         self.record(Finding {

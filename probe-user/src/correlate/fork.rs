@@ -47,7 +47,7 @@ impl Correlator {
         };
         let (_, pages, pinner) = self.copies.remove(i);
         let pinner =
-            pinner.unwrap_or_else(|| "unknown (pinned before pinwatch started)".to_owned());
+            pinner.unwrap_or_else(|| "unknown (pinned before pinwatch was ready)".to_owned());
         self.record(fork_finding(fork, Outcome::EagerCopy, pinner, pages));
     }
 }

@@ -26,7 +26,7 @@ impl Correlator {
             None => (
                 Outcome::Unattributed,
                 process(&clean.task),
-                "unknown (pinned before pinwatch started)".to_owned(),
+                "unknown (pinned before pinwatch was ready)".to_owned(),
                 String::new(),
                 clean
                     .file

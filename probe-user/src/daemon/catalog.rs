@@ -127,6 +127,18 @@ pub const CATALOG: &[Family] = &[
         labels: &["map"],
     },
     Family {
+        name: "pinwatch_withheld_before_ready_total",
+        kind: "counter",
+        help: "Kernel events not correlated because pinwatch was still attaching its hooks (before pinwatch_ready_time_seconds)",
+        labels: &[],
+    },
+    Family {
+        name: "pinwatch_ready_time_seconds",
+        kind: "gauge",
+        help: "Unix time when every hook was attached and observation began; pins older than this are reported as pinned before pinwatch was ready",
+        labels: &[],
+    },
+    Family {
         name: "pinwatch_unwatched_pinned_pages_total",
         kind: "counter",
         help: "Pages of granted long-term pins whose release pinwatch cannot see (the watch_unpin map was full): they count as live until their process exits",

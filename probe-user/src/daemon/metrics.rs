@@ -65,6 +65,8 @@ pub struct Metrics {
     decode_errors: IntCounter,
     ringbuf_drops: IntCounter,
     map_insert_failures: IntCounterVec,
+    withheld_before_ready: IntCounter,
+    ready_time: prometheus::Gauge,
     unwatched_pinned_pages: IntCounter,
     correlation_entries: IntGaugeVec,
     correlation_limit: IntGauge,
@@ -118,6 +120,9 @@ impl Metrics {
             decode_errors: counter("pinwatch_event_decode_errors_total"),
             ringbuf_drops: counter("pinwatch_ringbuf_drops_total"),
             map_insert_failures: counter_vec("pinwatch_map_insert_failures_total"),
+            withheld_before_ready: counter("pinwatch_withheld_before_ready_total"),
+            ready_time: prometheus::Gauge::with_opts(opts("pinwatch_ready_time_seconds"))
+                .expect("valid"),
             unwatched_pinned_pages: counter("pinwatch_unwatched_pinned_pages_total"),
             correlation_entries: gauge_vec("pinwatch_correlation_entries"),
             correlation_limit: IntGauge::with_opts(opts("pinwatch_correlation_max_entries"))
@@ -181,6 +186,8 @@ impl Metrics {
             Box::new(self.decode_errors.clone()),
             Box::new(self.ringbuf_drops.clone()),
             Box::new(self.map_insert_failures.clone()),
+            Box::new(self.withheld_before_ready.clone()),
+            Box::new(self.ready_time.clone()),
             Box::new(self.unwatched_pinned_pages.clone()),
             Box::new(self.correlation_entries.clone()),
             Box::new(self.correlation_limit.clone()),
@@ -204,6 +211,14 @@ impl Metrics {
     }
 
     /// Which hooks are attached, how, and which hazards that makes observable.
+    /// When observation began (every hook attached).
+    pub fn ready(&self, at: std::time::SystemTime) {
+        let secs = at
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
+        self.ready_time.set(secs);
+    }
+
     pub fn attachments(&self, attachments: &[Attachment], hazards: &[HazardStatus]) {
         for a in attachments {
             let method = a.method.map_or("none", |m| m.name());
@@ -257,6 +272,8 @@ impl Metrics {
             .inc_by(delta(f.mkclean_unclassified, l.mkclean_unclassified));
         self.ringbuf_drops
             .inc_by(delta(f.ringbuf_full, l.ringbuf_full));
+        self.withheld_before_ready
+            .inc_by(delta(f.before_ready, l.before_ready));
         for (map, failures) in &now.map_insert_failures {
             let before = last.map_insert_failures.get(map).copied().unwrap_or(0);
             self.map_insert_failures

@@ -9,6 +9,7 @@
 pub mod catalog;
 mod findings_log;
 mod metrics;
+mod notify;
 mod server;
 
 use std::{
@@ -58,6 +59,7 @@ pub fn run(opts: &Options) -> Result<u8, Error> {
     let attached = session.attachments.iter().filter(|a| a.attached).count();
     let metrics = Metrics::new(&session.foll_flags, &kernel::release());
     metrics.attachments(&session.attachments, &hazards);
+    metrics.ready(session.ready_at);
     // Attached: from here on only stacks are symbolized, and the start-up parsing is garbage.
     session.kallsyms.drop_attach_index();
     heap::trim();
@@ -86,6 +88,16 @@ pub fn run(opts: &Options) -> Result<u8, Error> {
         log::warn!(
             hazard = h.id.id(), missing:% = h.missing.join(","); "hazard not observable on this kernel"
         );
+    }
+    let since = humantime::format_rfc3339_millis(session.ready_at);
+    log::info!(
+        since:% = since;
+        "ready: every hook attached, observing; pins taken before this are reported as pinned before pinwatch was ready"
+    );
+    if let Err(e) = notify::notify(&format!(
+        "READY=1\nSTATUS=observing with {attached} hooks since {since}"
+    )) {
+        log::warn!(error:% = e; "cannot tell systemd pinwatch is ready (NOTIFY_SOCKET)");
     }
 
     let stop = Arc::new(AtomicBool::new(false));

@@ -10,6 +10,7 @@ pub mod full_maps;
 pub mod hostile;
 pub mod jobs;
 pub mod scale;
+pub mod startup;
 pub mod surfaces;
 
 /// One `pinwatch doctor --json` pass inside the guest.
