@@ -232,7 +232,7 @@ sed 's/^/PINWATCH-STARTUP-LOG /' /tmp/startup.log >/dev/ttyS1
 # INFLIGHT is filled alone, in an audit: a pin it cannot carry never reaches the others.
 log "pass: kernel maps made small and full"
 SMALL=INFLIGHT=4,WATCH_UNPIN=4,FORKING=4,WP_FAULTS=4,LAST_PIN_STACK=4,ZAPPING=4,STACKS=1
-PINWATCH_MAP_ENTRIES=$SMALL /bin/pinwatch run --listen 127.0.0.1:9472 >/dev/null 2>/tmp/full-maps.log &
+RUST_LOG=debug PINWATCH_MAP_ENTRIES=$SMALL /bin/pinwatch run --listen 127.0.0.1:9472 >/dev/null 2>/tmp/full-maps.log &
 d=$!
 serving 9472 || log "daemon on port 9472 not serving"
 filled=$(/bin/pinwatch-workload fill-map --name WATCH_UNPIN --name FORKING --name WP_FAULTS \
