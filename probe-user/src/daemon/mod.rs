@@ -76,7 +76,10 @@ pub fn run(opts: &Options) -> Result<u8, Error> {
     for a in &session.attachments {
         match (&a.attached, &a.reason) {
             (true, _) => log::debug!(
-                hook = a.hook, symbol:? = a.symbol, method:? = a.method; "hook attached"
+                hook = a.hook,
+                symbol = a.symbol.as_deref().unwrap_or("-"),
+                method = a.method.map_or("none", |m| m.name());
+                "hook attached"
             ),
             (false, Some(reason)) => {
                 log::info!(hook = a.hook, reason:% = reason; "hook not attached");
