@@ -80,6 +80,11 @@ impl Session {
             HOOKS.iter().map(|hook| attacher.attach(hook)).collect()
         };
         arm(&mut ebpf)?;
+        let ready_at = std::time::SystemTime::now();
+        log::info!(
+            since:% = humantime::format_rfc3339_millis(ready_at);
+            "ready: every hook attached, observing; pins taken before this are reported as pinned before pinwatch was ready"
+        );
         Ok(Self {
             capabilities,
             methods,
@@ -88,7 +93,7 @@ impl Session {
             kallsyms,
             ebpf,
             attachments,
-            ready_at: std::time::SystemTime::now(),
+            ready_at,
         })
     }
 }

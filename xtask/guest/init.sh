@@ -97,12 +97,23 @@ result "audit $code $json"
 # Pins older than pinwatch: a VFIO file pin taken before the audit starts and written back
 # while it runs (6.1 grants it; 6.12 and 7.2 refuse it at once).
 log "pass: pinwatch audit --for 12s around a pin taken before it"
-/bin/pinwatch-workload vfio --file /mnt/ext4/work/held.dat --hold 6 >/dev/console 2>&1 &
+# The pin is written back once the audit says it is ready (its log line), so the writeback is
+# observed however long attaching takes on a busy machine.
+rm -f /tmp/audit-ready
+/bin/pinwatch-workload vfio --file /mnt/ext4/work/held.dat --writeback-after /tmp/audit-ready \
+  >/dev/console 2>&1 &
 held=$!
-json=$(/bin/pinwatch audit --json --for 12s)
+/bin/pinwatch audit --json --for 12s --log-level info >/tmp/audit-pre.json 2>/tmp/audit-pre.log &
+a=$!
+for _ in $(seq 1 600); do
+  grep -q "ready: every hook attached" /tmp/audit-pre.log && break
+  sleep 0.2
+done
+touch /tmp/audit-ready
+wait $a
 code=$?
 wait $held
-result "audit-preexisting $code $json"
+result "audit-preexisting $code $(cat /tmp/audit-pre.json)"
 
 # What packaging/pinwatch.service grants (an unprivileged user with six capabilities) is enough
 # where every hook attaches without perf events; where one needs a kprobe (6.1's 8-argument
@@ -232,7 +243,7 @@ sed 's/^/PINWATCH-STARTUP-LOG /' /tmp/startup.log >/dev/ttyS1
 # INFLIGHT is filled alone, in an audit: a pin it cannot carry never reaches the others.
 log "pass: kernel maps made small and full"
 SMALL=INFLIGHT=4,WATCH_UNPIN=4,FORKING=4,WP_FAULTS=4,LAST_PIN_STACK=4,ZAPPING=4,STACKS=1
-RUST_LOG=debug PINWATCH_MAP_ENTRIES=$SMALL /bin/pinwatch run --listen 127.0.0.1:9472 >/dev/null 2>/tmp/full-maps.log &
+RUST_LOG=info,probe_user=debug PINWATCH_MAP_ENTRIES=$SMALL /bin/pinwatch run --listen 127.0.0.1:9472 >/dev/null 2>/tmp/full-maps.log &
 d=$!
 serving 9472 || log "daemon on port 9472 not serving"
 filled=$(/bin/pinwatch-workload fill-map --name WATCH_UNPIN --name FORKING --name WP_FAULTS \

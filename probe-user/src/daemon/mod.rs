@@ -93,10 +93,6 @@ pub fn run(opts: &Options) -> Result<u8, Error> {
         );
     }
     let since = humantime::format_rfc3339_millis(session.ready_at);
-    log::info!(
-        since:% = since;
-        "ready: every hook attached, observing; pins taken before this are reported as pinned before pinwatch was ready"
-    );
     if let Err(e) = notify::notify(&format!(
         "READY=1\nSTATUS=observing with {attached} hooks since {since}"
     )) {

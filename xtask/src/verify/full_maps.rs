@@ -56,12 +56,12 @@ pub fn check(kernel: &Kernel, output: &str, fails: &mut Vec<String>) {
         ));
     }
     let daemon_log = lines("PINWATCH-FULL-MAPS-LOG ");
-    // RUST_LOG=debug: levelled, structured records (key=value fields).
+    // RUST_LOG=info,probe_user=debug: levelled, structured records (key=value fields).
     if !daemon_log.iter().any(|l| {
         l.contains("DEBUG probe_user::daemon: hook attached hook=") && l.contains(" method=")
     }) {
         fails.push(format!(
-            "{k} full maps: RUST_LOG=debug shows no structured debug record"
+            "{k} full maps: RUST_LOG=info,probe_user=debug shows no structured debug record"
         ));
     }
     if !daemon_log

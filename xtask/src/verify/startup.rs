@@ -57,7 +57,7 @@ pub fn check(kernel: &Kernel, output: &str, fails: &mut Vec<String>) {
     if !output
         .lines()
         .filter_map(|l| l.strip_prefix("PINWATCH-STARTUP-LOG "))
-        .any(|l| l.contains("INFO  probe_user::daemon: ready: every hook attached"))
+        .any(|l| l.contains("INFO  probe_user::session: ready: every hook attached"))
     {
         fails.push(format!("{k} start-up: the daemon's log has no ready line"));
     }
