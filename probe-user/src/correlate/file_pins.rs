@@ -10,7 +10,7 @@ impl Correlator {
         self.attribute_unshares(&pin);
         if pin.ret > 0 && pin.unwatched {
             self.stats.unwatched_pins += 1;
-            self.stats.unwatched_pages += pin.ret as u64;
+            self.stats.unwatched_pages = self.stats.unwatched_pages.saturating_add(pin.ret as u64);
         }
         if pin.ret > 0 {
             let held = live::NewPin {
