@@ -58,13 +58,15 @@ impl Run {
 /// Guest memory: 250k live pinned pages (1 GiB) must fit beside the kernel and pinwatch.
 const MEMORY_MIB: &str = "2048";
 
-/// The guests' CPU model. QEMU 7.2's TCG (Debian bookworm) crashes Debian's 6.12 kernel now and
-/// then in SLUB's lockless fast path, which updates the per-CPU freelist with an unlocked
-/// `cmpxchg16b %gs:(%rsi)`: double faults in `__kmalloc_noprof`, "Wrong slab cache" under fork
-/// storms. Without the CX16 CPUID bit the kernel takes its emulation (`this_cpu_cmpxchg16b_emu`)
-/// and SLUB its locked slow path, and 6.12 boots cleanly (README, "TCG and the CPU model",
-/// has the boot-loop figures; `cargo xtask boots` reproduces them). `PINWATCH_QEMU_CPU`
-/// overrides it, for that experiment.
+/// The guests' CPU model: `qemu64` without CMPXCHG16B. QEMU 7.2's TCG (Debian bookworm) computes
+/// EFLAGS for an unlocked `cmpxchg16b` from a stale lazy-flags state (no `gen_update_cc_op`
+/// before its helper; fixed in QEMU 8.0 by 5f0dd8cd33cb, "target/i386: Inline cmpxchg16b"), so
+/// garbage such as DF or TF can land in EFLAGS. Debian's 6.12 branches on ZF right after SLUB's
+/// per-CPU `cmpxchg16b %gs:(%rsi)` and crashed about one boot in seven: double faults in
+/// `__kmalloc_noprof`, "Wrong slab cache" under fork storms. Without the CX16 CPUID bit the
+/// kernel never executes the instruction (`this_cpu_cmpxchg16b_emu`). README, "TCG and the CPU
+/// model", has the figures; `cargo xtask boots` reproduces them; `PINWATCH_QEMU_CPU` overrides
+/// the model, for that experiment.
 pub const CPU: &str = "qemu64,-cx16";
 
 /// TCG occasionally ends a boot early (about 1 boot in 25 before the CPU model above). Up to five
