@@ -57,11 +57,6 @@ globals!(
 /// A `u32` global that userspace writes before load.
 #[inline(always)]
 pub fn global(global: &u32) -> u32 {
-    get(global)
-}
-
-#[inline(always)]
-fn get(global: &u32) -> u32 {
     // SAFETY: reading our own static; volatile so the compiler keeps the load that userspace's
     // rewritten value reaches instead of folding the initial 0.
     unsafe { core::ptr::read_volatile(global) }
@@ -69,7 +64,7 @@ fn get(global: &u32) -> u32 {
 
 #[inline(always)]
 pub fn has(group: u32) -> bool {
-    get(&LAYOUT_VALID) & group == group
+    global(&LAYOUT_VALID) & group == group
 }
 
 #[inline(always)]
@@ -78,7 +73,7 @@ fn read<T>(base: u64, offset: &u32) -> Option<T> {
         return None;
     }
     // SAFETY: bpf_probe_read_kernel copes with any address; a bad one returns an error.
-    unsafe { bpf_probe_read_kernel((base + get(offset) as u64) as *const T).ok() }
+    unsafe { bpf_probe_read_kernel((base + global(offset) as u64) as *const T).ok() }
 }
 
 pub struct FolioPins {
@@ -107,7 +102,7 @@ pub fn folio_pins(folio: u64) -> Option<FolioPins> {
         return None;
     }
     let flags: u64 = read(folio, &FOLIO_FLAGS_OFF)?;
-    let large = flags & (1u64 << (get(&PG_HEAD_BIT) & 63)) != 0;
+    let large = flags & (1u64 << (global(&PG_HEAD_BIT) & 63)) != 0;
     let refcount: u32 = read(folio, &FOLIO_REFCOUNT_OFF)?;
     let pincount: i32 = if large {
         read(folio, &FOLIO_PINCOUNT_OFF)?
@@ -252,5 +247,5 @@ pub fn current_syscall() -> Syscall {
 
 #[inline(always)]
 pub fn foll_longterm() -> Option<u32> {
-    has(valid::FOLL).then(|| get(&FOLL_LONGTERM))
+    has(valid::FOLL).then(|| global(&FOLL_LONGTERM))
 }
