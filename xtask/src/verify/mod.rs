@@ -323,21 +323,30 @@ fn check_audit(
             kernel.pinned_reuses_min
         ));
     }
-    let mut got: Vec<String> = r["findings"]
+    let got = r["findings"]
         .as_array()
         .into_iter()
         .flatten()
         .map(finding_key)
         .collect();
+    if let Some((got, want)) = findings_differ(got, expected) {
+        fails.push(format!("{at}: findings {got:?}, expected {want:?}"));
+    }
+}
+
+/// `got` (as [`finding_key`]s) against an expectation table, in any order: `None` when they
+/// are the same, else both sorted, for the failure message.
+pub fn findings_differ(
+    mut got: Vec<String>,
+    expected: &[crate::expect::Finding],
+) -> Option<(Vec<String>, Vec<String>)> {
     let mut want: Vec<String> = expected
         .iter()
         .map(|(h, o, p, fs, n)| format!("{h} {o} {p} {fs} {n}"))
         .collect();
     got.sort();
     want.sort();
-    if got != want {
-        fails.push(format!("{at}: findings {got:?}, expected {want:?}"));
-    }
+    (got != want).then_some((got, want))
 }
 
 /// `--method kprobe` must use kprobes only; `auto` must prefer fentry and fall back to kprobe

@@ -4,7 +4,7 @@
 //! writeback of its folios, unattributed, "pinned before pinwatch was ready"; nothing where the
 //! kernel refuses the pin), and readiness must be observable (log line, metric).
 
-use super::{daemon::samples, daemon::sum, finding_key, result};
+use super::{daemon::samples, daemon::sum, finding_key, findings_differ, result};
 use crate::expect::Kernel;
 
 pub fn check(kernel: &Kernel, output: &str, fails: &mut Vec<String>) {
@@ -37,19 +37,12 @@ pub fn check(kernel: &Kernel, output: &str, fails: &mut Vec<String>) {
             return;
         }
     }
-    let mut got: Vec<String> = output
+    let got = output
         .lines()
         .filter_map(|l| l.strip_prefix("PINWATCH-STARTUP-FINDING "))
         .map(|l| finding_key(&serde_json::from_str(l).unwrap_or_default()))
         .collect();
-    let mut want: Vec<String> = kernel
-        .preexisting
-        .iter()
-        .map(|(h, o, p, fs, n)| format!("{h} {o} {p} {fs} {n}"))
-        .collect();
-    got.sort();
-    want.sort();
-    if got != want {
+    if let Some((got, want)) = findings_differ(got, kernel.preexisting) {
         fails.push(format!(
             "{k} start-up: findings {got:?} (expected {want:?}: a pin from before pinwatch was ready)"
         ));
