@@ -95,9 +95,13 @@ pub struct PinEvent {
     /// userspace cannot tell when it ends.
     pub unwatched: u32,
     pub _pad: u32,
+    /// Kernel side only: the `struct page **` the call fills, carried from entry to return
+    /// (a kretprobe has no arguments); 0 in the record sent.
+    pub pages_array: u64,
 }
 
-/// Pages unpinned by a watched task (one just granted a long-term file pin).
+/// Pages unpinned by a watched task, or released by another task (a kworker, another thread)
+/// from memory a watched task pinned.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct UnpinEvent {
@@ -105,6 +109,10 @@ pub struct UnpinEvent {
     pub hook: u32,
     pub _pad: u32,
     pub pages: u64,
+    /// The task that pinned the memory when someone else released it (0: the releasing task
+    /// itself, `header`), and its process's start time.
+    pub owner_pid_tgid: u64,
+    pub owner_start_ns: u64,
 }
 
 /// `folio_mkclean()` on a folio the kernel's own test calls maybe-DMA-pinned.
@@ -122,7 +130,8 @@ pub struct MkcleanEvent {
     /// `_pincount` of a large folio; 0 for a small one (its pins live in `refcount`).
     pub pincount: i32,
     pub large: u32,
-    pub _pad: u32,
+    /// Base pages in the folio (`folio_nr_pages()`); 0 when this kernel's layout is unknown.
+    pub pages: u32,
 }
 
 /// PAT memtype untracked for a VM_PFNMAP VMA: by `untrack_pfn` (6.1, 6.12; the VMA is known and
@@ -151,8 +160,12 @@ pub struct ForkCopyEvent {
     pub vm_start: u64,
     pub vm_end: u64,
     pub vm_flags: u64,
-    /// New anonymous pages mapped for the child while copying this VMA.
+    /// Base (4 KiB) pages of the new anonymous folios mapped for the child while copying this
+    /// VMA: 1 per eager copy of a small page, 512 per 2 MiB hugetlb page.
     pub pages: u64,
+    /// Base pages in each copied folio: 1 for small pages (a pinned THP is split and copied
+    /// page by page), the huge page's size for hugetlb; 0 when the folio's order is unknown.
+    pub copy_pages: u64,
 }
 
 /// A process whose mm has ever pinned (`MMF_HAS_PINNED`) forked.
@@ -180,12 +193,12 @@ pub struct CowEvent {
 
 const _: () = assert!(size_of::<Header>() == 104);
 const _: () = assert!(size_of::<CowEvent>() == 104 + 24);
-const _: () = assert!(size_of::<ForkCopyEvent>() == 104 + 32);
+const _: () = assert!(size_of::<ForkCopyEvent>() == 104 + 40);
 const _: () = assert!(size_of::<ForkEvent>() == 104 + 8);
 const _: () = assert!(size_of::<PfnUntrackEvent>() == 104 + 40 + 48);
 const _: () = assert!(size_of::<VmaInfo>() == 48);
-const _: () = assert!(size_of::<PinEvent>() == 104 + 40 + 48 + 8);
-const _: () = assert!(size_of::<UnpinEvent>() == 104 + 16);
+const _: () = assert!(size_of::<PinEvent>() == 104 + 40 + 48 + 16);
+const _: () = assert!(size_of::<UnpinEvent>() == 104 + 32);
 const _: () = assert!(size_of::<MkcleanEvent>() == 104 + 48);
 
 /// The largest record, for sizing reads.

@@ -52,5 +52,14 @@ pub const PROCESS_EXIT: u32 = 24;
 /// `check_vma_flags()`: the GUP slow path's per-VMA permission check; where a pin meets its VMA.
 pub const CHECK_VMA_FLAGS: u32 = 25;
 
+/// `hugetlb_add_new_anon_rmap` (6.12+) / `hugepage_add_new_anon_rmap` (6.1): a new anonymous
+/// huge page is mapped; inside `copy_page_range` that is an eager copy of a pinned hugetlb page
+/// at fork (`copy_hugetlb_page_range`).
+pub const HUGETLB_NEW_ANON_RMAP: u32 = 26;
+
+/// `io_ring_exit_work()`: the kworker that tears down a closed io_uring ring, releasing its
+/// registered buffers for the process that pinned them.
+pub const RING_EXIT_WORK: u32 = 27;
+
 /// Number of hooks defined above.
-pub const COUNT: u32 = 26;
+pub const COUNT: u32 = 28;

@@ -27,6 +27,11 @@ pub mod valid {
     pub const MM_FLAGS: u32 = 1 << 6;
     /// vm_fault page, flags, address.
     pub const VM_FAULT: u32 = 1 << 7;
+    /// A folio's size and a page's folio: flags (PG_head), the order byte, the tail word and
+    /// `sizeof(struct page)`.
+    pub const FOLIO_ORDER: u32 = 1 << 8;
+    /// The memory a pinned page belongs to: folio mapping, anon_vma root.
+    pub const PIN_OWNER: u32 = 1 << 9;
 }
 /// Byte offset of `folio.flags` (a `memdesc_flags_t` wrapping the word on 7.2).
 pub const FOLIO_FLAGS_OFF: &str = "FOLIO_FLAGS_OFF";
@@ -36,6 +41,14 @@ pub const FOLIO_REFCOUNT_OFF: &str = "FOLIO_REFCOUNT_OFF";
 pub const FOLIO_PINCOUNT_OFF: &str = "FOLIO_PINCOUNT_OFF";
 /// Bit number of `PG_head` in `enum pageflags` (16 on 6.1, 6 on 6.12+).
 pub const PG_HEAD_BIT: &str = "PG_HEAD_BIT";
+/// Byte offset of a large folio's order: `folio._folio_order` (81 on 6.1), then the low byte of
+/// `folio._flags_1` from 6.6 on (64 on 6.12 and 7.2; `folio_order()` reads `_flags_1 & 0xff`).
+pub const FOLIO_ORDER_OFF: &str = "FOLIO_ORDER_OFF";
+/// Byte offset of the word whose bit 0 marks a tail page: `page.compound_head` (6.1, 6.12),
+/// `page.compound_info` (7.2).
+pub const PAGE_TAIL_OFF: &str = "PAGE_TAIL_OFF";
+/// `sizeof(struct page)`: the stride of the vmemmap (64 on every kernel pinwatch supports).
+pub const PAGE_STRUCT_SIZE: &str = "PAGE_STRUCT_SIZE";
 
 pub const VMA_FLAGS_OFF: &str = "VMA_FLAGS_OFF";
 pub const VMA_START_OFF: &str = "VMA_START_OFF";
@@ -50,6 +63,8 @@ pub const SB_MAGIC_OFF: &str = "SB_MAGIC_OFF";
 pub const FOLIO_MAPPING_OFF: &str = "FOLIO_MAPPING_OFF";
 pub const FOLIO_INDEX_OFF: &str = "FOLIO_INDEX_OFF";
 pub const MAPPING_HOST_OFF: &str = "MAPPING_HOST_OFF";
+/// `anon_vma.root` (0 on every kernel tested).
+pub const ANON_VMA_ROOT_OFF: &str = "ANON_VMA_ROOT_OFF";
 pub const TASK_GROUP_LEADER_OFF: &str = "TASK_GROUP_LEADER_OFF";
 pub const TASK_START_TIME_OFF: &str = "TASK_START_TIME_OFF";
 /// `task_struct.pid`: the child's pid in the raw `sched_process_fork` tracepoint.

@@ -16,8 +16,8 @@ pub const WP_FAULTS: u32 = 3;
 pub const LAST_PIN_STACK: u32 = 4;
 /// Tasks inside the single-VMA zap path.
 pub const ZAPPING: u32 = 5;
-/// Kernel stacks of pin callers (`bpf_get_stackid`: a bucket taken by another stack, or a stack
-/// that could not be walked).
+/// Kernel stacks of pin callers (`bpf_get_stackid`: every attempt's bucket taken by another
+/// stack, or a stack that could not be walked).
 pub const STACKS: u32 = 6;
 pub const COUNT: u32 = 7;
 

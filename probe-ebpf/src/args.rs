@@ -3,35 +3,42 @@
 
 use aya_ebpf::{
     EbpfContext,
-    programs::{
-        FEntryContext, FExitContext, ProbeContext, RetProbeContext, tracing::StackIdContext,
-    },
+    helpers::bpf_probe_read_kernel,
+    programs::{FEntryContext, FExitContext, ProbeContext, RetProbeContext},
 };
 
-use crate::events::STACKS;
+use crate::stacks;
 
 pub trait Args: EbpfContext {
     /// The `n`th argument as a raw 64-bit register value (0 when unavailable).
     fn arg_u64(&self, n: usize) -> u64;
+    /// The `n`th argument as a plain number the program may mask or follow with probe reads.
+    /// fentry types each argument from BTF: a `struct folio *` cannot be masked, and loading a
+    /// `struct page **` is refused outright ("type PTR is not a struct"), so pointers that are
+    /// only ever read through `bpf_probe_read_kernel` come through here.
+    fn arg_scalar(&self, n: usize) -> u64 {
+        self.arg_u64(n)
+    }
     /// Id of the current kernel stack in `STACKS`, negative when it could not be taken.
-    fn stack_id(&self) -> i64;
+    fn stack_id(&self) -> i64 {
+        stacks::take(self)
+    }
 }
 
 impl Args for FEntryContext {
     fn arg_u64(&self, n: usize) -> u64 {
         self.arg(n)
     }
-    fn stack_id(&self) -> i64 {
-        self.get_stackid(&STACKS, 0).unwrap_or(-1)
+    fn arg_scalar(&self, n: usize) -> u64 {
+        // SAFETY: an fentry context is the traced function's arguments as an array of u64; a
+        // probe read of slot `n` yields it untyped.
+        unsafe { bpf_probe_read_kernel((self.as_ptr() as *const u64).wrapping_add(n)) }.unwrap_or(0)
     }
 }
 
 impl Args for ProbeContext {
     fn arg_u64(&self, n: usize) -> u64 {
         self.arg(n).unwrap_or(0)
-    }
-    fn stack_id(&self) -> i64 {
-        self.get_stackid(&STACKS, 0).unwrap_or(-1)
     }
 }
 

@@ -3,7 +3,10 @@
 //! At fork, `copy_page_range()` copies each VMA's page tables; a pinned anonymous page cannot be
 //! shared with the child, so the kernel copies it eagerly, mapping a new anon page for the child
 //! (`folio_add_new_anon_rmap` / 6.1 `page_add_new_anon_rmap`, the only out-of-line call on that
-//! path). `FORKING` marks the task while it copies one VMA and counts those new pages.
+//! path). Pinned hugetlb pages are copied the same way through `copy_hugetlb_page_range` and
+//! `hugetlb_add_new_anon_rmap` (6.1 `hugepage_add_new_anon_rmap`); a pinned THP is split and
+//! copied page by page. `FORKING` marks the task while it copies one VMA and counts those new
+//! pages.
 
 use aya_ebpf::{helpers::bpf_get_current_pid_tgid, macros::map, maps::HashMap};
 use aya_log_ebpf::warn;
@@ -70,11 +73,12 @@ fn on_wp_return<C: Ret>(_ctx: &C) {
     // SAFETY: this task's own entry, removed right after.
     let [vmf, copied] = unsafe { *state };
     let _ = WP_FAULTS.remove(key);
-    // vmf->page is the page the fault found (small folios: the folio itself).
+    // vmf->page is the page the fault found; a large folio's pins are counted on its head.
     let Some((page, fault_flags, address)) = layout::vm_fault(vmf) else {
         return;
     };
-    let Some(pins) = layout::folio_pins(page) else {
+    let folio = layout::page_folio(page).unwrap_or(page);
+    let Some(pins) = layout::folio_pins(folio) else {
         return;
     };
     // An unshare fault issued by a long-term pin in flight: the pin is copying a page away from
@@ -115,6 +119,7 @@ fn on_copy_entry<C: Args>(ctx: &C) {
         vm_end: layout::vma_end(src),
         vm_flags: info.vm_flags,
         pages: 0,
+        copy_pages: 0,
     };
     if FORKING.insert(bpf_get_current_pid_tgid(), copy, 0).is_err() {
         counters::insert_failed(maps::FORKING);
@@ -155,14 +160,37 @@ return_programs!(
 #[inline(always)]
 fn on_new_anon_rmap<C: Args>(_ctx: &C) {
     counters::entry(hook::NEW_ANON_RMAP);
-    if let Some(copy) = FORKING.get_ptr_mut(bpf_get_current_pid_tgid()) {
-        // SAFETY: this task's own entry.
-        unsafe { (*copy).pages += 1 };
-    }
+    count_copy(1);
     mark_copied();
 }
 
 entry_programs!(fentry_new_anon_rmap, kprobe_new_anon_rmap, on_new_anon_rmap);
+
+/// One more folio of `copy_pages` base pages copied for the child, when this task is forking.
+#[inline(always)]
+fn count_copy(copy_pages: u64) {
+    if let Some(copy) = FORKING.get_ptr_mut(bpf_get_current_pid_tgid()) {
+        // SAFETY: this task's own entry.
+        unsafe {
+            (*copy).pages += copy_pages.max(1);
+            (*copy).copy_pages = copy_pages;
+        }
+    }
+}
+
+/// `hugetlb_add_new_anon_rmap(folio, vma, address)` (6.1: the head page): rare, hugetlb faults
+/// and fork copies only. The huge page's size comes from its folio.
+#[inline(always)]
+fn on_hugetlb_new_anon_rmap<C: Args>(ctx: &C) {
+    counters::entry(hook::HUGETLB_NEW_ANON_RMAP);
+    count_copy(layout::folio_pages(ctx.arg_scalar(0)).unwrap_or(0));
+}
+
+entry_programs!(
+    fentry_hugetlb_new_anon_rmap,
+    kprobe_hugetlb_new_anon_rmap,
+    on_hugetlb_new_anon_rmap
+);
 
 /// Nonzero while userspace watches a process tree: every fork is then sent, so the tree is
 /// known from the kernel's own records (written by userspace before load).

@@ -7,7 +7,7 @@ use aya_ebpf::{
         generated::bpf_get_smp_processor_id,
     },
     macros::map,
-    maps::{Array, HashMap, RingBuf, StackTrace},
+    maps::{Array, HashMap, RingBuf},
 };
 use probe_common::{
     event::{Header, PinEvent},
@@ -44,10 +44,6 @@ pub static INFLIGHT: HashMap<u64, PinEvent> = HashMap::with_max_entries(4096, 0)
 /// Tasks holding long-term pins they were granted, with the pages not yet unpinned.
 #[map]
 pub static WATCH_UNPIN: HashMap<u64, u64> = HashMap::with_max_entries(4096, 0);
-
-/// Kernel stacks of pin callers, symbolized in userspace to name the pinner.
-#[map]
-pub static STACKS: StackTrace = StackTrace::with_max_entries(1024, 0);
 
 #[inline(always)]
 pub fn header(kind: u32) -> Header {

@@ -15,17 +15,18 @@ use crate::{
     args::{Args, Ret},
     counters, entry_programs,
     events::{self, INFLIGHT, WATCH_UNPIN},
-    layout, return_programs,
+    layout, owners, return_programs,
 };
 
 /// `FOLL_WRITE` is bit 0 on every kernel (legacy define and the 6.5+ enum alike).
 const FOLL_WRITE: u32 = 1;
 
-/// Argument positions of (start, nr_pages, gup_flags) in each pin entry point.
+/// Argument positions of (start, nr_pages, gup_flags, pages) in each pin entry point.
 struct PinArgs {
     start: usize,
     nr_pages: usize,
     gup_flags: usize,
+    pages: usize,
 }
 
 #[inline(always)]
@@ -62,6 +63,7 @@ fn on_pin_entry<C: Args>(ctx: &C, hook: u32, at: PinArgs) {
         },
         unwatched: 0,
         _pad: 0,
+        pages_array: ctx.arg_scalar(at.pages),
     };
     if INFLIGHT
         .insert(bpf_get_current_pid_tgid(), event, 0)
@@ -104,7 +106,8 @@ fn pin_stack<C: Args>(ctx: &C, syscall: &Syscall, hook: u32) -> i64 {
     }
     let id = ctx.stack_id();
     if id < 0 {
-        // The pinner will be unnamed: a bucket held by another stack, or an unwalkable stack.
+        // The pinner will be unnamed: every attempt's bucket held by another stack, or an
+        // unwalkable stack.
         counters::insert_failed(maps::STACKS);
     }
     if cacheable
@@ -148,7 +151,16 @@ fn on_pin_return<C: Ret>(ctx: &C, hook: u32, at: PinArgs) {
     }
     event.ret = i64::from(ret);
     event.header.ts_ns = events::header(kind::PIN).ts_ns;
-    if ret > 0 && !watch_unpins(key, ret as u64) {
+    let pages_array = core::mem::take(&mut event.pages_array);
+    if ret > 0 && watch_unpins(key, ret as u64) {
+        owners::record(
+            pages_array,
+            owners::Owner {
+                pid_tgid: key,
+                start_ns: event.header.task_start_ns,
+            },
+        );
+    } else if ret > 0 {
         event.unwatched = 1;
         counters::insert_failed(maps::WATCH_UNPIN);
         warn!(
@@ -203,7 +215,8 @@ pin_hook!(
     PinArgs {
         start: 0,
         nr_pages: 1,
-        gup_flags: 2
+        gup_flags: 2,
+        pages: 3
     }
 );
 pin_hook!(
@@ -215,10 +228,11 @@ pin_hook!(
     PinArgs {
         start: 0,
         nr_pages: 1,
-        gup_flags: 2
+        gup_flags: 2,
+        pages: 3
     }
 );
-// pin_user_pages_remote(mm, start, nr_pages, gup_flags, ...).
+// pin_user_pages_remote(mm, start, nr_pages, gup_flags, pages, ...).
 pin_hook!(
     fentry_pin_user_pages_remote,
     kprobe_pin_user_pages_remote,
@@ -228,7 +242,8 @@ pin_hook!(
     PinArgs {
         start: 1,
         nr_pages: 2,
-        gup_flags: 3
+        gup_flags: 3,
+        pages: 4
     }
 );
 // pin_user_pages_unlocked(start, nr_pages, pages, gup_flags).
@@ -241,7 +256,8 @@ pin_hook!(
     PinArgs {
         start: 0,
         nr_pages: 1,
-        gup_flags: 3
+        gup_flags: 3,
+        pages: 2
     }
 );
 
@@ -294,38 +310,90 @@ return_programs!(
     dirty_tracking_return
 );
 
+/// What an unpin entry point releases: its first argument is the page (or folio) itself, or an
+/// array of them; `count` is the count argument's position, `None` for one page.
+struct UnpinArgs {
+    array: bool,
+    count: Option<usize>,
+}
+
 /// Unpins are hot (O_DIRECT unpins every request): one hash lookup, and an event only for a
-/// task on the watch list. `pages` is the count argument's position, or `None` for one page.
+/// task on the watch list, or for memory a watched task pinned (`owners`).
 #[inline(always)]
-fn on_unpin<C: Args>(ctx: &C, hook: u32, pages: Option<usize>) {
+fn on_unpin<C: Args>(ctx: &C, hook: u32, at: UnpinArgs) {
     counters::entry(hook);
+    let pages = at.count.map_or(1, |n| ctx.arg_u64(n));
     let key = bpf_get_current_pid_tgid();
-    let Some(remaining) = WATCH_UNPIN.get_ptr_mut(key) else {
+    if let Some(remaining) = WATCH_UNPIN.get_ptr_mut(key) {
+        emit_unpin(hook, pages, None);
+        // SAFETY: valid map value owned by this task's entry.
+        unsafe { release(key, remaining, pages) };
+        return;
+    }
+    // Someone else releasing memory a watched task pinned: a kworker, another thread.
+    let first = if at.array {
+        layout::read_ptr(ctx.arg_scalar(0))
+    } else {
+        Some(ctx.arg_scalar(0))
+    };
+    let Some((memory, owner)) = first.and_then(owners::of) else {
         return;
     };
-    let pages = pages.map_or(1, |n| ctx.arg_u64(n));
+    let Some(remaining) = WATCH_UNPIN.get_ptr_mut(owner.pid_tgid) else {
+        // Its owner released everything already, or exited.
+        owners::forget(memory);
+        return;
+    };
+    emit_unpin(hook, pages, Some(owner));
+    // SAFETY: valid map value of the owner's entry.
+    if unsafe { release(owner.pid_tgid, remaining, pages) } {
+        owners::forget(memory);
+    }
+}
+
+#[inline(always)]
+fn emit_unpin(hook: u32, pages: u64, owner: Option<owners::Owner>) {
     events::emit(&UnpinEvent {
         header: events::header(kind::UNPIN),
         hook,
         _pad: 0,
         pages,
+        owner_pid_tgid: owner.map_or(0, |o| o.pid_tgid),
+        owner_start_ns: owner.map_or(0, |o| o.start_ns),
     });
-    // SAFETY: valid map value owned by this task's entry.
+}
+
+/// Takes `pages` off the watched task's remaining count; true when nothing is left (the entry
+/// is gone).
+///
+/// # Safety
+/// `remaining` is the live `WATCH_UNPIN` value of `key`.
+#[inline(always)]
+unsafe fn release(key: u64, remaining: *mut u64, pages: u64) -> bool {
+    // SAFETY: per the contract.
     let left = unsafe { (*remaining).saturating_sub(pages) };
     if left == 0 {
         let _ = WATCH_UNPIN.remove(key);
-    } else {
-        // SAFETY: as above.
-        unsafe { *remaining = left };
+        return true;
     }
+    // SAFETY: as above.
+    unsafe { *remaining = left };
+    false
 }
 
 macro_rules! unpin_hook {
-    ($fentry:ident, $kprobe:ident, $hook:expr, $pages:expr) => {
+    ($fentry:ident, $kprobe:ident, $hook:expr, $array:expr, $count:expr) => {
         const _: () = {
             #[inline(always)]
             fn entry<C: Args>(ctx: &C) {
-                on_unpin(ctx, $hook, $pages);
+                on_unpin(
+                    ctx,
+                    $hook,
+                    UnpinArgs {
+                        array: $array,
+                        count: $count,
+                    },
+                );
             }
             entry_programs!($fentry, $kprobe, entry);
         };
@@ -336,41 +404,48 @@ unpin_hook!(
     fentry_unpin_user_page,
     kprobe_unpin_user_page,
     hook::UNPIN_USER_PAGE,
+    false,
     None
 );
 unpin_hook!(
     fentry_unpin_user_pages,
     kprobe_unpin_user_pages,
     hook::UNPIN_USER_PAGES,
+    true,
     Some(1)
 );
 unpin_hook!(
     fentry_unpin_user_pages_dirty_lock,
     kprobe_unpin_user_pages_dirty_lock,
     hook::UNPIN_USER_PAGES_DIRTY_LOCK,
+    true,
     Some(1)
 );
 unpin_hook!(
     fentry_unpin_user_page_range_dirty_lock,
     kprobe_unpin_user_page_range_dirty_lock,
     hook::UNPIN_USER_PAGE_RANGE_DIRTY_LOCK,
+    false,
     Some(1)
 );
 unpin_hook!(
     fentry_unpin_folio,
     kprobe_unpin_folio,
     hook::UNPIN_FOLIO,
+    false,
     None
 );
 unpin_hook!(
     fentry_unpin_folios,
     kprobe_unpin_folios,
     hook::UNPIN_FOLIOS,
+    true,
     Some(1)
 );
 unpin_hook!(
     fentry_unpin_user_folio,
     kprobe_unpin_user_folio,
     hook::UNPIN_USER_FOLIO,
+    false,
     Some(1)
 );

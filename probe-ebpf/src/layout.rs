@@ -24,6 +24,9 @@ globals!(
     FOLIO_REFCOUNT_OFF,
     FOLIO_PINCOUNT_OFF,
     PG_HEAD_BIT,
+    FOLIO_ORDER_OFF,
+    PAGE_TAIL_OFF,
+    PAGE_STRUCT_SIZE,
     VMA_FLAGS_OFF,
     VMA_START_OFF,
     VMA_END_OFF,
@@ -37,6 +40,7 @@ globals!(
     FOLIO_MAPPING_OFF,
     FOLIO_INDEX_OFF,
     MAPPING_HOST_OFF,
+    ANON_VMA_ROOT_OFF,
     TASK_GROUP_LEADER_OFF,
     TASK_START_TIME_OFF,
     TASK_PID_OFF,
@@ -114,6 +118,76 @@ pub fn folio_pins(folio: u64) -> Option<FolioPins> {
         refcount,
         pincount,
     })
+}
+
+/// The largest folio order: a 1 GiB (PUD) hugetlb page.
+const MAX_FOLIO_ORDER: u64 = 18;
+
+/// Base pages in a folio (`folio_nr_pages()`): 1 for a small folio, `1 << order` for a large
+/// one; `None` when this kernel's layout is unknown.
+#[inline(always)]
+pub fn folio_pages(folio: u64) -> Option<u64> {
+    if !has(valid::FOLIO_ORDER) {
+        return None;
+    }
+    let flags: u64 = read(folio, &FOLIO_FLAGS_OFF)?;
+    if flags & (1u64 << (global(&PG_HEAD_BIT) & 63)) == 0 {
+        return Some(1);
+    }
+    let order: u8 = read(folio, &FOLIO_ORDER_OFF)?;
+    (u64::from(order) <= MAX_FOLIO_ORDER).then(|| 1u64 << order)
+}
+
+/// The folio a page belongs to (`page_folio()`): the page itself unless it is a tail page of a
+/// large folio. Rather than decode the tail word (a head pointer on 6.1 and 6.12, re-encoded on
+/// 7.2), the head is found where it must be: folios are naturally aligned in PFN space and the
+/// vmemmap lays struct pages out in PFN order, so the head is the first page at an
+/// order-aligned slot below the tail that is a head. `None` when that cannot be read.
+#[inline(always)]
+pub fn page_folio(page: u64) -> Option<u64> {
+    if !has(valid::FOLIO_ORDER) {
+        return None;
+    }
+    let tail: u64 = read(page, &PAGE_TAIL_OFF)?;
+    if tail & 1 == 0 {
+        return Some(page);
+    }
+    let stride = u64::from(global(&PAGE_STRUCT_SIZE));
+    let head_bit = 1u64 << (global(&PG_HEAD_BIT) & 63);
+    for order in 1..=MAX_FOLIO_ORDER {
+        let slot = page & !((stride << order) - 1);
+        let flags: u64 = read(slot, &FOLIO_FLAGS_OFF)?;
+        if flags & head_bit != 0 {
+            return Some(slot);
+        }
+    }
+    None
+}
+
+/// A kernel pointer stored at `at` (an element of a `struct page **` array).
+#[inline(always)]
+pub fn read_ptr(at: u64) -> Option<u64> {
+    // SAFETY: bpf_probe_read_kernel copes with any address; a bad one returns an error.
+    let ptr: u64 = unsafe { bpf_probe_read_kernel(at as *const u64).ok()? };
+    (ptr != 0).then_some(ptr)
+}
+
+/// `folio->mapping`, tag bits included.
+#[inline(always)]
+pub fn folio_mapping(folio: u64) -> Option<u64> {
+    if !has(valid::PIN_OWNER) {
+        return None;
+    }
+    read(folio, &FOLIO_MAPPING_OFF)
+}
+
+/// `anon_vma->root`: the same for a process and its fork children.
+#[inline(always)]
+pub fn anon_vma_root(anon_vma: u64) -> Option<u64> {
+    if !has(valid::PIN_OWNER) {
+        return None;
+    }
+    read(anon_vma, &ANON_VMA_ROOT_OFF).filter(|root: &u64| *root != 0)
 }
 
 /// Identity of an inode: (ino, dev, fs magic).

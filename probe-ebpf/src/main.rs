@@ -13,8 +13,10 @@ mod cow;
 mod events;
 mod gup;
 mod layout;
+mod owners;
 mod pfn;
 mod process;
+mod stacks;
 mod writeback;
 
 /// The kernel refuses GPL-only helpers (`bpf_probe_read_kernel`, `bpf_get_stack`…) to programs

@@ -34,7 +34,7 @@ fn on_mkclean<C: Args>(ctx: &C) {
         refcount: pins.refcount,
         pincount: pins.pincount,
         large: u32::from(pins.large),
-        _pad: 0,
+        pages: layout::folio_pages(folio).unwrap_or(0) as u32,
     });
 }
 

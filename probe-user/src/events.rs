@@ -74,7 +74,11 @@ pub struct Pin {
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Unpin {
     pub at_ns: u64,
+    /// The task whose pin ends: the one that pinned the memory.
     pub task: Task,
+    /// Who released it when that was another task (a kworker tearing down an io_uring ring,
+    /// another thread): the pin still ends for `task`.
+    pub released_by: Option<Task>,
     pub hook: &'static str,
     #[serde(serialize_with = "syscall")]
     pub syscall: wire::Syscall,
@@ -89,6 +93,8 @@ pub struct Mkclean {
     /// Page-cache index of the folio.
     pub index: u64,
     pub large: bool,
+    /// Base pages in the folio, when this kernel's layout says.
+    pub pages: Option<u64>,
     pub refcount: u32,
     pub pincount: i32,
 }
@@ -111,6 +117,9 @@ pub struct PfnUntrack {
     pub path: Option<UserText>,
 }
 
+/// log2 of the base page size (x86-64: 4 KiB); `pages` everywhere count base pages.
+pub const PAGE_SHIFT: u64 = 12;
+
 /// Pages of one VMA copied eagerly for a child at fork (they were maybe-DMA-pinned).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct ForkCopy {
@@ -118,7 +127,10 @@ pub struct ForkCopy {
     pub task: Task,
     pub vm_start: u64,
     pub vm_end: u64,
+    /// Base pages copied.
     pub pages: u64,
+    /// Bytes of each copied page (4096, or the hugetlb page's size), when known.
+    pub page_size: Option<u64>,
 }
 
 /// A process that has ever pinned forked `child_pid`.
@@ -239,9 +251,24 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
         kind::PIN => Ok(Event::Pin(pin(read(bytes)?))),
         kind::UNPIN => {
             let u: UnpinEvent = read(bytes)?;
+            let releaser = task(&u.header);
+            let (task, released_by) = if u.owner_pid_tgid == 0 {
+                (releaser, None)
+            } else {
+                // The kernel knows the owner's ids, not its name.
+                let owner = Task {
+                    tgid: (u.owner_pid_tgid >> 32) as u32,
+                    tid: u.owner_pid_tgid as u32,
+                    start_ns: u.owner_start_ns,
+                    comm: UserText::from(&b""[..]),
+                    cgroup_id: 0,
+                };
+                (owner, Some(releaser))
+            };
             Ok(Event::Unpin(Unpin {
                 at_ns: u.header.ts_ns,
-                task: task(&u.header),
+                task,
+                released_by,
                 hook: hook_name(u.hook),
                 syscall: u.header.syscall,
                 pages: u.pages,
@@ -257,6 +284,7 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
                 vm_start: c.vm_start,
                 vm_end: c.vm_end,
                 pages: c.pages,
+                page_size: (c.copy_pages > 0).then_some(c.copy_pages << PAGE_SHIFT),
             }))
         }
         kind::PINNED_COW => {
@@ -396,6 +424,7 @@ fn mkclean(m: MkcleanEvent) -> Mkclean {
         }),
         index: m.index,
         large: m.large != 0,
+        pages: (m.pages > 0).then_some(u64::from(m.pages)),
         refcount: m.refcount,
         pincount: m.pincount,
     }

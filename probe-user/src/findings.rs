@@ -109,7 +109,15 @@ pub struct Finding {
     /// The pinning process (for an unattributed clean: the process that triggered writeback).
     pub process: Process,
     pub pinner: String,
+    /// Base (4 KiB) pages concerned, whatever size of page or folio holds them.
     pub pages: u64,
+    /// Bytes of each page or folio the kernel handled (4096; 2 MiB for a hugetlb page or a
+    /// PMD-sized folio), when known. A finding has one page size: cleans or copies of several
+    /// sizes are separate findings.
+    pub page_size: Option<u64>,
+    /// How many folios (or huge pages) the kernel handled, where it works in folios: copies at
+    /// fork and folios cleaned by writeback.
+    pub folios: Option<u64>,
     pub mapping: Mapping,
     pub gup_flags: String,
     pub first_ns: u64,

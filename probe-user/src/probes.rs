@@ -211,6 +211,22 @@ pub const HOOKS: &[Hook] = &[
         ],
         variants: &[],
     },
+    // hugetlb's own rmap entry point; the folio conversion renamed it (6.1 hugepage_…).
+    Hook {
+        id: hook::HUGETLB_NEW_ANON_RMAP,
+        name: "hugetlb_new_anon_rmap",
+        target: func(&["hugetlb_add_new_anon_rmap", "hugepage_add_new_anon_rmap"]),
+        feeds: &[(ForkWithPins, Need::WhereAvailable)],
+        variants: &[],
+    },
+    // The kworker that tears down a closed io_uring ring: its unpins end the ring owner's pins.
+    Hook {
+        id: hook::RING_EXIT_WORK,
+        name: "ring_exit_work",
+        target: func_ret(&["io_ring_exit_work"]),
+        feeds: PINS_EXTRA,
+        variants: &[],
+    },
     // Exists from v6.5, where long-term writable pins of dirty-tracked file mappings are refused.
     Hook {
         id: hook::VMA_NEEDS_DIRTY_TRACKING,

@@ -29,13 +29,53 @@ pub struct Args {
     /// DMA buffers): registration must succeed on every kernel.
     #[arg(long, conflicts_with = "file")]
     pub memfd: bool,
+    /// Back the anonymous buffer with huge pages: `hugetlb` (MAP_HUGETLB, reserved 2 MiB pages)
+    /// or `thp` (2 MiB-aligned, MADV_HUGEPAGE). `--pages` must then cover whole 2 MiB pages.
+    #[arg(long, value_enum, conflicts_with_all = ["file", "memfd"])]
+    pub huge: Option<Huge>,
     /// Milliseconds to keep the buffer registered before forking (lets a watcher look at it).
     #[arg(long, default_value_t = 0)]
     pub hold_ms: u64,
+    /// Release the buffers as a ring's owner may: `unregister` (this thread), `thread` (another
+    /// thread unregisters them) or `close` (close the ring: the kernel releases them from a
+    /// kworker).
+    #[arg(long, value_enum, default_value_t = Release::Unregister)]
+    pub release: Release,
+    /// After the release, create this file and keep the process alive `--linger-ms` (a watcher
+    /// can check the pin ended while its process lives).
+    #[arg(long)]
+    pub released_flag: Option<PathBuf>,
+    /// While registered, another thread reads and writes this file (created with the buffer's
+    /// size) with O_DIRECT into the registered buffer: short-term pins and unpins of memory a
+    /// long-term pin holds, which must not end it.
+    #[arg(long)]
+    pub odirect_from: Option<PathBuf>,
+    /// While registered (after `--odirect-from`), create this file and keep the buffers
+    /// registered `--hold-ms` more (a watcher can check they still count as pinned).
+    #[arg(long)]
+    pub held_flag: Option<PathBuf>,
+    /// Milliseconds to stay alive after the release.
+    #[arg(long, default_value_t = 0)]
+    pub linger_ms: u64,
     /// Name this process before pinning (prctl PR_SET_NAME; the kernel keeps 15 bytes), as a
     /// hostile process would: escape sequences, newlines, any bytes.
     #[arg(long)]
     pub comm: Option<OsString>,
+}
+
+/// Huge pages behind an anonymous buffer.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Huge {
+    Hugetlb,
+    Thp,
+}
+
+/// Who releases the registered buffers.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Release {
+    Unregister,
+    Thread,
+    Close,
 }
 
 const RING_ENTRIES: u32 = 4;
@@ -101,6 +141,11 @@ pub fn run(args: &Args) -> Result<String> {
         sys::set_comm(name).context("prctl(PR_SET_NAME)")?;
     }
     let buf = buffer(args)?;
+    // Whether the kernel had huge pages to give: a THP buffer may fall back to small pages.
+    let thp = match args.huge {
+        Some(Huge::Thp) => format!(", thp={}kB", buf.thp_kb()?),
+        _ => String::new(),
+    };
     if args.dontfork {
         buf.madvise(libc::MADV_DONTFORK)
             .context("madvise(MADV_DONTFORK)")?;
@@ -113,15 +158,32 @@ pub fn run(args: &Args) -> Result<String> {
     if let Err(err) = register(&ring, &[whole]) {
         return refusal(args, err);
     }
+    if let Some(path) = &args.odirect_from {
+        odirect_from_thread(path, &buf)?;
+    }
+    if let Some(flag) = &args.held_flag {
+        std::fs::write(flag, b"").with_context(|| format!("creating {}", flag.display()))?;
+        std::thread::sleep(std::time::Duration::from_millis(args.hold_ms));
+    }
     if args.fork {
         std::thread::sleep(std::time::Duration::from_millis(args.hold_ms));
         fork_while_pinned(&buf, args.dontfork)?;
     }
-    unregister(&ring).context("IORING_UNREGISTER_BUFFERS")?;
+    match args.release {
+        Release::Unregister => unregister(&ring).context("IORING_UNREGISTER_BUFFERS")?,
+        Release::Thread => std::thread::scope(|s| s.spawn(|| unregister(&ring)).join())
+            .map_err(|_| anyhow::anyhow!("the unregistering thread panicked"))?
+            .context("IORING_UNREGISTER_BUFFERS from another thread")?,
+        Release::Close => {}
+    }
     drop(ring);
+    if let Some(flag) = &args.released_flag {
+        std::fs::write(flag, b"").with_context(|| format!("creating {}", flag.display()))?;
+    }
+    std::thread::sleep(std::time::Duration::from_millis(args.linger_ms));
     buf.unmap()?;
     Ok(format!(
-        "ok registered+unregistered {} pages ({})",
+        "ok registered+unregistered {} pages ({}{thp})",
         args.pages,
         mode(args)
     ))
@@ -137,7 +199,11 @@ fn buffer(args: &Args) -> Result<Mapping> {
             let memfd = crate::udmabuf::sealed_memfd(len)?;
             Mapping::shared(std::os::fd::AsFd::as_fd(&memfd), len, 0).context("mmap memfd")?
         }
-        None => Mapping::anon(len)?,
+        None => match args.huge {
+            Some(Huge::Hugetlb) => Mapping::anon_hugetlb(len)?,
+            Some(Huge::Thp) => Mapping::anon_thp(len)?,
+            None => Mapping::anon(len)?,
+        },
     };
     buf.write_pages(0x5a);
     Ok(buf)
@@ -188,13 +254,20 @@ fn is_expected_refusal(errno: i32) -> bool {
 }
 
 fn mode(args: &Args) -> String {
-    let mut mode = String::from(match (args.file.is_some(), args.memfd) {
-        (true, _) => "file",
-        (false, true) => "memfd",
-        (false, false) => "anon",
+    let mut mode = String::from(match (args.file.is_some(), args.memfd, args.huge) {
+        (true, _, _) => "file",
+        (false, true, _) => "memfd",
+        (false, false, Some(Huge::Hugetlb)) => "anon-hugetlb",
+        (false, false, Some(Huge::Thp)) => "anon-thp",
+        (false, false, None) => "anon",
     });
     if args.fork {
         mode.push_str("+fork");
+    }
+    match args.release {
+        Release::Unregister => {}
+        Release::Thread => mode.push_str("+unregistered-by-thread"),
+        Release::Close => mode.push_str("+ring-closed"),
     }
     if args.dontfork {
         mode.push_str("+dontfork");
@@ -248,6 +321,35 @@ pub(crate) fn unregister(ring: &OwnedFd) -> io::Result<()> {
         )
     })?;
     Ok(())
+}
+
+/// O_DIRECT into the registered buffer from another thread of this process: the block layer
+/// pins and unpins it for each I/O, short-term, while the registration keeps it pinned.
+fn odirect_from_thread(path: &std::path::Path, buf: &Mapping) -> Result<()> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    crate::odirect::create(path, buf.len() / PAGE_SIZE)?;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_DIRECT)
+        .open(path)
+        .with_context(|| format!("open {} O_DIRECT", path.display()))?;
+    // The mapping itself is not Sync (raw memory): the thread gets its address.
+    let (addr, len) = (buf.addr() as usize, buf.len());
+    let fd = file.as_raw_fd();
+    std::thread::scope(|s| {
+        s.spawn(move || -> Result<()> {
+            // SAFETY: `buf` outlives the scope; nothing else touches it meanwhile.
+            let done = unsafe { libc::pread(fd, addr as *mut libc::c_void, len, 0) };
+            ensure!(sys::cvt(done)? as usize == len, "short O_DIRECT pread");
+            // SAFETY: as above.
+            let done = unsafe { libc::pwrite(fd, addr as *const libc::c_void, len, 0) };
+            ensure!(sys::cvt(done)? as usize == len, "short O_DIRECT pwrite");
+            Ok(())
+        })
+        .join()
+        .map_err(|_| anyhow::anyhow!("the O_DIRECT thread panicked"))?
+    })
 }
 
 /// Forks while the pages are pinned: the kernel must copy pinned anon pages

@@ -70,6 +70,12 @@ fn iouring_job(args: &Args, n: usize) -> iouring::Args {
         fork: false,
         dontfork: false,
         memfd: false,
+        huge: None,
+        release: iouring::Release::Unregister,
+        released_flag: None,
+        linger_ms: 0,
+        odirect_from: None,
+        held_flag: None,
         hold_ms: 0,
         comm: None,
     }

@@ -15,6 +15,8 @@ use anyhow::{Context, Result, bail, ensure};
 /// x86_64 base page size; the guests are x86_64 and the workloads reason in
 /// 4 KiB pages (O_DIRECT alignment, udmabuf sizes).
 pub const PAGE_SIZE: usize = 4096;
+/// A PMD-sized page: the default hugetlb page and a THP on x86-64.
+pub const HUGE_PAGE_SIZE: usize = 2 << 20;
 
 /// Default buffer size for the `--pages` flags.
 pub const DEFAULT_PAGES: usize = 16;
@@ -119,6 +121,96 @@ impl Mapping {
             .with_context(|| format!("mmap anonymous {len} bytes"))
     }
 
+    /// Private anonymous memory in hugetlb pages of the default size (2 MiB): `len` must be a
+    /// multiple of it, and the pages must be reserved (`/proc/sys/vm/nr_hugepages`).
+    pub fn anon_hugetlb(len: usize) -> Result<Self> {
+        ensure!(
+            len.is_multiple_of(HUGE_PAGE_SIZE),
+            "hugetlb memory comes in 2 MiB pages, not {len} bytes"
+        );
+        Self::map(
+            len,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_HUGETLB,
+            None,
+            0,
+        )
+        .with_context(|| {
+            format!("mmap {len} bytes of hugetlb memory (are enough huge pages reserved?)")
+        })
+    }
+
+    /// Private anonymous memory aligned to 2 MiB and advised MADV_HUGEPAGE, so its first
+    /// touch faults in transparent huge pages where the kernel has them to give.
+    pub fn anon_thp(len: usize) -> Result<Self> {
+        let mut map = Self::anon(len + HUGE_PAGE_SIZE)?;
+        let head = map.addr().align_offset(HUGE_PAGE_SIZE);
+        if head > 0 {
+            map.unmap_front(head)?;
+        }
+        let tail = map.len - len;
+        if tail > 0 {
+            // SAFETY: the last `tail` bytes lie inside this mapping, which then stops before them.
+            munmap(unsafe { map.ptr.add(len) }, tail)?;
+            map.len = len;
+        }
+        map.madvise(libc::MADV_HUGEPAGE)
+            .context("madvise(MADV_HUGEPAGE)")?;
+        Ok(map)
+    }
+
+    /// How many of this mapping's pages belong to large (compound) folios, from the page table
+    /// (`/proc/self/pagemap`, PFNs need CAP_SYS_ADMIN) and the kernel's page flags
+    /// (`/proc/kpageflags`, KPF_COMPOUND_HEAD and KPF_COMPOUND_TAIL). Unmapped pages count as
+    /// small.
+    pub fn pages_in_large_folios(&self) -> Result<usize> {
+        use std::os::unix::fs::FileExt as _;
+        const PRESENT: u64 = 1 << 63;
+        const PFN: u64 = (1 << 55) - 1;
+        const COMPOUND: u64 = (1 << 15) | (1 << 16);
+        let pagemap = std::fs::File::open("/proc/self/pagemap").context("open pagemap")?;
+        let flags = std::fs::File::open("/proc/kpageflags").context("open kpageflags")?;
+        let mut large = 0;
+        let mut word = [0u8; 8];
+        for page in 0..self.len / PAGE_SIZE {
+            let vpn = (self.addr() as usize / PAGE_SIZE + page) as u64;
+            pagemap
+                .read_exact_at(&mut word, vpn * 8)
+                .context("reading pagemap")?;
+            let entry = u64::from_ne_bytes(word);
+            if entry & PRESENT == 0 {
+                continue;
+            }
+            let pfn = entry & PFN;
+            ensure!(pfn != 0, "pagemap hides PFNs (not CAP_SYS_ADMIN)");
+            flags
+                .read_exact_at(&mut word, pfn * 8)
+                .context("reading kpageflags")?;
+            if u64::from_ne_bytes(word) & COMPOUND != 0 {
+                large += 1;
+            }
+        }
+        Ok(large)
+    }
+
+    /// Kilobytes of this mapping backed by transparent huge pages (`AnonHugePages` in smaps).
+    pub fn thp_kb(&self) -> Result<u64> {
+        let smaps = std::fs::read_to_string("/proc/self/smaps").context("reading smaps")?;
+        let start = format!("{:x}-", self.addr() as usize);
+        let mut lines = smaps.lines().skip_while(|l| !l.starts_with(&start));
+        ensure!(lines.next().is_some(), "mapping {start} not in smaps");
+        // The entry's fields ("Key:   value") run until the next entry's header line.
+        let kb = lines
+            .take_while(|l| {
+                l.split_whitespace()
+                    .next()
+                    .is_some_and(|k| k.ends_with(':'))
+            })
+            .find_map(|l| l.strip_prefix("AnonHugePages:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or(0);
+        Ok(kb)
+    }
+
     /// MAP_SHARED read-write mapping of `fd` at `offset`.
     pub fn shared(fd: BorrowedFd<'_>, len: usize, offset: libc::off_t) -> io::Result<Self> {
         Self::map(len, libc::MAP_SHARED, Some(fd), offset)
@@ -127,6 +219,59 @@ impl Mapping {
     /// A shared mapping of `len` bytes at `offset` of a device file (a VFIO region).
     pub fn map_at(fd: BorrowedFd<'_>, len: usize, offset: libc::off_t) -> io::Result<Self> {
         Self::map(len, libc::MAP_SHARED, Some(fd), offset)
+    }
+
+    /// A copy-on-write (MAP_PRIVATE) mapping of a file placed one page past a 2 MiB boundary, so
+    /// that no part of it can be mapped by a PMD: large page-cache folios are then mapped by
+    /// PTEs, and a write to one goes through the write-protect fault (`do_wp_page`) rather than
+    /// a PMD split and a fresh COW fault.
+    pub fn private_off_pmd(fd: BorrowedFd<'_>, len: usize) -> Result<Self> {
+        let span = len + HUGE_PAGE_SIZE + PAGE_SIZE;
+        // SAFETY: a fresh PROT_NONE reservation; nothing Rust owns can be replaced.
+        let base = unsafe {
+            libc::mmap(
+                ptr::null_mut(),
+                span,
+                libc::PROT_NONE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        ensure!(
+            base != libc::MAP_FAILED,
+            "reserving {span} bytes: {}",
+            io::Error::last_os_error()
+        );
+        let base = base as usize;
+        let start = base.next_multiple_of(HUGE_PAGE_SIZE) + PAGE_SIZE;
+        // SAFETY: MAP_FIXED over our own reservation only.
+        let addr = unsafe {
+            libc::mmap(
+                start as *mut libc::c_void,
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_FIXED,
+                fd.as_raw_fd(),
+                0,
+            )
+        };
+        ensure!(
+            addr != libc::MAP_FAILED,
+            "mmap MAP_PRIVATE|MAP_FIXED: {}",
+            io::Error::last_os_error()
+        );
+        // The rest of the reservation, before and after the file mapping, goes.
+        // SAFETY: both ranges lie in the reservation and outside the file mapping.
+        unsafe {
+            libc::munmap(base as *mut libc::c_void, start - base);
+            libc::munmap(
+                (start + len) as *mut libc::c_void,
+                base + span - start - len,
+            );
+        }
+        let ptr = NonNull::new(addr.cast()).context("mmap returned NULL")?;
+        Ok(Self { ptr, len })
     }
 
     /// A copy-on-write (MAP_PRIVATE) mapping of a file.

@@ -95,6 +95,11 @@ pub struct Args {
     /// read-only long-term pin unshares first and the writes reuse the pinned copies.
     #[arg(long, requires = "file")]
     pub private: bool,
+    /// With --file: fill the file and drop it from the page cache first, then map it with
+    /// MADV_HUGEPAGE, so the first fault reads it back in PMD-sized (2 MiB) folios where the
+    /// filesystem supports large folios (xfs; ext4 from 6.16).
+    #[arg(long, requires = "file")]
+    pub large_folios: bool,
     /// Share the buffer with a fork child (blocked until the end) before pinning it: a read-only
     /// long-term pin must first unshare every page (FAULT_FLAG_UNSHARE copies).
     #[arg(long, conflicts_with = "file")]
@@ -138,7 +143,12 @@ pub fn run(args: &Args) -> Result<String> {
     }
     let len = sys::pages_len(args.pages)?;
     let (file, map) = match &args.file {
-        Some(path) if args.private => map_private(path, len).map(|(f, m)| (Some(f), m))?,
+        Some(path) if args.private => {
+            map_private(path, len, args.large_folios).map(|(f, m)| (Some(f), m))?
+        }
+        Some(path) if args.large_folios => {
+            map_large_folios(path, len).map(|(f, m)| (Some(f), m))?
+        }
         Some(path) => sys::map_file(path, len).map(|(f, m)| (Some(f), m))?,
         None => (None, Mapping::anon(len)?),
     };
@@ -147,6 +157,12 @@ pub fn run(args: &Args) -> Result<String> {
     } else {
         map.write_pages(0x76);
     }
+    // Whether the kernel really read the file back in large folios.
+    let large = if args.large_folios {
+        format!(" in_large_folios={}", map.pages_in_large_folios()?)
+    } else {
+        String::new()
+    };
     let sharing = if args.share_with_child {
         let (rx, tx) = process_vm::pipe()?;
         let child = process_vm::spawn_blocked_child(&rx, &tx)?;
@@ -173,7 +189,7 @@ pub fn run(args: &Args) -> Result<String> {
             "VFIO_IOMMU_MAP_DMA ({kind}): {e}"
         );
         return Ok(format!(
-            "refused errno={errno} ({}) pinned_at={:.3}",
+            "refused errno={errno} ({}) pinned_at={:.3}{large}",
             sys::errno_name(errno),
             unix_seconds()
         ));
@@ -206,7 +222,7 @@ pub fn run(args: &Args) -> Result<String> {
         String::new()
     };
     Ok(format!(
-        "ok mapped+unmapped {} pages for DMA ({kind}, {}{writebacks}) pinned_at={pinned_at:.3}",
+        "ok mapped+unmapped {} pages for DMA ({kind}, {}{writebacks}) pinned_at={pinned_at:.3}{large}",
         args.pages,
         if args.read_only { "ro" } else { "rw" }
     ))
@@ -229,10 +245,58 @@ fn wait_for(flag: &std::path::Path) -> Result<()> {
     anyhow::bail!("{} did not appear within 5 minutes", flag.display())
 }
 
-/// A file of `len` bytes written through write(2), then mapped MAP_PRIVATE.
-fn map_private(path: &Path, len: usize) -> Result<(File, Mapping)> {
-    use std::io::Write as _;
+/// A file of `len` bytes written through write(2), synced and evicted from the page cache, then
+/// mapped MAP_SHARED with MADV_HUGEPAGE: the kernel's fault-around readahead then reads it in
+/// PMD-order folios (`do_sync_mmap_readahead`, VM_HUGEPAGE), where the filesystem allows.
+fn map_large_folios(path: &Path, len: usize) -> Result<(File, Mapping)> {
     use std::os::fd::AsFd as _;
+    let file = written_file(path, len, 0x4c)?;
+    evict(&file, path)?;
+    let map = Mapping::shared(file.as_fd(), len, 0)
+        .with_context(|| format!("mmap MAP_SHARED {}", path.display()))?;
+    map.madvise(libc::MADV_HUGEPAGE)
+        .context("madvise(MADV_HUGEPAGE)")?;
+    Ok((file, map))
+}
+
+/// A file of `len` bytes written through write(2), then mapped MAP_PRIVATE; with
+/// `large_folios`, evicted and advised as [`map_large_folios`] does, so that the reads that fault
+/// it in bring 2 MiB folios, and mapped off the PMD grid so that PTEs map them.
+fn map_private(path: &Path, len: usize, large_folios: bool) -> Result<(File, Mapping)> {
+    use std::os::fd::AsFd as _;
+    let file = written_file(path, len, 0x70)?;
+    if large_folios {
+        evict(&file, path)?;
+    }
+    let map = if large_folios {
+        let map = Mapping::private_off_pmd(file.as_fd(), len)?;
+        map.madvise(libc::MADV_HUGEPAGE)
+            .context("madvise(MADV_HUGEPAGE)")?;
+        map
+    } else {
+        Mapping::private(file.as_fd(), len).context("mmap MAP_PRIVATE")?
+    };
+    Ok((file, map))
+}
+
+/// Writes `file` back and drops it from the page cache: the next access reads it again.
+fn evict(file: &File, path: &Path) -> Result<()> {
+    use std::os::fd::AsRawFd as _;
+    file.sync_all()
+        .with_context(|| format!("fsync {}", path.display()))?;
+    // SAFETY: fadvise on an open descriptor of ours; no memory is passed.
+    let err = unsafe { libc::posix_fadvise(file.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
+    ensure!(
+        err == 0,
+        "posix_fadvise(DONTNEED) {}: errno {err}",
+        path.display()
+    );
+    Ok(())
+}
+
+/// `path` created afresh with `len` bytes of `byte`, written through write(2).
+fn written_file(path: &Path, len: usize, byte: u8) -> Result<File> {
+    use std::io::Write as _;
     let mut file = OpenOptions::new()
         .read(true)
         .write(true)
@@ -240,10 +304,9 @@ fn map_private(path: &Path, len: usize) -> Result<(File, Mapping)> {
         .truncate(true)
         .open(path)
         .with_context(|| format!("create {}", path.display()))?;
-    file.write_all(&vec![0x70; len])
+    file.write_all(&vec![byte; len])
         .with_context(|| format!("write {}", path.display()))?;
-    let map = Mapping::private(file.as_fd(), len).context("mmap MAP_PRIVATE")?;
-    Ok((file, map))
+    Ok(file)
 }
 
 /// Binds the device to vfio-pci through driver_override, unless it already is.

@@ -30,7 +30,7 @@ result "release $(uname -r)"
 # Modules in dependency order (built-in ones are simply absent from the list).
 while read -r m; do
   case "$m" in
-    brd) insmod "/lib/modules/$m.ko" rd_nr=1 rd_size=65536 ;;
+    brd) insmod "/lib/modules/$m.ko" rd_nr=2 rd_size=65536 ;;
     # QEMU's intel-iommu runs without interrupt remapping (intremap=off).
     vfio_iommu_type1) insmod "/lib/modules/$m.ko" allow_unsafe_interrupts=1 ;;
     *) insmod "/lib/modules/$m.ko" 2>/dev/null ;;
@@ -46,8 +46,18 @@ else
 fi
 mkdir -p /mnt/ext4/work
 
+# xfs on the second RAM disk: its page cache holds large folios on every kernel tested.
+mkdir -p /mnt/xfs
+if dd if=/images/xfs.img of=/dev/ram1 bs=1M 2>/dev/null && mount -t xfs /dev/ram1 /mnt/xfs; then
+  log "xfs mounted on /dev/ram1"
+else
+  log "xfs setup FAILED"
+fi
+
 # hugetlbfs with a few 2 MiB pages: a correct DMA backing that must stay silent.
-echo 4 >/proc/sys/vm/nr_hugepages
+# Eight: one stays in a hugetlbfs file; the huge-pages pass pins two private ones and its fork
+# copies them into two more.
+echo 8 >/proc/sys/vm/nr_hugepages
 mkdir -p /mnt/huge && mount -t hugetlbfs hugetlbfs /mnt/huge || log "hugetlbfs setup FAILED"
 
 # `cargo xtask bench` boots the same image with pinwatch.bench: the benchmark instead of the tests.
@@ -214,6 +224,27 @@ result "audit-jobs $? $json"
 json=$(/bin/pinwatch audit --json -- /bin/pinwatch-workload job-runner --jobs 4 --threads --dir /mnt/ext4/work 2>/dev/console)
 result "audit-jobs-threads $? $json"
 
+# Huge pages at fork: io_uring pins two 2 MiB pages of private hugetlb memory, then two THPs,
+# and each process forks while they are pinned. The kernel copies the hugetlb pages whole and
+# splits the THPs to copy them page by page; the findings say which page size was copied.
+log "pass: pinned huge pages at fork (hugetlb, THP)"
+json=$(/bin/pinwatch audit --json -- sh -c '{ /bin/pinwatch-workload iouring --fork --huge hugetlb --pages 1024 &&
+  /bin/pinwatch-workload iouring --fork --huge thp --pages 1024; } >/tmp/huge.out' 2>/dev/console)
+result "audit-huge $? $json"
+result "huge-workloads $(tr '\n' ' ' </tmp/huge.out)"
+
+# Large folios under a pin: VFIO pins an xfs MAP_SHARED file read back in 2 MiB folios, then
+# dirties it and writes it back. 6.1 grants the pin and cleans the pinned folios (the clean is
+# reported in base pages, with its folios); 6.12 and 7.2 refuse the pin. Then a read-only pin
+# of an xfs MAP_PRIVATE file in 2 MiB folios, written to: 6.1 copies each pinned page of the
+# large folios at the write fault, 6.12 and 7.2 unshare them at pin time.
+log "pass: xfs files in large folios pinned, written back, written to"
+json=$(/bin/pinwatch audit --json -- sh -c '{ /bin/pinwatch-workload vfio --file /mnt/xfs/large.dat \
+  --pages 1024 --large-folios && /bin/pinwatch-workload vfio --file /mnt/xfs/private.dat \
+  --pages 1024 --large-folios --private --read-only; } >/tmp/large.out' 2>/dev/console)
+result "audit-large-folios $? $json"
+result "large-folio-workloads $(tr '\n' ' ' </tmp/large.out)"
+
 # Start-up: a VFIO file pin taken while the daemon is still attaching its hooks, written back
 # once it is ready. Nothing may be judged on half the hooks: no file-pin finding for a pin the
 # daemon did not fully see, and its writeback (6.1) blamed on a pin from before it was ready.
@@ -237,6 +268,53 @@ wait $d
 result "startup $? $(cat /tmp/startup-pin.out)"
 sed 's/^/PINWATCH-STARTUP-FINDING /' /tmp/startup.jsonl >/dev/ttyS1
 sed 's/^/PINWATCH-STARTUP-LOG /' /tmp/startup.log >/dev/ttyS1
+
+# Releases by someone else while the process lives: io_uring buffers unregistered by another
+# thread, then a ring closed without unregistering (the kernel unpins from a kworker). The
+# daemon is scraped after each release while the workload still lives: no page may still count
+# as pinned. Last, buffers held while another thread does O_DIRECT into them (short-term pins
+# and unpins of the same memory): they must still count as pinned.
+log "pass: pins released by another thread and by a kworker"
+/bin/pinwatch run --listen 127.0.0.1:9474 >/dev/null 2>/tmp/release.log &
+d=$!
+serving 9474 || log "daemon on port 9474 not serving"
+for _ in $(seq 1 600); do
+  grep -q "ready: every hook attached" /tmp/release.log && break
+  sleep 0.2
+done
+for how in thread close; do
+  rm -f /tmp/released
+  /bin/pinwatch-workload iouring --pages 64 --release $how --released-flag /tmp/released \
+    --linger-ms 15000 >/tmp/release-$how.out 2>&1 &
+  w=$!
+  for _ in $(seq 1 300); do [ -e /tmp/released ] && break; sleep 0.1; done
+  # The kworker's unpins, then the daemon's drain and its 1 s gauge refresh.
+  sleep 3
+  alive=0
+  kill -0 $w 2>/dev/null && alive=1
+  wget -q -O - http://127.0.0.1:9474/metrics 2>/dev/null |
+    grep -E '^pinwatch_(live_pinned_pages|unpinned_pages_total|pins_total|map_insert_failures_total)' |
+    sed "s/^/PINWATCH-RELEASE-METRICS $how alive=$alive /" >/dev/ttyS1
+  kill $w 2>/dev/null
+  wait $w
+done
+rm -f /tmp/held
+/bin/pinwatch-workload iouring --pages 64 --odirect-from /mnt/ext4/work/odirect-held.dat \
+  --held-flag /tmp/held --hold-ms 15000 >/tmp/release-held.out 2>&1 &
+w=$!
+for _ in $(seq 1 300); do [ -e /tmp/held ] && break; sleep 0.1; done
+sleep 3
+alive=0
+kill -0 $w 2>/dev/null && alive=1
+wget -q -O - http://127.0.0.1:9474/metrics 2>/dev/null |
+  grep -E '^pinwatch_(live_pinned_pages|unpinned_pages_total|pins_total|map_insert_failures_total)' |
+  sed "s/^/PINWATCH-RELEASE-METRICS held alive=$alive /" >/dev/ttyS1
+kill $w 2>/dev/null
+wait $w
+rm -f /mnt/ext4/work/odirect-held.dat
+kill -TERM $d
+wait $d
+result "releases $?"
 
 # Full kernel maps: every insert that fails is counted, exported, alerted and logged. The maps
 # are made small (PINWATCH_MAP_ENTRIES) and filled with foreign keys, then the workloads run.

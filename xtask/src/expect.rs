@@ -36,6 +36,9 @@ pub struct Kernel {
     /// Exactly the findings of `pinwatch audit --for 12s` started while a VFIO file pin taken
     /// before it is held (6.1 grants it), then written back.
     pub preexisting: &'static [Finding],
+    /// Exactly the findings, with their page sizes, of the audit over an xfs file read back in
+    /// 2 MiB folios, pinned by VFIO and written back (xtask/src/verify/page_sizes.rs).
+    pub large_folios: &'static [SizedFinding],
     /// Hazards `pinwatch doctor` cannot observe as an unprivileged user holding only the
     /// systemd unit's capabilities, under Debian's perf_event_paranoid=3 (perf events refused).
     pub blind_with_caps_only: &'static [&'static str],
@@ -51,6 +54,28 @@ const CLEANED_UNDER_AN_OLD_PIN: &[Finding] = &[(
 )];
 
 pub type Finding = (&'static str, &'static str, &'static str, &'static str, u64);
+/// A finding and the page size it reports (`None`: the hazard has none).
+pub type SizedFinding = (Finding, Option<u64>);
+
+/// 6.1 grants VFIO's pin of 1024 xfs pages held in two 2 MiB folios, and the msync cleans both
+/// folios under it: 1024 base pages, not 2. A read-only pin of a MAP_PRIVATE xfs file in 2 MiB
+/// folios keeps the page-cache folios pinned, and each write copies a pinned page: the pin
+/// count is the large folio's, read on its head.
+const LARGE_FOLIOS_6_1: &[SizedFinding] = &[
+    (("longterm-file-pin", "granted", "vfio", "xfs", 1024), None),
+    (
+        ("pinned-folio-cleaned", "attributed", "vfio", "xfs", 1024),
+        Some(2 << 20),
+    ),
+    (("pinned-cow", "copied", "vfio", "cow", 1024), None),
+];
+/// 6.5+ refuses the shared pin (nothing pinned is cleaned): VFIO pins in batches of 512 pages
+/// (one page of page pointers) and stops at the first refused batch. The private pages are
+/// unshared at pin time.
+const LARGE_FOLIOS_6_5_ON: &[SizedFinding] = &[
+    (("longterm-file-pin", "refused", "vfio", "xfs", 512), None),
+    (("pinned-cow", "unshared", "vfio", "cow", 1024), None),
+];
 
 /// 6.1: VFIO keeps its long-term pin of 16 ext4 MAP_SHARED pages, and the msync that follows
 /// cleans them under the pin; io_uring pins the same kind of buffer and releases it in the same
@@ -175,6 +200,10 @@ const NO_PAGE_UNPIN_CALLER: &str =
 const NO_FOLIOS_CALLER: &str =
     "udmabuf unpins one folio at a time; unpin_folios serves memfd_pin_folios failures";
 /// Before 7.2, VFIO type1 unpins page by page; the remaining caller is RDMA umem release.
+/// The workloads doctor watches fork no pinned hugetlb memory: the huge-pages pass does
+/// (xtask/src/verify/page_sizes.rs), and its findings prove the hook fired there.
+const HUGETLB_FORK_ELSEWHERE: &str =
+    "no pinned hugetlb memory is forked in these workloads; the huge-pages pass forks some";
 const NO_RANGE_CALLER: &str = "VFIO unpins page by page before 7.2; the other caller is RDMA umem";
 
 pub const KERNELS: &[Kernel] = &[
@@ -212,6 +241,11 @@ pub const KERNELS: &[Kernel] = &[
             ("wp_page_copy", Fires("wp_page_copy")),
             ("copy_page_range", Fires("copy_page_range")),
             ("new_anon_rmap", Fires("page_add_new_anon_rmap")),
+            (
+                "hugetlb_new_anon_rmap",
+                AttachedOnly("hugepage_add_new_anon_rmap", HUGETLB_FORK_ELSEWHERE),
+            ),
+            ("ring_exit_work", Fires("io_ring_exit_work")),
             ("vma_needs_dirty_tracking", Absent),
             ("pfn_track", Fires("track_pfn_remap")),
             ("pfn_untrack", Fires("untrack_pfn")),
@@ -226,6 +260,10 @@ pub const KERNELS: &[Kernel] = &[
             ("folio_refcount", 52),
             ("folio_pincount", 88),
             ("pg_head_bit", 16),
+            ("folio_order", 81),
+            ("page_tail", 8),
+            ("page_struct_size", 64),
+            ("anon_vma_root", 0),
             ("vma_flags", 32),
             ("vma_file", 112),
             ("vm_fault_flags", 40),
@@ -250,6 +288,7 @@ pub const KERNELS: &[Kernel] = &[
         findings: FINDINGS_6_1,
         pinned_reuses_min: 0,
         preexisting: CLEANED_UNDER_AN_OLD_PIN,
+        large_folios: LARGE_FOLIOS_6_1,
         // pin_user_pages_remote takes 7 arguments: 6.1's trampolines refuse it, so it needs a
         // kprobe, which paranoid=3 refuses without CAP_SYS_ADMIN. Every hazard it feeds is blind.
         blind_with_caps_only: &[
@@ -297,6 +336,11 @@ pub const KERNELS: &[Kernel] = &[
             ("copy_page_range", Fires("copy_page_range")),
             ("new_anon_rmap", Fires("folio_add_new_anon_rmap")),
             (
+                "hugetlb_new_anon_rmap",
+                AttachedOnly("hugetlb_add_new_anon_rmap", HUGETLB_FORK_ELSEWHERE),
+            ),
+            ("ring_exit_work", Fires("io_ring_exit_work")),
+            (
                 "vma_needs_dirty_tracking",
                 Fires("vma_needs_dirty_tracking"),
             ),
@@ -313,6 +357,10 @@ pub const KERNELS: &[Kernel] = &[
             ("folio_refcount", 52),
             ("folio_pincount", 92),
             ("pg_head_bit", 6),
+            ("folio_order", 64),
+            ("page_tail", 8),
+            ("page_struct_size", 64),
+            ("anon_vma_root", 0),
             ("vma_flags", 32),
             ("vma_file", 128),
             ("vm_fault_flags", 40),
@@ -338,6 +386,7 @@ pub const KERNELS: &[Kernel] = &[
         findings: FINDINGS_6_12,
         pinned_reuses_min: 16,
         preexisting: &[],
+        large_folios: LARGE_FOLIOS_6_5_ON,
         blind_with_caps_only: &[],
     },
     Kernel {
@@ -378,6 +427,11 @@ pub const KERNELS: &[Kernel] = &[
             ("copy_page_range", Fires("copy_page_range")),
             ("new_anon_rmap", Fires("folio_add_new_anon_rmap")),
             (
+                "hugetlb_new_anon_rmap",
+                AttachedOnly("hugetlb_add_new_anon_rmap", HUGETLB_FORK_ELSEWHERE),
+            ),
+            ("ring_exit_work", Fires("io_ring_exit_work")),
+            (
                 "vma_needs_dirty_tracking",
                 Fires("vma_needs_dirty_tracking"),
             ),
@@ -394,6 +448,10 @@ pub const KERNELS: &[Kernel] = &[
             ("folio_refcount", 52),
             ("folio_pincount", 92),
             ("pg_head_bit", 6),
+            ("folio_order", 64),
+            ("page_tail", 8),
+            ("page_struct_size", 64),
+            ("anon_vma_root", 0),
             ("vma_flags", 32),
             ("vma_file", 88),
             ("vm_fault_flags", 40),
@@ -419,6 +477,7 @@ pub const KERNELS: &[Kernel] = &[
         findings: FINDINGS_7_2,
         pinned_reuses_min: 16,
         preexisting: &[],
+        large_folios: LARGE_FOLIOS_6_5_ON,
         blind_with_caps_only: &[],
     },
 ];

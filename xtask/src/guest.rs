@@ -114,6 +114,7 @@ pub fn initramfs(
         )?;
     }
     make_ext4_image(&tree.join("images/ext4.img"))?;
+    make_xfs_image(&tree.join("images/xfs.img"))?;
     let archive = work.join("initramfs.cpio.gz");
     pack(&tree, &archive)?;
     Ok(archive)
@@ -141,6 +142,23 @@ fn make_ext4_image(path: &Path) -> Result<()> {
             .args(["-q", "-F", "-L", "pinwatch"])
             .arg(path),
         "mkfs.ext4",
+    )
+}
+
+/// A 32 MiB xfs filesystem (page-cache large folios on every kernel tested), written onto the
+/// guest's second RAM disk at boot. mkfs.xfs refuses filesystems under 300 MB unless it runs
+/// under fstests, which uses small ones all the time: its environment says so.
+fn make_xfs_image(path: &Path) -> Result<()> {
+    let file = fs::File::create(path)?;
+    file.set_len(32 << 20)?;
+    run(
+        Command::new("mkfs.xfs")
+            .args(["-q", "-f", "-L", "pinwatch"])
+            .arg(path)
+            .env("TEST_DIR", "/mnt/xfs")
+            .env("TEST_DEV", "/dev/ram1")
+            .env("QA_CHECK_FS", "1"),
+        "mkfs.xfs",
     )
 }
 

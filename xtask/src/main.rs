@@ -129,6 +129,8 @@ fn vm(args: VmArgs) -> Result<()> {
         verify::surfaces::check_faults(kernel, &output, &mut fails);
         verify::full_maps::check(kernel, &output, &mut fails);
         verify::jobs::check(kernel, &output, &mut fails);
+        verify::page_sizes::check(kernel, &output, &mut fails);
+        verify::releases::check(kernel, &output, &mut fails);
         verify::startup::check(kernel, &output, &mut fails);
         verify::hostile::check(kernel, &output, &mut fails);
         match verify::daemon::parse(&output) {

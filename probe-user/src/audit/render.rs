@@ -3,6 +3,7 @@
 use std::fmt::Write as _;
 
 use super::Report;
+use crate::{events::PAGE_SHIFT, findings::Finding};
 
 /// Processes listed in the text summary.
 const RANKED: usize = 10;
@@ -35,7 +36,7 @@ pub fn render(r: &Report) -> String {
         );
         if f.mapping.ino == 0 && f.mapping.path.is_none() {
             // Anonymous memory (or a COW copy of it): no file to name.
-            let _ = writeln!(out, "   mapping  anonymous memory, {} page(s)", f.pages);
+            let _ = writeln!(out, "   mapping  anonymous memory, {}", pages(f));
         } else {
             let path = f.mapping.path.as_ref().map_or_else(
                 || "(path no longer resolvable)".to_owned(),
@@ -43,8 +44,12 @@ pub fn render(r: &Report) -> String {
             );
             let _ = writeln!(
                 out,
-                "   mapping  {} on {} (dev {}, inode {}), {} page(s)",
-                path, f.mapping.fs, f.mapping.dev, f.mapping.ino, f.pages
+                "   mapping  {} on {} (dev {}, inode {}), {}",
+                path,
+                f.mapping.fs,
+                f.mapping.dev,
+                f.mapping.ino,
+                pages(f)
             );
         }
         if !f.gup_flags.is_empty() {
@@ -100,6 +105,24 @@ pub fn render(r: &Report) -> String {
     out
 }
 
+/// "16 page(s)", or with larger pages "1024 page(s) in 2 pages of 2 MiB".
+fn pages(f: &Finding) -> String {
+    match f.page_size {
+        Some(size) if size > 1 << PAGE_SHIFT => {
+            let count = (f.pages << PAGE_SHIFT) / size;
+            let size = if size >= 1 << 30 {
+                format!("{} GiB", size >> 30)
+            } else if size >= 1 << 20 {
+                format!("{} MiB", size >> 20)
+            } else {
+                format!("{} KiB", size >> 10)
+            };
+            format!("{} page(s) in {count} page(s) of {size}", f.pages)
+        }
+        _ => format!("{} page(s)", f.pages),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -142,6 +165,8 @@ mod tests {
                 process: process.clone(),
                 pinner: "io_uring".into(),
                 pages: 16,
+                page_size: None,
+                folios: None,
                 mapping: Mapping {
                     fs: "ext4",
                     dev: "1:0".into(),
@@ -204,5 +229,19 @@ mod tests {
             field(&finding["process"]["cgroup"]["path"]),
             b"/user.slice/\x1b]0;x\x07"
         );
+    }
+
+    #[test]
+    fn pages_say_their_size_when_it_is_not_the_base_page() {
+        let mut f = hostile_report().findings.remove(0);
+        f.pages = 1024;
+        assert_eq!(pages(&f), "1024 page(s)");
+        f.page_size = Some(4096);
+        assert_eq!(pages(&f), "1024 page(s)");
+        f.page_size = Some(2 << 20);
+        assert_eq!(pages(&f), "1024 page(s) in 2 page(s) of 2 MiB");
+        f.pages = 262_144;
+        f.page_size = Some(1 << 30);
+        assert_eq!(pages(&f), "262144 page(s) in 1 page(s) of 1 GiB");
     }
 }

@@ -33,6 +33,8 @@ impl Correlator {
             process: process(&cow.task),
             pinner,
             pages: 1,
+            page_size: None,
+            folios: None,
             mapping: Mapping {
                 fs: "cow",
                 dev: String::new(),
@@ -76,6 +78,8 @@ fn unshare_finding(u: &PinnedCow, pages: u64, pinner: String) -> Finding {
         process: process(&u.task),
         pinner,
         pages,
+        page_size: None,
+        folios: None,
         mapping: Mapping {
             fs: "cow",
             dev: String::new(),

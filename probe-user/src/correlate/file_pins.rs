@@ -165,6 +165,8 @@ impl Correlator {
             process: process(&pin.task),
             pinner: pin.pinner.clone(),
             pages,
+            page_size: None,
+            folios: None,
             mapping: Mapping::of(file, pin.path.clone()),
             gup_flags: self.flags.decode(pin.gup_flags),
             first_ns: pin.at_ns,

@@ -18,7 +18,9 @@ use serde::Serialize;
 
 use self::live::LivePins;
 use crate::{
-    events::{Event, FileId, Fork, ForkCopy, Mkclean, PfnUntrack, Pin, PinnedCow, Task, Unpin},
+    events::{
+        Event, FileId, Fork, ForkCopy, Mkclean, PAGE_SHIFT, PfnUntrack, Pin, PinnedCow, Task, Unpin,
+    },
     findings::{self, Finding, Mapping, Outcome, Process},
     hazards::Hazard,
     kernel::flags::FollFlags,
@@ -26,7 +28,6 @@ use crate::{
 
 /// `VM_SHARED`, the same on every kernel.
 const VM_SHARED: u64 = 0x8;
-const PAGE_SHIFT: u64 = 12;
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -139,9 +140,8 @@ pub struct Correlator {
     untracked_early: Vec<(u32, u64, u64)>,
     /// Copying unshare faults issued by pins whose event has not arrived yet.
     unshares: Vec<PinnedCow>,
-    /// Eager copies seen in a fork that has not reached its `Fork` event yet, by task, with the
-    /// pinner of the live pin inside the copied VMA when pinwatch saw it.
-    copies: Vec<(Task, u64, Option<String>)>,
+    /// Eager copies seen in a fork that has not reached its `Fork` event yet.
+    copies: Vec<fork::PendingCopies>,
     flags: FollFlags,
     queue: BinaryHeap<Reverse<Queued>>,
     seq: u64,
@@ -296,10 +296,15 @@ impl Correlator {
                 && f.process == finding.process
                 && f.pinner == finding.pinner
                 && f.mapping == finding.mapping
+                && f.page_size == finding.page_size
         };
         match self.findings.iter_mut().find(same) {
             Some(existing) => {
                 existing.pages = existing.pages.saturating_add(finding.pages);
+                existing.folios = match (existing.folios, finding.folios) {
+                    (Some(a), Some(b)) => Some(a.saturating_add(b)),
+                    (a, b) => a.or(b),
+                };
                 existing.first_ns = existing.first_ns.min(finding.first_ns);
                 existing.last_ns = existing.last_ns.max(finding.last_ns);
             }

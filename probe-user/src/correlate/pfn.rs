@@ -37,6 +37,8 @@ impl Correlator {
             process: process(&untrack.task),
             pinner: via,
             pages: untrack.vm_end.saturating_sub(vma.start) >> PAGE_SHIFT,
+            page_size: None,
+            folios: None,
             mapping,
             gup_flags: String::new(),
             first_ns: untrack.at_ns,

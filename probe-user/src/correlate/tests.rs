@@ -91,6 +91,7 @@ fn unpin(at: u64, task: Task, syscall: Syscall, pages: u64) -> Event {
     Event::Unpin(Unpin {
         at_ns: at * MS,
         task,
+        released_by: None,
         hook: "unpin_user_pages",
         syscall,
         pages,
@@ -98,6 +99,11 @@ fn unpin(at: u64, task: Task, syscall: Syscall, pages: u64) -> Event {
 }
 
 fn clean(at: u64, index: u64) -> Event {
+    large_clean(at, index, 1)
+}
+
+/// A pinned folio of `pages` base pages at page-cache `index` cleaned by writeback.
+fn large_clean(at: u64, index: u64, pages: u64) -> Event {
     Event::MkcleanPinned(Mkclean {
         at_ns: at * MS,
         task: task(7, 5),
@@ -107,9 +113,10 @@ fn clean(at: u64, index: u64) -> Event {
             fs_magic: EXT4,
         }),
         index,
-        large: false,
+        large: pages > 1,
+        pages: Some(pages),
         refcount: 1025,
-        pincount: 0,
+        pincount: i32::from(pages > 1),
     })
 }
 
@@ -235,6 +242,36 @@ fn cleaned_pinned_folios_are_attributed_to_their_pin() {
 }
 
 #[test]
+fn large_folios_count_their_base_pages_and_their_folios() {
+    // The pin covers page-cache indexes 0..16: a 2 MiB folio holding them is cleaned twice, and
+    // a 64 KiB folio that starts before the pin's range ends (overlap, not containment).
+    let mut c = Correlator::new(Config::default(), FollFlags::legacy());
+    for e in [
+        pin(spec(10)),
+        large_clean(12, 0, 512),
+        large_clean(13, 0, 512),
+        large_clean(14, 8, 16),
+        large_clean(15, 16, 512),
+    ] {
+        c.push(e);
+    }
+    let (findings, _) = c.finish();
+    let cleans: Vec<(Outcome, u64, Option<u64>, Option<u64>)> = findings
+        .iter()
+        .filter(|f| f.hazard == PFC)
+        .map(|f| (f.outcome, f.pages, f.folios, f.page_size))
+        .collect();
+    assert_eq!(
+        cleans,
+        [
+            (Attributed, 1024, Some(2), Some(2 << 20)),
+            (Attributed, 16, Some(1), Some(64 << 10)),
+            (Unattributed, 512, Some(1), Some(2 << 20)),
+        ]
+    );
+}
+
+#[test]
 fn a_clean_outside_the_pinned_range_or_before_any_pin_is_unattributed() {
     let (findings, _) = run(vec![clean(5, 3), pin(spec(10)), clean(12, 99)]);
     assert_eq!(findings, vec![(PFC, Unattributed, 2), (LFP, Granted, 16)]);
@@ -350,12 +387,18 @@ fn pfn_untracks_are_findings_only_from_the_zap_path() {
 }
 
 fn fork_copy(at: u64, pages: u64) -> Event {
+    sized_fork_copy(at, pages, Some(4096))
+}
+
+/// Eager copies of `pages` base pages in pages of `page_size` bytes.
+fn sized_fork_copy(at: u64, pages: u64, page_size: Option<u64>) -> Event {
     Event::ForkCopy(crate::events::ForkCopy {
         at_ns: at * MS,
         task: task(42, 1),
         vm_start: 0x7000_0000,
         vm_end: 0x7001_0000,
         pages,
+        page_size,
     })
 }
 

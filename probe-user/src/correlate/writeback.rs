@@ -5,9 +5,16 @@ use super::*;
 
 impl Correlator {
     pub(super) fn on_clean(&mut self, clean: &Mkclean) {
+        // Writeback cleans whole folios: a large one counts all its base pages. Unknown layout:
+        // one page, as the kernel's own small folio would be.
+        let pages = clean.pages.unwrap_or(1);
+        let folio = clean.index..clean.index.saturating_add(pages);
+        // A pin covers the folio when their page-cache ranges overlap (a pin may start inside
+        // a large folio).
         let covers = |p: &&FilePin| {
             Some(p.file) == clean.file
-                && (p.first_index..p.first_index.saturating_add(p.pages)).contains(&clean.index)
+                && p.first_index < folio.end
+                && folio.start < p.first_index.saturating_add(p.pages)
         };
         let holder = self
             .active
@@ -38,7 +45,9 @@ impl Correlator {
             outcome,
             process,
             pinner,
-            pages: 1,
+            pages,
+            page_size: Some(pages << PAGE_SHIFT),
+            folios: Some(1),
             mapping,
             gup_flags,
             first_ns: clean.at_ns,

@@ -39,6 +39,7 @@ fn a_pin_decodes_with_its_vma_and_task() {
         },
         unwatched: 1,
         _pad: 0,
+        pages_array: 0,
     };
     let Event::Pin(pin) = decode(&bytes_of(&wire)).unwrap() else {
         panic!("not a pin")
@@ -170,4 +171,29 @@ fn a_cleaned_pinned_folio_decodes() {
     };
     assert_eq!((m.index, m.refcount, m.large), (5, 1025, false));
     assert!(m.file.is_some());
+}
+
+#[test]
+fn an_unpin_by_another_task_ends_the_owners_pin() {
+    let own = UnpinEvent {
+        header: header(kind::UNPIN),
+        hook: hook::UNPIN_USER_FOLIO,
+        pages: 3,
+        ..UnpinEvent::default()
+    };
+    let Event::Unpin(u) = decode(&bytes_of(&own)).unwrap() else {
+        panic!()
+    };
+    assert_eq!((u.task.tgid, u.task.tid, u.pages), (42, 43, 3));
+    assert!(u.released_by.is_none());
+    // A kworker (tgid 9) releasing memory thread 51 of process 50 pinned.
+    let mut by_kworker = own;
+    by_kworker.header.pid_tgid = (9 << 32) | 9;
+    by_kworker.owner_pid_tgid = (50 << 32) | 51;
+    by_kworker.owner_start_ns = 1234;
+    let Event::Unpin(u) = decode(&bytes_of(&by_kworker)).unwrap() else {
+        panic!()
+    };
+    assert_eq!((u.task.tgid, u.task.tid, u.task.start_ns), (50, 51, 1234));
+    assert_eq!(u.released_by.map(|t| t.tgid), Some(9));
 }

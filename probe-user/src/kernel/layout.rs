@@ -17,9 +17,13 @@ pub struct Layout {
     pub folio_refcount: Option<u32>,
     pub folio_pincount: Option<u32>,
     pub pg_head_bit: Option<u32>,
+    pub folio_order: Option<u32>,
+    pub page_tail: Option<u32>,
+    pub page_struct_size: Option<u32>,
     pub folio_mapping: Option<u32>,
     pub folio_index: Option<u32>,
     pub mapping_host: Option<u32>,
+    pub anon_vma_root: Option<u32>,
     pub vma_flags: Option<u32>,
     pub vma_start: Option<u32>,
     pub vma_end: Option<u32>,
@@ -56,10 +60,17 @@ impl Layout {
             pg_head_bit: btf
                 .enum_value("PG_head")
                 .and_then(|v| u32::try_from(v).ok()),
+            // 6.6 moved the order from its own byte into the low byte of the first tail page's
+            // flags (`folio_order()` reads `_flags_1 & 0xff`); little-endian, so at its offset.
+            folio_order: m("folio", "_folio_order").or_else(|| m("folio", "_flags_1")),
+            // 7.2 re-encoded compound_head as compound_info; bit 0 still marks a tail.
+            page_tail: m("page", "compound_head").or_else(|| m("page", "compound_info")),
+            page_struct_size: btf.struct_size("page"),
             folio_mapping: m("folio", "mapping"),
             // 7.2 renamed page.index to __folio_index; the folio keeps `index`.
             folio_index: m("folio", "index").or_else(|| m("folio", "__folio_index")),
             mapping_host: m("address_space", "host"),
+            anon_vma_root: m("anon_vma", "root"),
             // 6.12 wraps vm_flags in a union with __vm_flags; 7.2 adds a bitmap view. Same word.
             vma_flags: m("vm_area_struct", "vm_flags"),
             vma_start: m("vm_area_struct", "vm_start"),
@@ -97,7 +108,7 @@ impl Layout {
     /// The `LAYOUT_VALID` bit set and every global to write into the eBPF object (0 stands in
     /// for an unknown offset; its group's bit is then clear and the programs never read it).
     pub fn globals(&self, foll: &FollFlags) -> (u32, Vec<(&'static str, u32)>) {
-        let groups: [(u32, Vec<Global>); 8] = [
+        let groups: [(u32, Vec<Global>); 10] = [
             (
                 valid::FOLIO_PIN_TEST,
                 vec![
@@ -105,6 +116,23 @@ impl Layout {
                     (names::FOLIO_REFCOUNT_OFF, self.folio_refcount),
                     (names::FOLIO_PINCOUNT_OFF, self.folio_pincount),
                     (names::PG_HEAD_BIT, self.pg_head_bit),
+                ],
+            ),
+            (
+                valid::FOLIO_ORDER,
+                vec![
+                    (names::FOLIO_FLAGS_OFF, self.folio_flags),
+                    (names::PG_HEAD_BIT, self.pg_head_bit),
+                    (names::FOLIO_ORDER_OFF, self.folio_order),
+                    (names::PAGE_TAIL_OFF, self.page_tail),
+                    (names::PAGE_STRUCT_SIZE, self.page_struct_size),
+                ],
+            ),
+            (
+                valid::PIN_OWNER,
+                vec![
+                    (names::FOLIO_MAPPING_OFF, self.folio_mapping),
+                    (names::ANON_VMA_ROOT_OFF, self.anon_vma_root),
                 ],
             ),
             (
@@ -279,9 +307,13 @@ mod tests {
             folio_refcount: Some(52),
             folio_pincount: Some(92),
             pg_head_bit: Some(6),
+            folio_order: Some(64),
+            page_tail: Some(8),
+            page_struct_size: Some(64),
             folio_mapping: Some(24),
             folio_index: Some(32),
             mapping_host: Some(0),
+            anon_vma_root: Some(0),
             vma_flags: Some(32),
             vma_start: Some(0),
             vma_end: Some(8),
@@ -312,7 +344,7 @@ mod tests {
     #[test]
     fn a_complete_layout_validates_every_group() {
         let (bits, globals) = full().globals(&FollFlags::legacy());
-        assert_eq!(bits, 0b1111_1111);
+        assert_eq!(bits, 0b11_1111_1111);
         assert!(globals.contains(&(names::FOLL_LONGTERM, 0x10000)));
         assert!(globals.contains(&(names::FOLIO_PINCOUNT_OFF, 92)));
         let mut unique: Vec<_> = globals.iter().map(|(n, _)| *n).collect();

@@ -88,6 +88,7 @@ mod tests {
         Event::Unpin(Unpin {
             at_ns: 2,
             task: task(tgid),
+            released_by: None,
             syscall: Default::default(),
             hook: "unpin_user_pages",
             pages: 1,

@@ -6,7 +6,7 @@
 
 use std::collections::BTreeSet;
 
-use super::{finding_key, pass, result};
+use super::{finding_key, report_with_findings};
 use crate::expect::Kernel;
 
 /// The guest runs this many jobs (xtask/guest/init.sh).
@@ -24,13 +24,10 @@ pub fn check(kernel: &Kernel, output: &str, fails: &mut Vec<String>) {
     };
     let want = format!("{hazard} {outcome} {pinner} {fs} {pages}");
     for (tag, processes) in [("audit-jobs", JOBS), ("audit-jobs-threads", 1)] {
-        let report = match result(output, tag).map(|r| pass(tag, r)) {
-            Some(Ok(p)) if p.exit_code == 1 => p.report,
-            other => {
-                fails.push(format!(
-                    "{k} {tag}: {:?} (expected exit 1 with findings)",
-                    other.map(|r| r.map(|p| p.exit_code).map_err(|e| e.to_string()))
-                ));
+        let report = match report_with_findings(output, tag) {
+            Ok(report) => report,
+            Err(e) => {
+                fails.push(format!("{k} {e}"));
                 continue;
             }
         };

@@ -9,6 +9,8 @@ pub mod daemon;
 pub mod full_maps;
 pub mod hostile;
 pub mod jobs;
+pub mod page_sizes;
+pub mod releases;
 pub mod scale;
 pub mod startup;
 pub mod surfaces;
@@ -480,6 +482,17 @@ pub fn finding_key(f: &Value) -> String {
 }
 
 /// What follows `PINWATCH-RESULT <tag> ` on the guest's result port, if the guest wrote it.
+/// The JSON report of an audit pass that must exit 1 (it found something), or why not.
+pub fn report_with_findings(output: &str, tag: &str) -> std::result::Result<Value, String> {
+    match result(output, tag).map(|r| pass(tag, r)) {
+        Some(Ok(p)) if p.exit_code == 1 => Ok(p.report),
+        other => Err(format!(
+            "{tag}: {:?} (expected exit 1 with findings)",
+            other.map(|r| r.map(|p| p.exit_code).map_err(|e| e.to_string()))
+        )),
+    }
+}
+
 pub fn result<'a>(output: &'a str, tag: &str) -> Option<&'a str> {
     let prefix = format!("PINWATCH-RESULT {tag} ");
     output.lines().find_map(|l| l.strip_prefix(prefix.as_str()))

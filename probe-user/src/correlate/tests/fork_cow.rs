@@ -67,6 +67,37 @@ fn eager_copies_name_the_pin_inside_the_copied_vma() {
     assert!(c.finish().0[0].pinner.starts_with("unknown"));
 }
 
+#[test]
+fn a_fork_reports_each_page_size_it_copied() {
+    let mut c = Correlator::new(Config::default(), FollFlags::legacy());
+    // Two VMAs of base pages, one of 2 MiB hugetlb pages, one whose folio order was unknown.
+    for e in [
+        anon_pin(10),
+        fork_copy(20, 16),
+        sized_fork_copy(20, 1024, Some(2 << 20)),
+        fork_copy(20, 8),
+        sized_fork_copy(20, 3, None),
+        fork(21),
+    ] {
+        c.push(e);
+    }
+    let (findings, _) = c.finish();
+    let got: Vec<(u64, Option<u64>, &str)> = findings
+        .iter()
+        .map(|f| (f.pages, f.page_size, f.pinner.as_str()))
+        .collect();
+    // The pin seen in the first VMA names the fork's other copies too.
+    assert_eq!(
+        got,
+        [
+            (24, Some(4096), "vfio"),
+            (1024, Some(2 << 20), "vfio"),
+            (3, None, "vfio")
+        ]
+    );
+    assert!(findings.iter().all(|f| f.outcome == EagerCopy));
+}
+
 fn cow(at: u64, address: u64, copied: bool) -> Event {
     fault(at, address, copied, 0x1)
 }

@@ -26,6 +26,25 @@ fn unpins_release_live_pins_with_their_age() {
 }
 
 #[test]
+fn a_release_by_another_task_ends_the_owners_pin() {
+    // The kernel names the owner (thread 7 of process 42, its comm unknown there) and the
+    // kworker that released its pages.
+    let mut owner = task(42, 1);
+    owner.tid = 7;
+    owner.comm = crate::text::UserText::from(&b""[..]);
+    let Event::Unpin(mut by_kworker) = unpin(3_000, owner, call(0), 16) else {
+        unreachable!()
+    };
+    by_kworker.released_by = Some(task(9, 1));
+    let mut c = settled(vec![anon_pin(0), Event::Unpin(by_kworker)]);
+    assert!(c.live_pages_by_pinner().is_empty());
+    let released = c.take_released();
+    assert_eq!((released[0].pages, released[0].held_ns), (16, 3_000 * MS));
+    // Not the caller giving its pin back in the same call: no finding comes of it.
+    assert!(c.finish().0.is_empty());
+}
+
+#[test]
 fn pins_of_exited_processes_are_released_by_pruning() {
     let mut c = settled(vec![anon_pin(0)]);
     assert_eq!(c.live_pages_by_pinner().values().sum::<u64>(), 16);
