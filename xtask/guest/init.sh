@@ -282,35 +282,28 @@ for _ in $(seq 1 600); do
   grep -q "ready: every hook attached" /tmp/release.log && break
   sleep 0.2
 done
-for how in thread close; do
-  rm -f /tmp/released
-  /bin/pinwatch-workload iouring --pages 64 --release $how --released-flag /tmp/released \
-    --linger-ms 15000 >/tmp/release-$how.out 2>&1 &
+# Runs workload round ROUND (the rest of the arguments: pinwatch-workload iouring's flags), waits
+# for its /tmp/ROUND flag, gives the kworker's unpins, the daemon's drain and its 1 s gauge
+# refresh 3 s, then scrapes the pin series, tagged with the round and whether it still lives.
+release_round() {
+  round=$1
+  shift
+  rm -f "/tmp/$round"
+  /bin/pinwatch-workload iouring --pages 64 "$@" >"/tmp/release-$round.out" 2>&1 &
   w=$!
-  for _ in $(seq 1 300); do [ -e /tmp/released ] && break; sleep 0.1; done
-  # The kworker's unpins, then the daemon's drain and its 1 s gauge refresh.
+  for _ in $(seq 1 300); do [ -e "/tmp/$round" ] && break; sleep 0.1; done
   sleep 3
   alive=0
   kill -0 $w 2>/dev/null && alive=1
   wget -q -O - http://127.0.0.1:9474/metrics 2>/dev/null |
     grep -E '^pinwatch_(live_pinned_pages|unpinned_pages_total|pins_total|map_insert_failures_total)' |
-    sed "s/^/PINWATCH-RELEASE-METRICS $how alive=$alive /" >/dev/ttyS1
+    sed "s/^/PINWATCH-RELEASE-METRICS $round alive=$alive /" >/dev/ttyS1
   kill $w 2>/dev/null
   wait $w
-done
-rm -f /tmp/held
-/bin/pinwatch-workload iouring --pages 64 --odirect-from /mnt/ext4/work/odirect-held.dat \
-  --held-flag /tmp/held --hold-ms 15000 >/tmp/release-held.out 2>&1 &
-w=$!
-for _ in $(seq 1 300); do [ -e /tmp/held ] && break; sleep 0.1; done
-sleep 3
-alive=0
-kill -0 $w 2>/dev/null && alive=1
-wget -q -O - http://127.0.0.1:9474/metrics 2>/dev/null |
-  grep -E '^pinwatch_(live_pinned_pages|unpinned_pages_total|pins_total|map_insert_failures_total)' |
-  sed "s/^/PINWATCH-RELEASE-METRICS held alive=$alive /" >/dev/ttyS1
-kill $w 2>/dev/null
-wait $w
+}
+release_round thread --release thread --released-flag /tmp/thread --linger-ms 15000
+release_round close --release close --released-flag /tmp/close --linger-ms 15000
+release_round held --odirect-from /mnt/ext4/work/odirect-held.dat --held-flag /tmp/held --hold-ms 15000
 rm -f /mnt/ext4/work/odirect-held.dat
 kill -TERM $d
 wait $d
