@@ -25,6 +25,16 @@ pub mod kind {
 /// userspace read their first event.
 pub const TRACK_SPAWNS: &str = "TRACK_SPAWNS";
 
+/// Name of the eBPF global that makes every program return at once, before it counts or reads
+/// anything (`pinwatch run --cost floor`): the attachments' own cost (trampolines, kprobes)
+/// with none of pinwatch's work, the floor the benchmark measures pinwatch against. Read-only
+/// after load, so the verifier prunes the programs' bodies away.
+pub const IDLE: &str = "IDLE";
+
+/// Name of the eBPF global holding how full (bytes) the ring buffer may get before a record
+/// wakes the reader: a quarter of its size, written at load with the size itself.
+pub const RING_WAKEUP_BYTES: &str = "RING_WAKEUP_BYTES";
+
 /// `Header::pid_tgid` is the kernel's `tgid << 32 | pid`; `task_start_ns` is the thread-group
 /// leader's start time, so a reused tgid never merges with a dead process. `syscall` identifies
 /// the user system call the kernel is serving (its number, and the user instruction and stack

@@ -7,7 +7,10 @@ use aya_ebpf::{
     programs::{FEntryContext, FExitContext, ProbeContext, RetProbeContext},
 };
 
-use crate::stacks;
+use crate::{
+    layout::{self, FolioPins},
+    stacks,
+};
 
 pub trait Args: EbpfContext {
     /// The `n`th argument as a raw 64-bit register value (0 when unavailable).
@@ -19,6 +22,10 @@ pub trait Args: EbpfContext {
     fn arg_scalar(&self, n: usize) -> u64 {
         self.arg_u64(n)
     }
+    /// The pin test of the `struct folio *` in argument `n` (`None` when unknown).
+    fn folio_pins(&self, n: usize) -> Option<FolioPins> {
+        layout::folio_pins(self.arg_u64(n))
+    }
     /// Id of the current kernel stack in `STACKS`, negative when it could not be taken.
     fn stack_id(&self) -> i64 {
         stacks::take(self)
@@ -28,6 +35,10 @@ pub trait Args: EbpfContext {
 impl Args for FEntryContext {
     fn arg_u64(&self, n: usize) -> u64 {
         self.arg(n)
+    }
+    fn folio_pins(&self, n: usize) -> Option<FolioPins> {
+        // fentry's arguments are BTF-typed: direct loads instead of probe reads.
+        layout::folio_pins_btf(self.arg::<*const u8>(n))
     }
     fn arg_scalar(&self, n: usize) -> u64 {
         // SAFETY: an fentry context is the traced function's arguments as an array of u64; a
@@ -67,38 +78,47 @@ impl Ret for RetProbeContext {
     }
 }
 
-/// Defines `fentry_<hook>` and `kprobe_<hook>` that both call `$body(&ctx)`. Bodies must be
+/// Defines `fentry_<hook>` and `kprobe_<hook>` that both call `$body(&ctx)` unless the programs
+/// are idle (the benchmark's floor, see [`crate::idle`]). Bodies must be
 /// `#[inline(always)]`: the verifier refuses context reads at offsets it cannot see as constants.
 #[macro_export]
 macro_rules! entry_programs {
     ($fentry:ident, $kprobe:ident, $body:path) => {
         #[aya_ebpf::macros::fentry]
         pub fn $fentry(ctx: aya_ebpf::programs::FEntryContext) -> i32 {
-            $body(&ctx);
+            if !$crate::idle() {
+                $body(&ctx);
+            }
             0
         }
 
         #[aya_ebpf::macros::kprobe]
         pub fn $kprobe(ctx: aya_ebpf::programs::ProbeContext) -> u32 {
-            $body(&ctx);
+            if !$crate::idle() {
+                $body(&ctx);
+            }
             0
         }
     };
 }
 
-/// Defines `fexit_<hook>` and `kretprobe_<hook>` that both call `$body(&ctx)`.
+/// Defines `fexit_<hook>` and `kretprobe_<hook>` that both call `$body(&ctx)` unless idle.
 #[macro_export]
 macro_rules! return_programs {
     ($fexit:ident, $kretprobe:ident, $body:path) => {
         #[aya_ebpf::macros::fexit]
         pub fn $fexit(ctx: aya_ebpf::programs::FExitContext) -> i32 {
-            $body(&ctx);
+            if !$crate::idle() {
+                $body(&ctx);
+            }
             0
         }
 
         #[aya_ebpf::macros::kretprobe]
         pub fn $kretprobe(ctx: aya_ebpf::programs::RetProbeContext) -> u32 {
-            $body(&ctx);
+            if !$crate::idle() {
+                $body(&ctx);
+            }
             0
         }
     };

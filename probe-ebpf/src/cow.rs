@@ -7,6 +7,11 @@
 //! `hugetlb_add_new_anon_rmap` (6.1 `hugepage_add_new_anon_rmap`); a pinned THP is split and
 //! copied page by page. `FORKING` marks the task while it copies one VMA and counts those new
 //! pages.
+//!
+//! These hooks are among the kernel's hottest (every COW fault, every new anonymous page, every
+//! VMA of every fork). A process that never pinned can meet none of the hazards here, so each
+//! program first tests `MMF_HAS_PINNED` and returns: such calls are not even counted in
+//! `pinwatch_hook_calls_total`.
 
 use aya_ebpf::{helpers::bpf_get_current_pid_tgid, macros::map, maps::HashMap};
 use aya_log_ebpf::warn;
@@ -32,10 +37,16 @@ const FAULT_FLAG_UNSHARE: u32 = 0x400;
 #[map]
 static WP_FAULTS: HashMap<u64, [u64; 2]> = HashMap::with_max_entries(4096, 0);
 
-/// `do_wp_page(vmf)`: hot (every COW fault). One map insert here, one lookup at return; the
-/// pinned test reads the page only after the kernel resolved it.
+/// `do_wp_page(vmf)`: hot (every write fault on a shared or read-only page of every process).
+/// Only a process that ever pinned can fault on a page it pinned, so everyone else pays a flag
+/// test and nothing more (`layout::current_may_hold_pins`). Long-term pins fault in the
+/// pinner's own mm (or in a kthread that adopted it with `kthread_use_mm`), so the current
+/// task's mm is the faulting one.
 #[inline(always)]
 fn on_wp_entry<C: Args>(ctx: &C) {
+    if !layout::current_may_hold_pins() {
+        return;
+    }
     counters::entry(hook::DO_WP_PAGE);
     if !events::armed() {
         return;
@@ -49,6 +60,8 @@ fn on_wp_entry<C: Args>(ctx: &C) {
     }
 }
 
+/// The fault in flight copied its page. Only tasks of processes that pinned have a fault in
+/// `WP_FAULTS`.
 #[inline(always)]
 fn mark_copied() {
     if let Some(state) = WP_FAULTS.get_ptr_mut(bpf_get_current_pid_tgid()) {
@@ -59,12 +72,18 @@ fn mark_copied() {
 
 #[inline(always)]
 fn on_wp_page_copy<C: Args>(_ctx: &C) {
-    counters::entry(hook::WP_PAGE_COPY);
-    mark_copied();
+    if layout::current_may_hold_pins() {
+        counters::entry(hook::WP_PAGE_COPY);
+        mark_copied();
+    }
 }
 
 #[inline(always)]
 fn on_wp_return<C: Ret>(_ctx: &C) {
+    // The flag is never cleared: clear now means clear at entry, and no fault was recorded.
+    if !layout::current_may_hold_pins() {
+        return;
+    }
     counters::ret(hook::DO_WP_PAGE);
     let key = bpf_get_current_pid_tgid();
     let Some(state) = WP_FAULTS.get_ptr(key) else {
@@ -104,9 +123,12 @@ return_programs!(fexit_do_wp_page, kretprobe_do_wp_page, on_wp_return);
 entry_programs!(fentry_wp_page_copy, kprobe_wp_page_copy, on_wp_page_copy);
 
 /// `copy_page_range(dst_vma, src_vma)`. Only processes that ever pinned can have pinned pages
-/// to copy, so everyone else pays one flag read.
+/// to copy, so everyone else pays one flag test and is not even counted.
 #[inline(always)]
 fn on_copy_entry<C: Args>(ctx: &C) {
+    if !layout::current_may_hold_pins() {
+        return;
+    }
     counters::entry(hook::COPY_PAGE_RANGE);
     if !layout::current_has_pinned() || !events::armed() {
         return;
@@ -133,6 +155,9 @@ fn on_copy_entry<C: Args>(ctx: &C) {
 
 #[inline(always)]
 fn on_copy_return<C: Ret>(_ctx: &C) {
+    if !layout::current_may_hold_pins() {
+        return;
+    }
     counters::ret(hook::COPY_PAGE_RANGE);
     let key = bpf_get_current_pid_tgid();
     let Some(copy) = FORKING.get_ptr_mut(key) else {
@@ -159,6 +184,11 @@ return_programs!(
 
 #[inline(always)]
 fn on_new_anon_rmap<C: Args>(_ctx: &C) {
+    // Every new anonymous page of the system comes here; only a process that pinned is forking
+    // with pinned pages (`FORKING`) or faulting on one (`WP_FAULTS`).
+    if !layout::current_may_hold_pins() {
+        return;
+    }
     counters::entry(hook::NEW_ANON_RMAP);
     count_copy(1);
     mark_copied();
@@ -182,6 +212,9 @@ fn count_copy(copy_pages: u64) {
 /// and fork copies only. The huge page's size comes from its folio.
 #[inline(always)]
 fn on_hugetlb_new_anon_rmap<C: Args>(ctx: &C) {
+    if !layout::current_may_hold_pins() {
+        return;
+    }
     counters::entry(hook::HUGETLB_NEW_ANON_RMAP);
     count_copy(layout::folio_pages(ctx.arg_scalar(0)).unwrap_or(0));
 }

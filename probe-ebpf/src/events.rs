@@ -65,7 +65,11 @@ pub fn header(kind: u32) -> Header {
 const BPF_RB_NO_WAKEUP: u64 = 1;
 const BPF_RB_FORCE_WAKEUP: u64 = 2;
 const BPF_RB_AVAIL_DATA: u64 = 0;
-const BPF_RB_RING_SIZE: u64 = 1;
+
+/// A quarter of the ring's size (`probe_common::event::RING_WAKEUP_BYTES`), written at load:
+/// one ring query per record instead of two.
+#[unsafe(no_mangle)]
+static RING_WAKEUP_BYTES: u32 = 0;
 
 /// Copies `record` into the ring buffer, counting a full buffer instead of failing silently.
 ///
@@ -77,7 +81,7 @@ pub fn emit<T: 'static>(record: &T) {
     if !armed() {
         return;
     }
-    let filling = EVENTS.query(BPF_RB_AVAIL_DATA) > EVENTS.query(BPF_RB_RING_SIZE) / 4;
+    let filling = EVENTS.query(BPF_RB_AVAIL_DATA) > u64::from(layout::global(&RING_WAKEUP_BYTES));
     let wakeup = if filling {
         BPF_RB_FORCE_WAKEUP
     } else {

@@ -150,7 +150,9 @@ fn on_pin_return<C: Ret>(ctx: &C, hook: u32, at: PinArgs) {
         return;
     }
     event.ret = i64::from(ret);
-    event.header.ts_ns = events::header(kind::PIN).ts_ns;
+    // The record is stamped when the pin was granted; the rest of the header is the entry's.
+    // SAFETY: the helper has no preconditions.
+    event.header.ts_ns = unsafe { aya_ebpf::helpers::bpf_ktime_get_ns() };
     let pages_array = core::mem::take(&mut event.pages_array);
     if ret > 0 && watch_unpins(key, ret as u64) {
         owners::record(
@@ -317,11 +319,16 @@ struct UnpinArgs {
     count: Option<usize>,
 }
 
-/// Unpins are hot (O_DIRECT unpins every request): one hash lookup, and an event only for a
-/// task on the watch list, or for memory a watched task pinned (`owners`).
+/// Unpins are hot (O_DIRECT unpins every request): an event only for a task on the watch list,
+/// or for memory a watched task pinned (`owners`). A watched task pinned its own process's
+/// memory, and a foreign release comes from a kernel thread or a thread of the owner, so a
+/// process that never pinned pays a flag test, not the watch list's lookup.
 #[inline(always)]
 fn on_unpin<C: Args>(ctx: &C, hook: u32, at: UnpinArgs) {
     counters::entry(hook);
+    if !layout::current_may_hold_pins() {
+        return;
+    }
     let pages = at.count.map_or(1, |n| ctx.arg_u64(n));
     let key = bpf_get_current_pid_tgid();
     if let Some(remaining) = WATCH_UNPIN.get_ptr_mut(key) {

@@ -120,6 +120,45 @@ pub fn folio_pins(folio: u64) -> Option<FolioPins> {
     })
 }
 
+/// A field at a BTF-checked offset of a BTF-typed kernel pointer (an fentry argument, the
+/// current task), by a direct load: the offset is a read-only global the verifier sees as a
+/// constant, so it checks the access against the kernel's BTF and makes the load fault-tolerant.
+/// Far cheaper than a `bpf_probe_read_kernel` call; only programs whose pointer the verifier
+/// types from BTF may use it (kprobes go through [`read`]).
+///
+/// # Safety
+/// `base` must be a BTF-typed pointer whose type has a field of type `T` at `offset`.
+#[inline(always)]
+unsafe fn load<T: Copy>(base: *const u8, offset: &u32) -> T {
+    // SAFETY: per the contract; the verifier rejects the program otherwise.
+    unsafe { core::ptr::read_volatile(base.wrapping_add(global(offset) as usize).cast::<T>()) }
+}
+
+/// [`folio_pins`] through a BTF-typed `struct folio *` (see [`load`]): the writeback hook's
+/// per-folio test on fentry.
+#[inline(always)]
+pub fn folio_pins_btf(folio: *const u8) -> Option<FolioPins> {
+    if !has(valid::FOLIO_PIN_TEST) || folio.is_null() {
+        return None;
+    }
+    // SAFETY: `folio.flags`, `folio._refcount` and `folio._pincount`, per the layout's BTF.
+    let flags: u64 = unsafe { load(folio, &FOLIO_FLAGS_OFF) };
+    let large = flags & (1u64 << (global(&PG_HEAD_BIT) & 63)) != 0;
+    // SAFETY: as above.
+    let refcount: u32 = unsafe { load(folio, &FOLIO_REFCOUNT_OFF) };
+    let pincount: i32 = if large {
+        // SAFETY: as above.
+        unsafe { load(folio, &FOLIO_PINCOUNT_OFF) }
+    } else {
+        0
+    };
+    Some(FolioPins {
+        large,
+        refcount,
+        pincount,
+    })
+}
+
 /// The largest folio order: a 1 GiB (PUD) hugetlb page.
 const MAX_FOLIO_ORDER: u64 = 18;
 
@@ -254,10 +293,15 @@ pub fn task_start_ns() -> u64 {
     if !has(valid::TASK_START) {
         return 0;
     }
-    // SAFETY: the helper has no preconditions.
-    let task = unsafe { bpf_get_current_task() };
-    let leader: u64 = read(task, &TASK_GROUP_LEADER_OFF).unwrap_or(0);
-    read(leader, &TASK_START_TIME_OFF).unwrap_or(0)
+    // SAFETY: the helper has no preconditions and returns the current task.
+    let task = unsafe { aya_ebpf::helpers::generated::bpf_get_current_task_btf() } as *const u8;
+    // SAFETY: `task_struct.group_leader`, then its `start_time`, per the layout's BTF (`load`).
+    let leader: *const u8 = unsafe { load(task, &TASK_GROUP_LEADER_OFF) };
+    if leader.is_null() {
+        return 0;
+    }
+    // SAFETY: as above.
+    unsafe { load(leader, &TASK_START_TIME_OFF) }
 }
 
 /// The pid (thread id) of a task (0 when unknown).
@@ -295,27 +339,72 @@ pub fn current_has_pinned() -> bool {
     flags & (1 << probe_common::layout::MMF_HAS_PINNED_BIT) != 0
 }
 
-/// The user system call the current task is in.
+/// Whether the current task may hold long-term pins or fault on pages its process pinned:
+/// its process ever pinned (`MMF_HAS_PINNED`: GUP sets it on the mm it pins before faulting
+/// anything in, and never clears it), or it has no mm of its own (a kernel thread releasing
+/// pins for a process, such as io_uring's ring-exit worker). When the layout is unknown nothing
+/// may be skipped, so the answer is yes. The gate of the hot paths: a process that never pinned
+/// pays two reads and nothing more.
 #[inline(always)]
-pub fn current_syscall() -> Syscall {
-    if !has(valid::PT_REGS) {
-        return Syscall::default();
+pub fn current_may_hold_pins() -> bool {
+    if !has(valid::MM_FLAGS) {
+        return true;
     }
+    // Direct loads through the BTF-typed task pointer (see `load`), not two probe reads.
+    // SAFETY: the helper has no preconditions and returns the current task.
+    let task = unsafe { aya_ebpf::helpers::generated::bpf_get_current_task_btf() } as *const u8;
+    // SAFETY: `task_struct.mm`, per the layout's BTF.
+    let mm: *const u8 = unsafe { load(task, &TASK_MM_OFF) };
+    if mm.is_null() {
+        return true;
+    }
+    // SAFETY: the first word of `mm_struct.flags` (7.2: `__mm_flags`), as above.
+    let flags: u64 = unsafe { load(mm, &MM_FLAGS_OFF) };
+    flags & (1 << probe_common::layout::MMF_HAS_PINNED_BIT) != 0
+}
+
+/// The current task's user registers (`task_pt_regs`), a BTF-typed `struct pt_regs *`.
+#[inline(always)]
+fn current_regs() -> *const u8 {
     // SAFETY: both helpers accept the current task from any tracing context.
     let regs = unsafe {
         aya_ebpf::helpers::generated::bpf_task_pt_regs(
             aya_ebpf::helpers::generated::bpf_get_current_task_btf(),
         )
-    } as u64;
-    Syscall {
-        nr: read(regs, &PT_REGS_ORIG_AX_OFF).unwrap_or(0),
-        user_ip: read(regs, &PT_REGS_IP_OFF).unwrap_or(0),
-        user_sp: read(regs, &PT_REGS_SP_OFF).unwrap_or(0),
-        args: [
-            read(regs, &PT_REGS_DI_OFF).unwrap_or(0),
-            read(regs, &PT_REGS_SI_OFF).unwrap_or(0),
-            read(regs, &PT_REGS_DX_OFF).unwrap_or(0),
-        ],
+    };
+    regs as *const u8
+}
+
+/// The number of the user system call the current task is in (0 when unknown).
+#[inline(always)]
+pub fn current_syscall_nr() -> u64 {
+    if !has(valid::PT_REGS) {
+        return 0;
+    }
+    // SAFETY: `pt_regs.orig_ax`, per the layout's BTF (`load`).
+    unsafe { load(current_regs(), &PT_REGS_ORIG_AX_OFF) }
+}
+
+/// The user system call the current task is in: six direct loads (`load`), paid by every
+/// record's header.
+#[inline(always)]
+pub fn current_syscall() -> Syscall {
+    if !has(valid::PT_REGS) {
+        return Syscall::default();
+    }
+    let regs = current_regs();
+    // SAFETY: `pt_regs` fields, per the layout's BTF (`load`).
+    unsafe {
+        Syscall {
+            nr: load(regs, &PT_REGS_ORIG_AX_OFF),
+            user_ip: load(regs, &PT_REGS_IP_OFF),
+            user_sp: load(regs, &PT_REGS_SP_OFF),
+            args: [
+                load(regs, &PT_REGS_DI_OFF),
+                load(regs, &PT_REGS_SI_OFF),
+                load(regs, &PT_REGS_DX_OFF),
+            ],
+        }
     }
 }
 

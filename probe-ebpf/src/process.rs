@@ -19,6 +19,9 @@ use crate::{
 /// of the tracepoint record (common fields, parent_comm[16], parent_pid, child_comm[16]).
 #[tracepoint]
 pub fn tracepoint_process_fork(ctx: TracePointContext) -> u32 {
+    if crate::idle() {
+        return 0;
+    }
     // SAFETY: the offset is inside the fixed sched_process_fork record.
     let child_pid: u32 = unsafe { ctx.read_at(44) }.unwrap_or(0);
     crate::cow::on_fork(child_pid);
@@ -28,6 +31,9 @@ pub fn tracepoint_process_fork(ctx: TracePointContext) -> u32 {
 /// The same tracepoint raw: `TP_PROTO(struct task_struct *parent, struct task_struct *child)`.
 #[raw_tracepoint(tracepoint = "sched_process_fork")]
 pub fn raw_tracepoint_process_fork(ctx: RawTracePointContext) -> i32 {
+    if crate::idle() {
+        return 0;
+    }
     let child: u64 = ctx.arg(1);
     crate::cow::on_fork(layout::task_pid(child));
     0
@@ -35,13 +41,17 @@ pub fn raw_tracepoint_process_fork(ctx: RawTracePointContext) -> i32 {
 
 #[tracepoint]
 pub fn tracepoint_process_exit(_ctx: TracePointContext) -> u32 {
-    on_exit();
+    if !crate::idle() {
+        on_exit();
+    }
     0
 }
 
 #[raw_tracepoint(tracepoint = "sched_process_exit")]
 pub fn raw_tracepoint_process_exit(_ctx: RawTracePointContext) -> i32 {
-    on_exit();
+    if !crate::idle() {
+        on_exit();
+    }
     0
 }
 

@@ -13,8 +13,7 @@ use crate::{args::Args, counters, entry_programs, events, layout};
 #[inline(always)]
 fn on_mkclean<C: Args>(ctx: &C) {
     counters::entry(hook::FOLIO_MKCLEAN);
-    let folio = ctx.arg_u64(0);
-    let Some(pins) = layout::folio_pins(folio) else {
+    let Some(pins) = ctx.folio_pins(0) else {
         counters::filtered(filter::MKCLEAN_UNCLASSIFIED);
         return;
     };
@@ -23,6 +22,7 @@ fn on_mkclean<C: Args>(ctx: &C) {
         return;
     }
     counters::filtered(filter::MKCLEAN_PINNED);
+    let folio = ctx.arg_scalar(0);
     let (ino, dev, fs_magic, index) = layout::folio_file(folio).unwrap_or((0, 0, 0, 0));
     events::emit(&MkcleanEvent {
         header: events::header(kind::MKCLEAN_PINNED),

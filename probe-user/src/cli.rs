@@ -73,6 +73,23 @@ pub struct RunArgs {
     /// Which attach methods the ladder may use.
     #[arg(long, value_enum, default_value_t = MethodChoice::Auto)]
     pub method: MethodChoice,
+
+    /// How much of its work pinwatch does, to measure its own cost (`cargo xtask bench`):
+    /// kernel-only and floor observe nothing.
+    #[arg(long, value_enum, default_value_t = BenchMode::Full)]
+    pub bench_mode: BenchMode,
+}
+
+/// The levels of work `run --bench-mode` compares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum BenchMode {
+    /// Everything: the programs, the records, correlation, metrics and findings.
+    #[default]
+    Full,
+    /// The programs run and send their records; the daemon reads and discards them.
+    KernelOnly,
+    /// Every hook attached, every program returning at once: what the attachments alone cost.
+    Floor,
 }
 
 const EVENTS_EXAMPLES: &str = "\

@@ -60,8 +60,9 @@ pub struct Pin {
     #[serde(skip)]
     pub stack_id: Option<u32>,
     pub vma: Option<Vma>,
-    /// Who pinned (io_uring, vfio…), named from the kernel stack by the runtime.
-    pub pinner: String,
+    /// Who pinned (io_uring, vfio…), named from the kernel stack by the runtime once per stack
+    /// and shared by every pin from it.
+    pub pinner: std::sync::Arc<str>,
     /// Path of the mapped file, resolved by the runtime while the process lives.
     pub path: Option<UserText>,
     /// Whether the pinned range is MADV_DONTFORK, read by the runtime while the process lives.
@@ -393,6 +394,11 @@ fn pfn_untrack(e: PfnUntrackEvent) -> PfnUntrack {
     }
 }
 
+/// The pinner of a pin the runtime did not name (yet): one shared string, so that decoding a
+/// record allocates nothing.
+static UNKNOWN_PINNER: std::sync::LazyLock<std::sync::Arc<str>> =
+    std::sync::LazyLock::new(|| "unknown".into());
+
 fn pin(p: PinEvent) -> Pin {
     let vma = vma(p.vma);
     Pin {
@@ -406,7 +412,7 @@ fn pin(p: PinEvent) -> Pin {
         ret: p.ret,
         stack_id: u32::try_from(p.stack_id).ok(),
         vma,
-        pinner: "unknown".to_owned(),
+        pinner: UNKNOWN_PINNER.clone(),
         path: None,
         dontfork: None,
         unwatched: p.unwatched != 0,

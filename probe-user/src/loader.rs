@@ -54,10 +54,29 @@ pub fn parse_map_entries(value: &str) -> Result<Vec<(&'static str, u32)>, LoadEr
 /// charged to pinwatch, and mapped (read-only) into the daemon.
 pub const RING_BUFFER_BYTES: u32 = 4 << 20;
 
+/// What the programs do, fixed at load (read-only globals the verifier sees as constants).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Programs {
+    /// Send every fork (`SPAWN` records): a command watches one process tree.
+    pub track_spawns: bool,
+    /// Return at once from every program: the benchmark's floor (`run --bench-mode floor`).
+    pub idle: bool,
+}
+
+impl Programs {
+    /// Observing programs; `tree` when the command watches one process tree.
+    pub fn watching(tree: bool) -> Self {
+        Self {
+            track_spawns: tree,
+            idle: false,
+        }
+    }
+}
+
 /// Parses the object and creates its maps; programs are loaded later, one by one, by the
 /// attach ladder. Offsets BTF did not yield leave their group's `LAYOUT_VALID` bit clear, and the
 /// programs then count without classifying.
-pub fn load(layout: &Layout, foll: &FollFlags, track_spawns: bool) -> Result<Ebpf, LoadError> {
+pub fn load(layout: &Layout, foll: &FollFlags, programs: Programs) -> Result<Ebpf, LoadError> {
     if OBJECT.is_empty() {
         return Err(LoadError::NoObject);
     }
@@ -72,8 +91,12 @@ pub fn load(layout: &Layout, foll: &FollFlags, track_spawns: bool) -> Result<Ebp
         loader.map_max_entries(name, entries);
     }
     loader.override_global(probe_common::layout::LAYOUT_VALID, &valid, true);
-    let track_spawns = u32::from(track_spawns);
+    let track_spawns = u32::from(programs.track_spawns);
     loader.override_global(probe_common::event::TRACK_SPAWNS, &track_spawns, true);
+    let idle = u32::from(programs.idle);
+    loader.override_global(probe_common::event::IDLE, &idle, true);
+    let wakeup = RING_BUFFER_BYTES / 4;
+    loader.override_global(probe_common::event::RING_WAKEUP_BYTES, &wakeup, true);
     for (name, value) in &globals {
         loader.override_global(name, value, true);
     }

@@ -62,6 +62,7 @@ fn run(cli: Cli) -> Result<u8, Error> {
             method: args.method,
             listen: args.listen,
             findings_log: args.findings_log,
+            bench_mode: args.bench_mode,
         }),
         Commands::Events(args) => stream::run(&stream::Options {
             btf_path: cli.btf,

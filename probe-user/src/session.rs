@@ -48,13 +48,13 @@ pub struct Trial {
 const TRIAL_FUNCTION: &str = "folio_mkclean";
 
 impl Session {
-    /// `command` names the subcommand in the not-root hint; `track_spawns` makes the kernel
-    /// send every fork, for a command that watches one process tree.
+    /// `command` names the subcommand in the not-root hint; `programs` says what the programs
+    /// do (every fork sent, for a command that watches one process tree; idle, for the floor).
     pub fn open(
         btf_path: &Path,
         method: MethodChoice,
         command: &'static str,
-        track_spawns: bool,
+        programs: loader::Programs,
     ) -> Result<Self, Error> {
         let capabilities = Capabilities::probe();
         if !capabilities.privileged() {
@@ -66,7 +66,7 @@ impl Session {
         let kallsyms = Kallsyms::read().map_err(Error::Kallsyms)?;
         let aya_btf = aya::Btf::parse_file(btf_path, aya::Endianness::default()).ok();
         let methods = trial_methods(&layout, &foll_flags, &capabilities, aya_btf.as_ref())?;
-        let mut ebpf = loader::load(&layout, &foll_flags, track_spawns)?;
+        let mut ebpf = loader::load(&layout, &foll_flags, programs)?;
         let attachments = {
             let mut attacher = Attacher {
                 ebpf: &mut ebpf,
@@ -117,7 +117,7 @@ fn trial_methods(
     caps: &Capabilities,
     btf: Option<&aya::Btf>,
 ) -> Result<Methods, Error> {
-    let mut ebpf = loader::load(layout, foll, false)?;
+    let mut ebpf = loader::load(layout, foll, loader::Programs::default())?;
     let fentry = match btf {
         None => Err("kernel BTF could not be parsed by the loader".to_owned()),
         Some(btf) => attach::program::<aya::programs::FEntry>(&mut ebpf, "fentry_folio_mkclean")

@@ -70,7 +70,8 @@ pub fn run(opts: &Options) -> Result<u8, Error> {
     let existing = opts.pid.map(Target::process).transpose()?;
     let stop = stop_on_signals()?;
     let tree = opts.pid.is_some() || !opts.command.is_empty();
-    let mut session = Session::open(&opts.btf_path, opts.method, "events", tree)?;
+    let programs = crate::loader::Programs::watching(tree);
+    let mut session = Session::open(&opts.btf_path, opts.method, "events", programs)?;
     doctor::require_observable(&session)?;
     let mut pipeline = Pipeline::new(&mut session)?;
     let mut target = match existing {

@@ -25,10 +25,14 @@ use std::{
 };
 
 use serde::{Serialize, Serializer};
+use smallvec::SmallVec;
 
 /// Bytes a user chose, shown escaped. See the module docs for both encodings.
+///
+/// Up to 16 bytes live inline: every event carries its task's `comm` (at most 15 bytes), and
+/// decoding a record must not allocate for it.
 #[derive(Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct UserText(Vec<u8>);
+pub struct UserText(SmallVec<[u8; 16]>);
 
 impl UserText {
     /// The exact bytes.
@@ -44,7 +48,7 @@ impl UserText {
     /// A command line as `ps` shows one: the arguments joined by spaces.
     pub fn command_line(args: &[OsString]) -> Self {
         let words: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
-        Self(words.join(&b' '))
+        Self(SmallVec::from_vec(words.join(&b' ')))
     }
 
     /// The escaped form for people (what [`Display`](fmt::Display) prints).
@@ -159,31 +163,31 @@ impl Serialize for UserText {
 
 impl From<Vec<u8>> for UserText {
     fn from(bytes: Vec<u8>) -> Self {
-        Self(bytes)
+        Self(SmallVec::from_vec(bytes))
     }
 }
 
 impl From<&[u8]> for UserText {
     fn from(bytes: &[u8]) -> Self {
-        Self(bytes.to_vec())
+        Self(SmallVec::from_slice(bytes))
     }
 }
 
 impl From<&str> for UserText {
     fn from(text: &str) -> Self {
-        Self(text.as_bytes().to_vec())
+        Self(SmallVec::from_slice(text.as_bytes()))
     }
 }
 
 impl From<String> for UserText {
     fn from(text: String) -> Self {
-        Self(text.into_bytes())
+        Self(SmallVec::from_vec(text.into_bytes()))
     }
 }
 
 impl From<OsString> for UserText {
     fn from(text: OsString) -> Self {
-        Self(text.into_vec())
+        Self(SmallVec::from_vec(text.into_vec()))
     }
 }
 

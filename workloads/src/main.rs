@@ -11,6 +11,7 @@ mod fill_map;
 mod fork_cow;
 mod iouring;
 mod job_runner;
+mod mixed;
 mod msync;
 mod odirect;
 mod pci_sysfs;

@@ -53,6 +53,10 @@ pub enum Kind {
     /// O_DIRECT pread of 64 KiB at offsets cycling through the file (the block layer pins
     /// the buffer for each read). ops = pages read.
     Odirect,
+    /// A busy host: a build-like process (fork and exec of `busybox true`, a 16 KiB file
+    /// written and fsynced) beside a storage service reading through io_uring into registered
+    /// buffers and with O_DIRECT. ops = rounds (one build step and five 64 KiB reads).
+    Mixed,
 }
 
 impl Kind {
@@ -63,6 +67,7 @@ impl Kind {
             Self::Msync => "msync",
             Self::Iouring => "iouring",
             Self::Odirect => "odirect",
+            Self::Mixed => "mixed",
         }
     }
 }
@@ -76,6 +81,7 @@ pub fn run(args: &Args) -> Result<String> {
         Kind::Msync => msync_storm(&args.dir, len, pages, duration)?,
         Kind::Iouring => iouring_storm(len, pages, duration)?,
         Kind::Odirect => odirect_storm(&args.dir, args.pages, duration)?,
+        Kind::Mixed => crate::mixed::storm(&args.dir, args.pages, duration)?,
     };
     Ok(format!(
         "ok kind={} ops={ops} {}",
@@ -114,7 +120,10 @@ pub(crate) fn secs_and_rate(count: u64, elapsed: Duration) -> String {
 /// Runs `step` (given the round number, returning the ops it did) until `duration` has passed,
 /// reading the clock after every step. At least one step runs, so `ops` is never a bare 0
 /// from a deadline that passed during setup. Returns the ops and the time the loop took.
-fn drive(duration: Duration, mut step: impl FnMut(u64) -> Result<u64>) -> Result<(u64, Duration)> {
+pub(crate) fn drive(
+    duration: Duration,
+    mut step: impl FnMut(u64) -> Result<u64>,
+) -> Result<(u64, Duration)> {
     let start = Instant::now();
     let mut ops = 0u64;
     let mut round = 0u64;
@@ -213,16 +222,16 @@ fn chunk_offset(round: u64, chunks: usize, chunk_pages: usize) -> Result<libc::o
 }
 
 /// A file in --dir that the storm creates; removed at the end, and on error paths by Drop.
-struct Scratch(PathBuf);
+pub(crate) struct Scratch(pub(crate) PathBuf);
 
 impl Scratch {
-    fn new(dir: &Path, name: &str) -> Result<Self> {
+    pub(crate) fn new(dir: &Path, name: &str) -> Result<Self> {
         fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
         Ok(Self(dir.join(name)))
     }
 
     /// Removes the file, reporting failure (Drop only tries).
-    fn remove(self) -> Result<()> {
+    pub(crate) fn remove(self) -> Result<()> {
         fs::remove_file(&self.0).with_context(|| format!("remove {}", self.0.display()))
     }
 }

@@ -1,12 +1,13 @@
 #!/bin/sh
-# `cargo xtask bench`, inside the guest: each storm workload measured in three modes (no probes,
-# the pinwatch daemon, bpftrace counting the same kernel functions), rounds rotating the order
-# of the modes so drift in the emulator does not favour one; then the per-program cost of the
-# daemon's programs from the kernel's BPF run-time statistics, on the fast path (no pinned
-# folio) and the detailed path (pinned folios). One `PINWATCH-BENCH` line per figure to ttyS1.
+# `cargo xtask bench`, inside the guest: each storm workload measured in five modes (below),
+# rounds rotating the order of the modes so drift in the emulator does not favour one; then the
+# per-program cost of the daemon's programs from the kernel's BPF run-time statistics, on the
+# fast path (no pinned folio) and the detailed path (pinned folios). One `PINWATCH-BENCH` line
+# per figure to ttyS1. CLOCK says how QEMU runs the guest (icount: time is instructions).
 ROUNDS=${ROUNDS:-3}
 SECS=${SECS:-2}
-WORKLOADS="fork-cow msync iouring odirect"
+WORKLOADS="fork-cow msync iouring odirect mixed"
+CLOCK=${CLOCK:-wall}
 DIR=/mnt/ext4/work
 PORT=9469
 
@@ -29,15 +30,23 @@ wait_for() { # command, tries (0.5 s apart)
   return 1
 }
 
+# The modes, in the order of the first round: no probes; the floor (pinwatch's attachments with
+# every program returning at once); kernel-only (pinwatch's programs, records read and
+# discarded); pinwatch in full; bpftrace counting the same probes.
+MODES="none floor kernel-only pinwatch bpftrace"
+
+start_daemon() { # bench mode
+  /bin/pinwatch run --bench-mode "$1" --listen 127.0.0.1:$PORT >/tmp/findings.jsonl 2>/tmp/pinwatch.err &
+  echo $! >/tmp/mode.pid
+  wait_for "wget -q -O /dev/null http://127.0.0.1:$PORT/metrics 2>/dev/null" 600 ||
+    log "pinwatch --bench-mode $1 did not start: $(cat /tmp/pinwatch.err)"
+}
+
 start_mode() {
   case $1 in
     none) ;;
-    pinwatch)
-      /bin/pinwatch run --listen 127.0.0.1:$PORT >/tmp/findings.jsonl 2>/tmp/pinwatch.err &
-      echo $! >/tmp/mode.pid
-      wait_for "wget -q -O /dev/null http://127.0.0.1:$PORT/metrics 2>/dev/null" 600 ||
-        log "pinwatch did not start: $(cat /tmp/pinwatch.err)"
-      ;;
+    floor | kernel-only) start_daemon "$1" ;;
+    pinwatch) start_daemon full ;;
     bpftrace)
       /usr/bin/bpftrace /tmp/count.bt >/tmp/bpftrace.out 2>&1 &
       echo $! >/tmp/mode.pid
@@ -49,13 +58,27 @@ start_mode() {
   esac
 }
 
+is_daemon() { case $1 in floor | kernel-only | pinwatch) return 0 ;; esac; return 1; }
+
+# The daemon's CPU time (clock ticks, user + system) and what its metrics say: records it
+# decoded, records the kernel dropped. Printed as key=value words, keys prefixed by $1.
+daemon_sample() {
+  pid=$(cat /tmp/mode.pid)
+  ticks=$(awk '{print $14 + $15}' "/proc/$pid/stat" 2>/dev/null)
+  wget -q -O /tmp/metrics.txt http://127.0.0.1:$PORT/metrics
+  awk -v ticks="${ticks:-0}" -v p="$1" '
+    /^pinwatch_events_total/ { records += $2 }
+    /^pinwatch_ringbuf_drops_total/ { drops += $2 }
+    END { printf "%sticks=%d %srecords=%d %sdrops=%d", p, ticks, p, records, p, drops }' /tmp/metrics.txt
+}
+
 stop_mode() {
   case $1 in
     none) return ;;
-    pinwatch)
+    floor | kernel-only | pinwatch)
       # What the daemon saw and dropped during the round, before it goes.
       wget -q -O /tmp/metrics.txt http://127.0.0.1:$PORT/metrics
-      bench "pinwatch-round round=$2 $(grep -E '^pinwatch_(ringbuf_drops_total|event_decode_errors_total|map_insert_failures_total)' /tmp/metrics.txt | tr '\n' ' ')"
+      bench "pinwatch-round round=$2 mode=$1 $(grep -E '^pinwatch_(ringbuf_drops_total|event_decode_errors_total|map_insert_failures_total)' /tmp/metrics.txt | tr '\n' ' ')"
       kill -TERM "$(cat /tmp/mode.pid)" ;;
     bpftrace) kill -INT "$(cat /tmp/mode.pid)" ;;
   esac
@@ -63,18 +86,22 @@ stop_mode() {
   bench "stopped mode=$1 round=$2 code=$?"
 }
 
-log "throughput: $ROUNDS rounds x $WORKLOADS x ${SECS}s"
-modes="none pinwatch bpftrace"
+log "throughput ($CLOCK clock): $ROUNDS rounds x $WORKLOADS x $MODES x ${SECS}s"
+modes=$MODES
 for round in $(seq 1 "$ROUNDS"); do
   for mode in $modes; do
     start_mode "$mode"
     for w in $WORKLOADS; do
+      before=""
+      is_daemon "$mode" && before=$(daemon_sample before_)
       out=$(/bin/pinwatch-workload storm "$w" --seconds "$SECS" --dir $DIR 2>&1)
-      bench "round=$round mode=$mode workload=$w $out"
+      after=""
+      is_daemon "$mode" && after=$(daemon_sample after_)
+      bench "round=$round mode=$mode workload=$w $out $before $after"
     done
     stop_mode "$mode" "$round"
   done
-  # Rotate: none pinwatch bpftrace -> pinwatch bpftrace none -> ...
+  # Rotate: the first mode goes last, so no mode always runs first or after the same one.
   modes="$(echo "$modes" | cut -d' ' -f2-) $(echo "$modes" | cut -d' ' -f1)"
 done
 

@@ -18,6 +18,7 @@ pub enum Run {
     Bench {
         rounds: u32,
         seconds: u32,
+        clock: Clock,
     },
     /// A busybox init that reports and powers off at once (`cargo xtask boots`).
     Minimal,
@@ -48,9 +49,42 @@ impl Run {
         match self {
             Self::Tests | Self::Minimal => String::new(),
             Self::Show => " pinwatch.show".to_owned(),
-            Self::Bench { rounds, seconds } => {
-                format!(" pinwatch.bench ROUNDS={rounds} SECS={seconds}")
+            Self::Bench {
+                rounds,
+                seconds,
+                clock,
+            } => {
+                format!(
+                    " pinwatch.bench ROUNDS={rounds} SECS={seconds} CLOCK={}",
+                    clock.name()
+                )
             }
+        }
+    }
+}
+
+/// How guest time passes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Clock {
+    /// Guest time counts instructions (`-icount shift=0,sleep=off`: one instruction a
+    /// nanosecond, idle time skipped): figures repeat whatever else the host runs.
+    Icount,
+    /// Guest time follows the host's clock (TCG's default).
+    Wall,
+}
+
+impl Clock {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Icount => "icount",
+            Self::Wall => "wall",
+        }
+    }
+
+    fn qemu_args(self) -> &'static [&'static str] {
+        match self {
+            Self::Icount => &["-icount", "shift=0,sleep=off"],
+            Self::Wall => &[],
         }
     }
 }
@@ -162,6 +196,10 @@ pub fn boot_once(guest: &Guest) -> Result<String> {
         // q35 + intel-iommu for VFIO; the CPU model is the one proven stable under TCG.
         .args(["-accel", "tcg", "-machine", "q35", "-cpu", &cpu()])
         .args(["-m", MEMORY_MIB, "-smp", "1"])
+        .args(match run {
+            Run::Bench { clock, .. } => clock.qemu_args(),
+            _ => &[],
+        })
         .args(["-nographic", "-no-reboot", "-nodefaults"])
         .arg("-kernel")
         .arg(vmlinuz)

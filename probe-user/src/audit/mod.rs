@@ -90,7 +90,8 @@ pub fn run(opts: &Options) -> Result<(Report, u8), Error> {
     // From the start: a Ctrl-C while the hooks attach still ends with a report.
     let stop = stop_on_signals()?;
     let tree = opts.pid.is_some() || !opts.command.is_empty();
-    let mut session = Session::open(&opts.btf_path, opts.method, "audit", tree)?;
+    let programs = crate::loader::Programs::watching(tree);
+    let mut session = Session::open(&opts.btf_path, opts.method, "audit", programs)?;
     let hazards = doctor::require_observable(&session)?;
     let unobservable = hazards
         .iter()

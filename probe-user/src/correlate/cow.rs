@@ -56,7 +56,7 @@ impl Correlator {
             .partition(|u| same_task(&u.task, &pin.task) && u.syscall == pin.syscall);
         self.unshares = others;
         if let Some(first) = mine.first() {
-            let finding = unshare_finding(first, mine.len() as u64, pin.pinner.clone());
+            let finding = unshare_finding(first, mine.len() as u64, pin.pinner.to_string());
             self.record(finding);
         }
     }

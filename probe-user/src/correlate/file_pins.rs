@@ -163,7 +163,7 @@ impl Correlator {
             hazard: Hazard::LongtermFilePin,
             outcome,
             process: process(&pin.task),
-            pinner: pin.pinner.clone(),
+            pinner: pin.pinner.to_string(),
             pages,
             page_size: None,
             folios: None,

@@ -26,7 +26,7 @@ impl Correlator {
             Some(p) => (
                 Outcome::Attributed,
                 process(&p.pin.task),
-                p.pin.pinner.clone(),
+                p.pin.pinner.to_string(),
                 self.flags.decode(p.pin.gup_flags),
                 Mapping::of(p.file, p.pin.path.clone()),
             ),

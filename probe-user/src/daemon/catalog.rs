@@ -93,7 +93,7 @@ pub const CATALOG: &[Family] = &[
     Family {
         name: "pinwatch_hook_calls_total",
         kind: "counter",
-        help: "Calls of each hooked kernel function, counted in the kernel",
+        help: "Calls of each hooked kernel function, counted in the kernel; the COW, fork and new-anonymous-page hooks count only calls by processes that ever pinned",
         labels: &["hook"],
     },
     Family {

@@ -356,14 +356,14 @@ impl Observer for Metrics {
                 };
                 let result = if pin.ret > 0 { "granted" } else { "failed" };
                 self.pins
-                    .with_label_values(&[pin.pinner.as_str(), "true", writable, result])
+                    .with_label_values(&[&*pin.pinner, "true", writable, result])
                     .inc();
                 // The live-pages series of a pinner exists from its first pin on.
-                if !self.pinners.contains(&pin.pinner) {
+                if !self.pinners.contains(&*pin.pinner) {
                     self.live_pinned_pages
                         .with_label_values(&[&pin.pinner])
                         .set(0);
-                    self.pinners.insert(pin.pinner.clone());
+                    self.pinners.insert(pin.pinner.to_string());
                 }
             }
             Event::ForkCopy(copy) => self.fork_copied_pages.inc_by(copy.pages),

@@ -25,8 +25,8 @@ use std::{
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::{
-    attach::MethodChoice, counters::Counters, doctor, error::Error, exit, heap, kernel,
-    pipeline::Pipeline, session::Session,
+    attach::MethodChoice, cli::BenchMode, counters::Counters, doctor, error::Error, exit, heap,
+    kernel, pipeline::Pipeline, session::Session,
 };
 use findings_log::FindingsLog;
 use metrics::Metrics;
@@ -38,6 +38,7 @@ pub struct Options {
     pub method: MethodChoice,
     pub listen: SocketAddr,
     pub findings_log: Option<PathBuf>,
+    pub bench_mode: BenchMode,
 }
 
 /// How often kernel counters and correlation state reach the metrics.
@@ -54,7 +55,17 @@ pub fn run(opts: &Options) -> Result<u8, Error> {
     listener.set_nonblocking(true).map_err(Error::Serve)?;
     let log = FindingsLog::open(opts.findings_log.as_deref())?;
     heap::tune_for_daemon();
-    let mut session = Session::open(&opts.btf_path, opts.method, "run", false)?;
+    let programs = crate::loader::Programs {
+        track_spawns: false,
+        idle: opts.bench_mode == BenchMode::Floor,
+    };
+    let mut session = Session::open(&opts.btf_path, opts.method, "run", programs)?;
+    if opts.bench_mode != BenchMode::Full {
+        log::warn!(
+            bench_mode:? = opts.bench_mode;
+            "measuring pinwatch's own cost: nothing is observed or reported"
+        );
+    }
     let hazards = doctor::require_observable(&session)?;
     let attached = session.attachments.iter().filter(|a| a.attached).count();
     let metrics = Metrics::new(&session.foll_flags, &kernel::release());
@@ -99,6 +110,7 @@ pub fn run(opts: &Options) -> Result<u8, Error> {
         log::warn!(error:% = e; "cannot tell systemd pinwatch is ready (NOTIFY_SOCKET)");
     }
 
+    let discard = opts.bench_mode == BenchMode::KernelOnly;
     let stop = Arc::new(AtomicBool::new(false));
     let (done_tx, done_rx) = tokio::sync::oneshot::channel();
     let pump = {
@@ -106,7 +118,7 @@ pub fn run(opts: &Options) -> Result<u8, Error> {
         std::thread::Builder::new()
             .name("pinwatch-pump".into())
             .spawn(move || {
-                let result = pump(session, metrics, log, &stop);
+                let result = pump(session, metrics, log, &stop, discard);
                 let _ = done_tx.send(());
                 result
             })
@@ -164,8 +176,10 @@ fn pump(
     mut metrics: Metrics,
     mut log: FindingsLog,
     stop: &AtomicBool,
+    discard: bool,
 ) -> Result<usize, Error> {
     let mut pipeline = Pipeline::new(&mut session)?;
+    pipeline.discard_records(discard);
     let mut next_tick = Instant::now();
     let result = loop {
         pipeline.pump(&session, &mut metrics);

@@ -37,7 +37,12 @@ pub struct Options {
 
 /// Runs the checks; returns the report and the exit code it implies.
 pub fn run(opts: &Options) -> Result<(Report, u8), Error> {
-    let session = Session::open(&opts.btf_path, opts.method, "doctor", false)?;
+    let session = Session::open(
+        &opts.btf_path,
+        opts.method,
+        "doctor",
+        crate::loader::Programs::default(),
+    )?;
     let watched = watch(opts, &session.ebpf)?;
     let counters = watched.as_ref().map(|(_, c)| c);
     let (hooks, hazards, verdict, code) = assess(&session, counters);

@@ -129,6 +129,13 @@ fn render_hooks(out: &mut String, hooks: &[HookStatus]) {
             let _ = writeln!(out, "  {:<34} ↳ {reason}", "");
         }
     }
+    if hooks.iter().any(|h| h.hits.is_some()) {
+        let _ = writeln!(
+            out,
+            "  (hits of do_wp_page, wp_page_copy, copy_page_range and the new-anon-rmap hooks \
+             count only processes that ever pinned)"
+        );
+    }
 }
 
 fn yes_no(b: bool) -> &'static str {

@@ -197,3 +197,72 @@ fn an_unpin_by_another_task_ends_the_owners_pin() {
     assert_eq!((u.task.tgid, u.task.tid, u.task.start_ns), (50, 51, 1234));
     assert_eq!(u.released_by.map(|t| t.tgid), Some(9));
 }
+
+/// Counts the heap allocations of the current thread (tests run on several threads).
+mod allocations {
+    use std::{
+        alloc::{GlobalAlloc, Layout, System},
+        cell::Cell,
+    };
+
+    thread_local! {
+        static COUNT: Cell<u64> = const { Cell::new(0) };
+    }
+
+    pub struct Counting;
+
+    // SAFETY: forwards to the system allocator; only counts.
+    unsafe impl GlobalAlloc for Counting {
+        unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+            let _ = COUNT.try_with(|c| c.set(c.get() + 1));
+            // SAFETY: the caller's contract, passed on.
+            unsafe { System.alloc(layout) }
+        }
+        unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+            // SAFETY: as above.
+            unsafe { System.dealloc(ptr, layout) }
+        }
+    }
+
+    #[global_allocator]
+    static ALLOCATOR: Counting = Counting;
+
+    /// Allocations `f` made on this thread.
+    pub fn during(f: impl FnOnce()) -> u64 {
+        let before = COUNT.with(Cell::get);
+        f();
+        COUNT.with(Cell::get) - before
+    }
+}
+
+/// A pin storm is decoded record by record: in the steady state a record must not allocate
+/// (the task's comm is inline, the unnamed pinner shared).
+#[test]
+fn decoding_pin_and_unpin_records_allocates_nothing() {
+    let pin = bytes_of(&PinEvent {
+        header: header(kind::PIN),
+        hook: hook::PIN_USER_PAGES_FAST,
+        gup_flags: 0x100,
+        start: 0x7000,
+        nr_pages: 1,
+        ret: 1,
+        stack_id: 3,
+        ..PinEvent::default()
+    });
+    let unpin = bytes_of(&UnpinEvent {
+        header: header(kind::UNPIN),
+        hook: hook::UNPIN_USER_PAGE,
+        pages: 1,
+        ..UnpinEvent::default()
+    });
+    // The first decode may initialise shared state (the unnamed pinner).
+    drop(decode(&pin));
+    let allocated = allocations::during(|| {
+        for _ in 0..1000 {
+            let decoded = (decode(&pin), decode(&unpin));
+            assert!(decoded.0.is_ok() && decoded.1.is_ok());
+            drop(decoded);
+        }
+    });
+    assert_eq!(allocated, 0, "heap allocations while decoding 2000 records");
+}

@@ -111,6 +111,12 @@ impl Pipeline {
         findings
     }
 
+    /// Reads records and drops them undecoded (`run --bench-mode kernel-only`): the cost of the
+    /// programs and the ring buffer without pinwatch's userspace.
+    pub fn discard_records(&mut self, discard: bool) {
+        self.source.discard = discard;
+    }
+
     /// Blocks until records arrive or [`POLL`] passed.
     pub fn wait(&self) {
         self.source.wait(POLL);

@@ -1,6 +1,6 @@
 //! The ring buffer and the stacks its events refer to: records in, enriched events out.
 
-use std::collections::HashMap;
+use std::{collections::HashMap, sync::Arc};
 
 use aya::maps::{MapData, RingBuf, StackTraceMap};
 
@@ -18,6 +18,8 @@ pub struct EventSource {
     ring: RingBuf<MapData>,
     stacks: Stacks,
     pub decode_errors: u64,
+    /// Drop records unread (see [`super::Pipeline::discard_records`]).
+    pub discard: bool,
     kernel_log: Option<aya_log::EbpfLogger<&'static dyn log::Log>>,
 }
 
@@ -26,7 +28,7 @@ pub struct EventSource {
 /// storm from one call site symbolizes one stack, not one per event.
 struct Stacks {
     map: StackTraceMap<MapData>,
-    pinners: HashMap<u32, String>,
+    pinners: HashMap<u32, Arc<str>>,
     zap_origins: HashMap<u32, String>,
 }
 
@@ -57,6 +59,7 @@ impl EventSource {
                 zap_origins: HashMap::new(),
             },
             decode_errors: 0,
+            discard: false,
             kernel_log,
         })
     }
@@ -94,6 +97,9 @@ impl EventSource {
             && let Some(item) = self.ring.next()
         {
             taken += 1;
+            if self.discard {
+                continue;
+            }
             let decoded = events::decode(&item);
             drop(item);
             match decoded {
@@ -167,7 +173,7 @@ fn dontfork_of(pin: &events::Pin, cache: &mut DontforkRanges) -> Option<bool> {
 }
 
 impl Stacks {
-    fn pinner(&mut self, kallsyms: &Kallsyms, stack_id: Option<u32>) -> String {
+    fn pinner(&mut self, kallsyms: &Kallsyms, stack_id: Option<u32>) -> Arc<str> {
         named(&mut self.pinners, &self.map, kallsyms, stack_id, |f| {
             pinner::name(f)
         })
@@ -180,20 +186,21 @@ impl Stacks {
     }
 }
 
-/// `namer` applied to the stack's frames, once per stack id.
-fn named(
-    cache: &mut HashMap<u32, String>,
+/// `namer` applied to the stack's frames, once per stack id; a clone of the cached name is a
+/// reference count, not an allocation.
+fn named<N: Clone + From<String>>(
+    cache: &mut HashMap<u32, N>,
     map: &StackTraceMap<MapData>,
     kallsyms: &Kallsyms,
     stack_id: Option<u32>,
     namer: fn(&[&str]) -> String,
-) -> String {
+) -> N {
     let Some(id) = stack_id else {
-        return namer(&[]);
+        return namer(&[]).into();
     };
     cache
         .entry(id)
-        .or_insert_with(|| namer(&frames(map, kallsyms, id)))
+        .or_insert_with(|| namer(&frames(map, kallsyms, id)).into())
         .clone()
 }
 
