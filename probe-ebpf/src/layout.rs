@@ -347,20 +347,34 @@ pub fn current_has_pinned() -> bool {
 /// pays two reads and nothing more.
 #[inline(always)]
 pub fn current_may_hold_pins() -> bool {
-    if !has(valid::MM_FLAGS) {
+    let Some(mm) = current_mm() else {
         return true;
-    }
-    // Direct loads through the BTF-typed task pointer (see `load`), not two probe reads.
-    // SAFETY: the helper has no preconditions and returns the current task.
-    let task = unsafe { aya_ebpf::helpers::generated::bpf_get_current_task_btf() } as *const u8;
-    // SAFETY: `task_struct.mm`, per the layout's BTF.
-    let mm: *const u8 = unsafe { load(task, &TASK_MM_OFF) };
+    };
     if mm.is_null() {
         return true;
     }
-    // SAFETY: the first word of `mm_struct.flags` (7.2: `__mm_flags`), as above.
+    // SAFETY: the first word of `mm_struct.flags` (7.2: `__mm_flags`), per the layout's BTF.
     let flags: u64 = unsafe { load(mm, &MM_FLAGS_OFF) };
     flags & (1 << probe_common::layout::MMF_HAS_PINNED_BIT) != 0
+}
+
+/// Whether the current task may be a kernel thread (no mm of its own): yes when unknown.
+#[inline(always)]
+pub fn current_may_be_kernel_thread() -> bool {
+    current_mm().is_none_or(|mm| mm.is_null())
+}
+
+/// The current task's `mm` (null for a kernel thread) by a direct load through the BTF-typed
+/// task pointer (see [`load`]); `None` when this kernel's layout is unknown.
+#[inline(always)]
+fn current_mm() -> Option<*const u8> {
+    if !has(valid::MM_FLAGS) {
+        return None;
+    }
+    // SAFETY: the helper has no preconditions and returns the current task.
+    let task = unsafe { aya_ebpf::helpers::generated::bpf_get_current_task_btf() } as *const u8;
+    // SAFETY: `task_struct.mm`, per the layout's BTF.
+    Some(unsafe { load(task, &TASK_MM_OFF) })
 }
 
 /// The current task's user registers (`task_pt_regs`), a BTF-typed `struct pt_regs *`.

@@ -86,8 +86,11 @@ pub fn of(page: u64) -> Option<(u64, Owner)> {
         return None;
     }
     let current = bpf_get_current_pid_tgid();
-    // SAFETY: a lookup of the current task's key; the value is not dereferenced.
-    let tearing_down = unsafe { RELEASING.get(current) }.is_some();
+    // Only a kernel thread (no mm) can be inside `io_ring_exit_work`: a user task skips the
+    // lookup and is asked for its system call instead.
+    let tearing_down = layout::current_may_be_kernel_thread()
+        // SAFETY: a lookup of the current task's key; the value is not dereferenced.
+        && unsafe { RELEASING.get(current) }.is_some();
     if !tearing_down && !matches!(layout::current_syscall_nr(), IOCTL | IO_URING_REGISTER) {
         return None;
     }

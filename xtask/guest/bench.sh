@@ -72,6 +72,21 @@ daemon_sample() {
     END { printf "%sticks=%d %srecords=%d %sdrops=%d", p, ticks, p, records, p, drops }' /tmp/metrics.txt
 }
 
+# Waits until the daemon has caught up with the records a workload left in the ring: its
+# records and drops (drops are refreshed every second) stop changing. The workload's rate was
+# measured while it ran; this makes the CPU, records and drops that follow belong to the
+# workload that caused them. Under icount an idle guest skips ahead, so the wait costs little.
+settle() {
+  last=""
+  for _ in $(seq 1 30); do
+    sleep 1.2
+    now=$(daemon_sample x_ | cut -d' ' -f2-)
+    [ "$now" = "$last" ] && return 0
+    last=$now
+  done
+  log "the daemon did not settle in 36 s"
+}
+
 stop_mode() {
   case $1 in
     none) return ;;
@@ -96,7 +111,7 @@ for round in $(seq 1 "$ROUNDS"); do
       is_daemon "$mode" && before=$(daemon_sample before_)
       out=$(/bin/pinwatch-workload storm "$w" --seconds "$SECS" --dir $DIR 2>&1)
       after=""
-      is_daemon "$mode" && after=$(daemon_sample after_)
+      is_daemon "$mode" && settle && after=$(daemon_sample after_)
       bench "round=$round mode=$mode workload=$w $out $before $after"
     done
     stop_mode "$mode" "$round"

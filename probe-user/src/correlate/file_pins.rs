@@ -97,10 +97,12 @@ impl Correlator {
 
     /// Unpins end live pins of the same process, oldest first.
     fn release_live(&mut self, unpin: &Unpin) {
-        let done = self
-            .live
-            .release(live::key(&unpin.task), unpin.pages, unpin.at_ns);
-        self.released.extend(done);
+        self.live.release(
+            live::key(&unpin.task),
+            unpin.pages,
+            unpin.at_ns,
+            &mut self.released,
+        );
     }
 
     /// Pins of processes that exited are gone with them (the kernel unpins at teardown, often

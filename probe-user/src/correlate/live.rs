@@ -10,7 +10,12 @@
 //!
 //! The ledger is bounded by `cap` entries; an eviction is returned to the caller, who counts it.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::{
+    collections::{BTreeMap, BTreeSet, HashMap, VecDeque},
+    sync::Arc,
+};
+
+use rustc_hash::FxHashMap;
 
 use super::Released;
 use crate::events::Task;
@@ -56,15 +61,24 @@ pub(super) struct HeldPin<'a> {
 /// Distinct pinner names are few (kernel call sites); past `u16::MAX` they share one name.
 #[derive(Default)]
 struct Pinners {
-    names: Vec<Box<str>>,
-    ids: HashMap<Box<str>, u16>,
+    names: Vec<Arc<str>>,
+    ids: HashMap<Arc<str>, u16>,
+    /// The last name looked up: a storm pins from one call site, and a string compare is
+    /// cheaper than hashing it.
+    last: Option<u16>,
 }
 
 const OTHER_PINNERS: &str = "other (too many distinct pinners)";
 
 impl Pinners {
     fn id(&mut self, name: &str) -> u16 {
+        if let Some(id) = self.last
+            && *self.names[usize::from(id)] == *name
+        {
+            return id;
+        }
         if let Some(&id) = self.ids.get(name) {
+            self.last = Some(id);
             return id;
         }
         let name = if self.names.len() < usize::from(u16::MAX) {
@@ -76,13 +90,20 @@ impl Pinners {
             return id;
         }
         let id = self.names.len() as u16;
-        self.names.push(name.into());
-        self.ids.insert(name.into(), id);
+        let name: Arc<str> = name.into();
+        self.names.push(Arc::clone(&name));
+        self.ids.insert(name, id);
+        self.last = Some(id);
         id
     }
 
     fn name(&self, id: u16) -> &str {
         &self.names[usize::from(id)]
+    }
+
+    /// The name, shared (a reference count, not a copy).
+    fn shared(&self, id: u16) -> Arc<str> {
+        Arc::clone(&self.names[usize::from(id)])
     }
 }
 
@@ -90,12 +111,13 @@ pub(super) struct LivePins {
     cap: usize,
     len: usize,
     next_seq: u64,
-    by_process: HashMap<ProcKey, VecDeque<Entry>>,
+    by_process: FxHashMap<ProcKey, VecDeque<Entry>>,
     /// (oldest pin's seq, process) for every process with live pins.
     fronts: BTreeSet<(u64, ProcKey)>,
     pinners: Pinners,
-    /// Live pages by pinner id, kept as pins come and go (read every metrics tick).
-    pages_by_pinner: HashMap<u16, u64>,
+    /// Live pages by pinner id (the index), kept as pins come and go (read every metrics
+    /// tick).
+    pages_by_pinner: Vec<u64>,
 }
 
 impl LivePins {
@@ -104,10 +126,10 @@ impl LivePins {
             cap,
             len: 0,
             next_seq: 0,
-            by_process: HashMap::new(),
+            by_process: FxHashMap::default(),
             fronts: BTreeSet::new(),
             pinners: Pinners::default(),
-            pages_by_pinner: HashMap::new(),
+            pages_by_pinner: Vec::new(),
         }
     }
 
@@ -144,7 +166,11 @@ impl LivePins {
         }
         pins.push_back(entry);
         self.len += 1;
-        *self.pages_by_pinner.entry(entry.pinner).or_default() += u64::from(pages);
+        let slot = usize::from(entry.pinner);
+        if self.pages_by_pinner.len() <= slot {
+            self.pages_by_pinner.resize(slot + 1, 0);
+        }
+        self.pages_by_pinner[slot] += u64::from(pages);
         evicted
     }
 
@@ -155,31 +181,37 @@ impl LivePins {
         let next_front = pins.front().map(|e| e.seq);
         self.after_front_change(process, entry.seq, next_front);
         self.len -= 1;
-        self.sub_pages(entry.pinner, entry.pages);
-        Some(self.released(&entry, now))
+        sub_pages(&mut self.pages_by_pinner, entry.pinner, entry.pages);
+        Some(released(&self.pinners, &entry, now))
     }
 
     /// Unpins of `pages` by `process` end its pins oldest first; the pins they complete are
-    /// returned.
-    pub fn release(&mut self, process: ProcKey, pages: u64, at_ns: u64) -> Vec<Released> {
-        let mut done: Vec<Entry> = Vec::new();
-        let Some(pins) = self.by_process.get_mut(&process) else {
-            return Vec::new();
+    /// appended to `done`. Nothing is allocated: an unpin storm comes here once per record.
+    pub fn release(&mut self, process: ProcKey, pages: u64, at_ns: u64, done: &mut Vec<Released>) {
+        let Self {
+            by_process,
+            pinners,
+            pages_by_pinner,
+            len,
+            ..
+        } = self;
+        let Some(pins) = by_process.get_mut(&process) else {
+            return;
         };
         let old_front = pins.front().map(|e| e.seq);
         let mut left = pages;
-        let mut freed: Vec<(u16, u32)> = Vec::new();
         while left > 0 {
             let Some(front) = pins.front_mut() else { break };
             let take = saturate(left).min(front.pages);
             front.pages -= take;
             left -= u64::from(take);
-            freed.push((front.pinner, take));
+            sub_pages(pages_by_pinner, front.pinner, take);
             if front.pages > 0 {
                 break;
             }
             if let Some(entry) = pins.pop_front() {
-                done.push(entry);
+                *len -= 1;
+                done.push(released(pinners, &entry, at_ns));
             }
         }
         let new_front = pins.front().map(|e| e.seq);
@@ -188,13 +220,6 @@ impl LivePins {
         {
             self.after_front_change(process, old, new_front);
         }
-        self.len -= done.len();
-        for (pinner, pages) in freed {
-            self.sub_pages(pinner, pages);
-        }
-        done.iter()
-            .map(|entry| self.released(entry, at_ns))
-            .collect()
     }
 
     /// Drops every pin of the processes `alive` says are gone.
@@ -205,7 +230,7 @@ impl LivePins {
             .filter(|(tgid, _)| !alive(*tgid))
             .copied()
             .collect();
-        let mut released = Vec::new();
+        let mut done = Vec::new();
         for process in gone {
             let Some(pins) = self.by_process.remove(&process) else {
                 continue;
@@ -215,11 +240,11 @@ impl LivePins {
             }
             self.len -= pins.len();
             for entry in &pins {
-                self.sub_pages(entry.pinner, entry.pages);
-                released.push(self.released(entry, now));
+                sub_pages(&mut self.pages_by_pinner, entry.pinner, entry.pages);
+                done.push(released(&self.pinners, entry, now));
             }
         }
-        released
+        done
     }
 
     /// The process's live pins, oldest first.
@@ -244,9 +269,10 @@ impl LivePins {
     }
 
     pub fn pages_by_pinner(&self) -> BTreeMap<&str, u64> {
-        self.pages_by_pinner
-            .iter()
-            .map(|(&id, &pages)| (self.pinners.name(id), pages))
+        (0u16..)
+            .zip(&self.pages_by_pinner)
+            .filter(|(_, pages)| **pages > 0)
+            .map(|(id, &pages)| (self.pinners.name(id), pages))
             .collect()
     }
 
@@ -262,22 +288,21 @@ impl LivePins {
             }
         }
     }
+}
 
-    fn sub_pages(&mut self, pinner: u16, pages: u32) {
-        if let Some(total) = self.pages_by_pinner.get_mut(&pinner) {
-            *total = total.saturating_sub(u64::from(pages));
-            if *total == 0 {
-                self.pages_by_pinner.remove(&pinner);
-            }
-        }
+/// Takes `pages` off a pinner's live pages.
+fn sub_pages(pages_by_pinner: &mut [u64], pinner: u16, pages: u32) {
+    if let Some(total) = pages_by_pinner.get_mut(usize::from(pinner)) {
+        *total = total.saturating_sub(u64::from(pages));
     }
+}
 
-    fn released(&self, entry: &Entry, now: u64) -> Released {
-        Released {
-            pinner: self.pinners.name(entry.pinner).to_owned(),
-            pages: u64::from(entry.pinned),
-            held_ns: now.saturating_sub(entry.at_ns),
-        }
+/// A pin whose last page was unpinned (or that went with its process) at `now`.
+fn released(pinners: &Pinners, entry: &Entry, now: u64) -> Released {
+    Released {
+        pinner: pinners.shared(entry.pinner),
+        pages: u64::from(entry.pinned),
+        held_ns: now.saturating_sub(entry.at_ns),
     }
 }
 
@@ -309,7 +334,8 @@ mod tests {
         live.push(B, &pin(2, 0x9000, 4, "vfio"));
         live.push(A, &pin(3, 0x5000, 3, "io_uring"));
         // 3 pages: the first pin (2) completes, the second loses 1 of 3.
-        let done = live.release(A, 3, 10);
+        let mut done = Vec::new();
+        live.release(A, 3, 10, &mut done);
         assert_eq!(
             done,
             vec![Released {
@@ -334,10 +360,10 @@ mod tests {
         assert!(live.push(A, &pin(1, 0x1000, 1, "x")).is_none());
         assert!(live.push(B, &pin(2, 0x2000, 1, "y")).is_none());
         let evicted = live.push(B, &pin(3, 0x3000, 1, "y")).expect("full");
-        assert_eq!(evicted.pinner, "x");
+        assert_eq!(&*evicted.pinner, "x");
         assert_eq!(live.of(A).count(), 0);
         let evicted = live.push(A, &pin(4, 0x4000, 1, "x")).expect("full");
-        assert_eq!((evicted.pinner.as_str(), evicted.held_ns), ("y", 2));
+        assert_eq!((&*evicted.pinner, evicted.held_ns), ("y", 2));
         assert_eq!(live.len(), 2);
         let starts: Vec<u64> = live.of(B).map(|p| p.start).collect();
         assert_eq!(starts, vec![0x3000]);
@@ -350,10 +376,13 @@ mod tests {
             live.push(A, &pin(i, i << 12, 1, "io_uring"));
         }
         assert_eq!(live.pages_by_pinner().get("io_uring"), Some(&50_000));
-        let done = live.release(A, 49_999, 60_000);
+        let mut done = Vec::new();
+        live.release(A, 49_999, 60_000, &mut done);
         assert_eq!(done.len(), 49_999);
         assert_eq!(live.len(), 1);
-        assert_eq!(live.release(A, 5, 60_001).len(), 1);
+        done.clear();
+        live.release(A, 5, 60_001, &mut done);
+        assert_eq!(done.len(), 1);
         assert_eq!(live.len(), 0);
         assert!(live.pages_by_pinner().is_empty());
         assert!(live.by_process.is_empty() && live.fronts.is_empty());
@@ -379,10 +408,13 @@ mod tests {
     fn unpins_beyond_the_held_pages_stop_at_empty() {
         let mut live = LivePins::new(4);
         live.push(A, &pin(1, 0x1000, 2, "io_uring"));
-        assert_eq!(live.release(A, 1_000, 5).len(), 1);
+        let mut done = Vec::new();
+        live.release(A, 1_000, 5, &mut done);
+        assert_eq!(done.len(), 1);
         assert_eq!(live.len(), 0);
-        assert!(live.release(A, 1, 6).is_empty());
-        assert!(live.release(B, 1, 6).is_empty());
+        live.release(A, 1, 6, &mut done);
+        live.release(B, 1, 6, &mut done);
+        assert_eq!(done.len(), 1);
     }
 
     #[test]
@@ -393,6 +425,8 @@ mod tests {
             live.of(A).next().map(|p| p.pages),
             Some(u64::from(u32::MAX))
         );
-        assert_eq!(live.release(A, u64::MAX, 2).len(), 1);
+        let mut done = Vec::new();
+        live.release(A, u64::MAX, 2, &mut done);
+        assert_eq!(done.len(), 1);
     }
 }

@@ -9,14 +9,11 @@
 //!   writeback of its pages can be attributed to it.
 //! - Every table is bounded. Evictions are counted in [`Stats`], never silent.
 
-use std::{
-    cmp::Reverse,
-    collections::{BTreeMap, BinaryHeap, HashMap},
-};
+use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
 
-use self::live::LivePins;
+use self::{live::LivePins, reorder::ReorderQueue};
 use crate::{
     events::{
         Event, FileId, Fork, ForkCopy, Mkclean, PAGE_SHIFT, PfnUntrack, Pin, PinnedCow, Task, Unpin,
@@ -85,29 +82,11 @@ struct FilePin {
     unpinned: u64,
 }
 
-struct Queued(u64, u64, Event);
-
-impl PartialEq for Queued {
-    fn eq(&self, other: &Self) -> bool {
-        (self.0, self.1) == (other.0, other.1)
-    }
-}
-impl Eq for Queued {}
-impl PartialOrd for Queued {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl Ord for Queued {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        (self.0, self.1).cmp(&(other.0, other.1))
-    }
-}
-
 /// A long-term pin whose pages were all unpinned.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Released {
-    pub pinner: String,
+    /// Shared with the ledger's name of the pinner.
+    pub pinner: std::sync::Arc<str>,
     pub pages: u64,
     /// From the pin's return to the unpin that released its last page.
     pub held_ns: u64,
@@ -143,8 +122,7 @@ pub struct Correlator {
     /// Eager copies seen in a fork that has not reached its `Fork` event yet.
     copies: Vec<fork::PendingCopies>,
     flags: FollFlags,
-    queue: BinaryHeap<Reverse<Queued>>,
-    seq: u64,
+    queue: ReorderQueue,
     pending: Vec<FilePin>,
     active: Vec<FilePin>,
     findings: Vec<Finding>,
@@ -164,8 +142,7 @@ impl Correlator {
             untracked_early: Vec::new(),
             copies: Vec::new(),
             flags,
-            queue: BinaryHeap::new(),
-            seq: 0,
+            queue: ReorderQueue::default(),
             pending: Vec::new(),
             active: Vec::new(),
             findings: Vec::new(),
@@ -178,28 +155,18 @@ impl Correlator {
     /// Queues an event; it is applied once it is older than the reorder window.
     pub fn push(&mut self, event: Event) {
         self.stats.events += 1;
-        self.seq += 1;
-        self.queue
-            .push(Reverse(Queued(event.at_ns(), self.seq, event)));
+        self.queue.push(event);
     }
 
     /// Applies every event older than the reorder window and settles pins older than `settle_ns`.
     pub fn advance(&mut self, now: u64) {
-        while let Some(Reverse(Queued(at, _, _))) = self.queue.peek() {
-            if at.saturating_add(self.cfg.reorder_ns) > now {
-                break;
-            }
-            let Some(Reverse(Queued(_, _, event))) = self.queue.pop() else {
-                break;
-            };
+        while let Some(event) = self.queue.pop_older(now, self.cfg.reorder_ns) {
             self.settle(event.at_ns());
             self.apply(event);
         }
         self.settle(now);
         // A storm grew the queue; its memory goes back once it has drained.
-        if self.queue.capacity() > 4 * self.queue.len().max(1024) {
-            self.queue.shrink_to_fit();
-        }
+        self.queue.shrink();
     }
 
     /// Applies everything still queued and settles every pending pin: the end of a watch.
@@ -338,6 +305,7 @@ mod file_pins;
 mod fork;
 mod live;
 mod pfn;
+mod reorder;
 mod writeback;
 
 #[cfg(test)]

@@ -78,6 +78,44 @@ pub struct Metrics {
     last_decode_errors: u64,
     /// Pinners the live-pages gauge has a series for.
     pinners: std::collections::BTreeSet<String>,
+    /// Series already looked up, so that a record costs no label hashing (see [`SeriesCache`]).
+    series: SeriesCache,
+}
+
+/// The per-record series, resolved once each: `with_label_values` hashes every label and takes
+/// a lock, which in a pin storm cost more than correlating the record. The keys are few
+/// (record kinds, pinners × writable × result), so a short list searched by pointer or text
+/// beats a map.
+#[derive(Default)]
+struct SeriesCache {
+    events: Vec<(&'static str, IntCounter)>,
+    pins: Vec<(PinSeries, IntCounter)>,
+    /// pinner → (`pinwatch_unpinned_pages_total`, `pinwatch_pin_age_seconds`) series.
+    released: Vec<(std::sync::Arc<str>, (IntCounter, prometheus::Histogram))>,
+}
+
+/// (pinner, writable, granted): the labels of a `pinwatch_pins_total` series.
+type PinSeries = (std::sync::Arc<str>, bool, bool);
+
+/// The entry of `list` whose key `matches`, made by `make` the first time.
+fn cached<K, V>(
+    list: &mut Vec<(K, V)>,
+    matches: impl Fn(&K) -> bool,
+    make: impl FnOnce() -> (K, V),
+) -> &V {
+    let at = match list.iter().position(|(k, _)| matches(k)) {
+        Some(at) => at,
+        None => {
+            list.push(make());
+            list.len() - 1
+        }
+    };
+    &list[at].1
+}
+
+/// Same text, checked by pointer first (names are shared from the stack cache).
+fn same_name(a: &std::sync::Arc<str>, b: &std::sync::Arc<str>) -> bool {
+    std::sync::Arc::ptr_eq(a, b) || a == b
 }
 
 fn opts(name: &str) -> Opts {
@@ -133,6 +171,7 @@ impl Metrics {
             last_stats: Stats::default(),
             last_decode_errors: 0,
             pinners: std::collections::BTreeSet::new(),
+            series: SeriesCache::default(),
         };
         m.register_all();
         m.build_info
@@ -346,18 +385,34 @@ impl Metrics {
 
 impl Observer for Metrics {
     fn event(&mut self, event: &Event) {
-        self.events.with_label_values(&[event.kind()]).inc();
+        let kind = event.kind();
+        let events = &self.events;
+        cached(
+            &mut self.series.events,
+            |k| *k == kind,
+            || (kind, events.with_label_values(&[kind])),
+        )
+        .inc();
         match event {
             Event::Pin(pin) => {
-                let writable = if pin.gup_flags & self.foll_write != 0 {
-                    "true"
-                } else {
-                    "false"
-                };
-                let result = if pin.ret > 0 { "granted" } else { "failed" };
-                self.pins
-                    .with_label_values(&[&*pin.pinner, "true", writable, result])
-                    .inc();
+                let writable = pin.gup_flags & self.foll_write != 0;
+                let granted = pin.ret > 0;
+                let pins = &self.pins;
+                let key = (pin.pinner.clone(), writable, granted);
+                let series = cached(
+                    &mut self.series.pins,
+                    |k: &PinSeries| same_name(&k.0, &key.0) && (k.1, k.2) == (key.1, key.2),
+                    || {
+                        let labels = [
+                            &*pin.pinner,
+                            "true",
+                            if writable { "true" } else { "false" },
+                            if granted { "granted" } else { "failed" },
+                        ];
+                        (key.clone(), pins.with_label_values(&labels))
+                    },
+                );
+                series.inc();
                 // The live-pages series of a pinner exists from its first pin on.
                 if !self.pinners.contains(&*pin.pinner) {
                     self.live_pinned_pages
@@ -382,12 +437,23 @@ impl Observer for Metrics {
     }
 
     fn released(&mut self, pin: &Released) {
-        self.unpinned_pages
-            .with_label_values(&[pin.pinner.as_str()])
-            .inc_by(pin.pages);
-        self.pin_age
-            .with_label_values(&[pin.pinner.as_str()])
-            .observe(pin.held_ns as f64 / 1e9);
+        let (unpinned, age) = (&self.unpinned_pages, &self.pin_age);
+        let (pages, held) = cached(
+            &mut self.series.released,
+            |k| same_name(k, &pin.pinner),
+            || {
+                let label = [&*pin.pinner];
+                (
+                    pin.pinner.clone(),
+                    (
+                        unpinned.with_label_values(&label),
+                        age.with_label_values(&label),
+                    ),
+                )
+            },
+        );
+        pages.inc_by(pin.pages);
+        held.observe(pin.held_ns as f64 / 1e9);
     }
 }
 
@@ -420,5 +486,100 @@ mod tests {
             "pinwatch_findings_total{hazard=\"longterm-file-pin\",outcome=\"granted\"} 0"
         ));
         assert!(text.contains("pinwatch_hook_calls_total{hook=\"folio_mkclean\"} 0"));
+    }
+}
+
+/// What the daemon's userspace spends per record of an io_uring registration storm: decode,
+/// metrics and correlation of 256 single-page pins and their 256 unpins, over and over. A
+/// benchmark, not a test: `cargo test -p probe-user --release -- --ignored --nocapture
+/// record_cost` prints ns per record (run it under `valgrind --tool=callgrind` for instruction
+/// counts that do not depend on the machine's load).
+#[cfg(test)]
+mod record_cost {
+    use std::time::Instant;
+
+    use probe_common::event::{Header, PinEvent, Syscall, UnpinEvent, kind};
+
+    use super::*;
+    use crate::{
+        correlate::{Config, Correlator},
+        events::{bytes_of, decode},
+    };
+
+    fn header(kind: u32, ts_ns: u64, nr: u64) -> Header {
+        let mut comm = [0u8; 16];
+        comm[..4].copy_from_slice(b"qemu");
+        Header {
+            kind,
+            ts_ns,
+            pid_tgid: (42 << 32) | 42,
+            task_start_ns: 99,
+            comm,
+            syscall: Syscall {
+                nr,
+                user_ip: 0x4000,
+                user_sp: 0x7ff0,
+                args: [3, nr, 0],
+            },
+            ..Header::default()
+        }
+    }
+
+    #[test]
+    #[ignore = "a benchmark: prints figures"]
+    fn record_cost() {
+        const PAGES: u64 = 256;
+        const CYCLES: u64 = 400;
+        let mut metrics = Metrics::new(&FollFlags::legacy(), "6.12.0-bench");
+        let mut correlator = Correlator::new(Config::default(), FollFlags::legacy());
+        let mut ts = 1_000_000_000u64;
+        let mut records = Vec::new();
+        // A registration of one-page buffers, then its unregistration, one record a page.
+        for n in 0..CYCLES * 2 * PAGES {
+            ts += 1_000;
+            let page = n % PAGES;
+            records.push(if (n / PAGES).is_multiple_of(2) {
+                bytes_of(&PinEvent {
+                    header: header(kind::PIN, ts, 427),
+                    hook: probe_common::hook::PIN_USER_PAGES_FAST,
+                    gup_flags: 0x101,
+                    start: 0x10_0000 + page * 4096,
+                    nr_pages: 1,
+                    ret: 1,
+                    stack_id: 1,
+                    ..PinEvent::default()
+                })
+            } else {
+                bytes_of(&UnpinEvent {
+                    header: header(kind::UNPIN, ts, 428),
+                    hook: probe_common::hook::UNPIN_USER_PAGE,
+                    pages: 1,
+                    ..UnpinEvent::default()
+                })
+            });
+        }
+        let start = Instant::now();
+        for (i, bytes) in records.iter().enumerate() {
+            let event = decode(bytes).expect("decodes");
+            metrics.event(&event);
+            correlator.push(event);
+            if i % 4096 == 4095 {
+                correlator.advance(ts + 100_000_000);
+                for pin in correlator.take_released() {
+                    metrics.released(&pin);
+                }
+            }
+        }
+        correlator.advance(u64::MAX / 2);
+        for pin in correlator.take_released() {
+            metrics.released(&pin);
+        }
+        let elapsed = start.elapsed();
+        println!(
+            "record_cost: {} records in {:.1} ms: {:.0} ns per record",
+            records.len(),
+            elapsed.as_secs_f64() * 1e3,
+            elapsed.as_nanos() as f64 / records.len() as f64
+        );
     }
 }
