@@ -59,6 +59,13 @@ pub fn run(root: &Path, args: BenchArgs) -> Result<()> {
     if args.rounds == 0 || args.seconds == 0 {
         bail!("--rounds and --seconds must be at least 1");
     }
+    let jobs = plan(root, &args)?;
+    let outputs = run_jobs(&jobs, &args);
+    report(root, &args, outputs)
+}
+
+/// One job per kernel and clock, each kernel's image built once.
+fn plan(root: &Path, args: &BenchArgs) -> Result<Vec<Job>> {
     let kernels: Vec<String> = if args.kernels.is_empty() {
         DEFAULT_KERNELS.iter().map(|k| (*k).to_owned()).collect()
     } else {
@@ -69,19 +76,19 @@ pub fn run(root: &Path, args: BenchArgs) -> Result<()> {
     } else {
         args.clocks.clone()
     };
-    for k in &kernels {
-        expect::kernel(k).with_context(|| format!("unknown kernel {k}"))?;
-    }
+    let kernel_dirs = kernels
+        .iter()
+        .map(|k| expect::kernel(k).with_context(|| format!("unknown kernel {k}")))
+        .collect::<Result<Vec<_>>>()?;
     let binaries = guest::build_binaries(root)?;
     let mut jobs = Vec::new();
-    for k in &kernels {
-        let kernel = expect::kernel(k).expect("checked above");
+    for (name, kernel) in kernels.iter().zip(kernel_dirs) {
         let dir = guest::cache_dir().join("kernels").join(kernel.name);
         let images = root.join("target/bench").join(kernel.name);
         let initrd = guest::initramfs(&dir, &binaries, &images, guest::Extras::Bench)?;
         for clock in &clocks {
             jobs.push(Job {
-                kernel: k.clone(),
+                kernel: name.clone(),
                 clock: *clock,
                 vmlinuz: dir.join("vmlinuz"),
                 initrd: initrd.clone(),
@@ -99,14 +106,18 @@ pub fn run(root: &Path, args: BenchArgs) -> Result<()> {
         WORKLOADS.len(),
         args.seconds
     );
-    // icount guests are deterministic whatever else runs: all at once. Wall-clock guests
-    // measure time, so each runs alone.
+    Ok(jobs)
+}
+
+/// Runs the jobs: icount guests are deterministic whatever else runs, so all at once;
+/// wall-clock guests measure time, so each runs alone.
+fn run_jobs<'j>(jobs: &'j [Job], args: &BenchArgs) -> Vec<(&'j Job, Result<String>)> {
     let (icount, wall): (Vec<&Job>, Vec<&Job>) =
         jobs.iter().partition(|j| j.clock == qemu::Clock::Icount);
     let mut outputs: Vec<(&Job, Result<String>)> = std::thread::scope(|scope| {
         let handles: Vec<_> = icount
             .iter()
-            .map(|job| (*job, scope.spawn(|| bench_guest(job, &args))))
+            .map(|job| (*job, scope.spawn(|| bench_guest(job, args))))
             .collect();
         handles
             .into_iter()
@@ -114,9 +125,15 @@ pub fn run(root: &Path, args: BenchArgs) -> Result<()> {
             .collect()
     });
     for job in wall {
-        outputs.push((job, bench_guest(job, &args)));
+        outputs.push((job, bench_guest(job, args)));
     }
-    let mut report = String::new();
+    outputs
+}
+
+/// Writes the results file (targets from the icount runs, then every run's section) and fails
+/// if a guest gave no results.
+fn report(root: &Path, args: &BenchArgs, outputs: Vec<(&Job, Result<String>)>) -> Result<()> {
+    let mut sections = String::new();
     let mut verdicts = Vec::new();
     let mut failed = Vec::new();
     for (job, output) in outputs {
@@ -137,7 +154,7 @@ pub fn run(root: &Path, args: BenchArgs) -> Result<()> {
         }
         let text = section(&results, job.clock.name());
         println!("{text}");
-        report.push_str(&text);
+        sections.push_str(&text);
     }
     let header = format!(
         "# pinwatch benchmark results\n\n\
@@ -154,7 +171,7 @@ pub fn run(root: &Path, args: BenchArgs) -> Result<()> {
     if let Some(parent) = path.parent() {
         fs::create_dir_all(parent)?;
     }
-    fs::write(&path, header + &targets_table(&verdicts) + &report)
+    fs::write(&path, header + &targets_table(&verdicts) + &sections)
         .with_context(|| format!("writing {}", path.display()))?;
     eprintln!("xtask bench: results written to {}", path.display());
     if !failed.is_empty() {
