@@ -41,6 +41,11 @@ pub struct BenchArgs {
     /// Seconds one guest may run before it is killed.
     #[arg(long, default_value_t = 5400)]
     timeout: u64,
+    /// Boot nothing: render the results file from the guests' outputs of earlier runs
+    /// (`target/bench/<kernel>/<clock>/results.txt`), for example an icount run and a wall-clock
+    /// run taken later on a quiet host.
+    #[arg(long)]
+    report_only: bool,
 }
 
 const DEFAULT_KERNELS: [&str; 3] = ["6.1", "6.12", "7.2"];
@@ -60,11 +65,22 @@ pub fn run(root: &Path, args: BenchArgs) -> Result<()> {
         bail!("--rounds and --seconds must be at least 1");
     }
     let jobs = plan(root, &args)?;
-    let outputs = run_jobs(&jobs, &args);
+    let outputs = if args.report_only {
+        jobs.iter().map(|job| (job, earlier_output(job))).collect()
+    } else {
+        run_jobs(&jobs, &args)
+    };
     report(root, &args, outputs)
 }
 
-/// One job per kernel and clock, each kernel's image built once.
+/// What a guest of an earlier run wrote.
+fn earlier_output(job: &Job) -> Result<String> {
+    let path = job.work.join("results.txt");
+    fs::read_to_string(&path)
+        .with_context(|| format!("reading {} (run the benchmark first)", path.display()))
+}
+
+/// One job per kernel and clock, each kernel's image built once (unless only reporting).
 fn plan(root: &Path, args: &BenchArgs) -> Result<Vec<Job>> {
     let kernels: Vec<String> = if args.kernels.is_empty() {
         DEFAULT_KERNELS.iter().map(|k| (*k).to_owned()).collect()
@@ -80,12 +96,19 @@ fn plan(root: &Path, args: &BenchArgs) -> Result<Vec<Job>> {
         .iter()
         .map(|k| expect::kernel(k).with_context(|| format!("unknown kernel {k}")))
         .collect::<Result<Vec<_>>>()?;
-    let binaries = guest::build_binaries(root)?;
+    let binaries = if args.report_only {
+        None
+    } else {
+        Some(guest::build_binaries(root)?)
+    };
     let mut jobs = Vec::new();
     for (name, kernel) in kernels.iter().zip(kernel_dirs) {
         let dir = guest::cache_dir().join("kernels").join(kernel.name);
         let images = root.join("target/bench").join(kernel.name);
-        let initrd = guest::initramfs(&dir, &binaries, &images, guest::Extras::Bench)?;
+        let initrd = match &binaries {
+            Some(binaries) => guest::initramfs(&dir, binaries, &images, guest::Extras::Bench)?,
+            None => PathBuf::new(),
+        };
         for clock in &clocks {
             jobs.push(Job {
                 kernel: name.clone(),
@@ -156,17 +179,30 @@ fn report(root: &Path, args: &BenchArgs, outputs: Vec<(&Job, Result<String>)>) -
         println!("{text}");
         sections.push_str(&text);
     }
+    let how = if args.report_only {
+        "Rendered {date} by `cargo xtask bench --report-only` from the guests' outputs of earlier \
+         `cargo xtask bench --rounds {rounds} --seconds {seconds}` runs (see README, \
+         \"Benchmarks\", and bench/README.md for when each was taken)."
+    } else {
+        "Measured {date} with `cargo xtask bench --rounds {rounds} --seconds {seconds}` (see \
+         README, \"Benchmarks\")."
+    };
     let header = format!(
-        "# pinwatch benchmark results\n\n\
-         Measured {} with `cargo xtask bench --rounds {} --seconds {}` (see README, \
-         \"Benchmarks\"). Each guest runs under QEMU TCG with one vCPU: absolute rates are \
-         emulated, ratios within one run are what to read. Under the icount clock guest time \
-         counts instructions (`-icount shift=0,sleep=off`): the figures do not depend on the \
-         host's load; the wall clock is the cross-check.\n\n",
-        today()?,
-        args.rounds,
-        args.seconds
+        "# pinwatch benchmark results\n\n{} Each guest runs under QEMU TCG with one vCPU: \
+         absolute rates are emulated, ratios within one run are what to read. Under the icount \
+         clock guest time counts instructions (`-icount shift=0,sleep=off`): the figures do not \
+         depend on the host's load; the wall clock is the cross-check.\n\n",
+        how.replace("{date}", &today()?)
+            .replace("{rounds}", &args.rounds.to_string())
+            .replace("{seconds}", &args.seconds.to_string())
     );
+    if sections.is_empty() {
+        bail!(
+            "no results from {}: {} left as it was",
+            failed.join(", "),
+            args.out
+        );
+    }
     let path = root.join(&args.out);
     if let Some(parent) = path.parent() {
         fs::create_dir_all(parent)?;
