@@ -255,13 +255,18 @@ pub fn targets(r: &Results) -> Vec<Verdict> {
         });
     }
     out.extend(iouring_targets(r));
-    let mixed = med(round_ratios(r, "mixed", "pinwatch"));
-    out.push(Verdict {
-        target: format!("mixed: ratio at least {MIXED_MIN_RATIO}"),
-        met: mixed.map(|x| x >= MIXED_MIN_RATIO),
-        figure: fmt(mixed),
-    });
+    out.push(min_ratio(r, "mixed", MIXED_MIN_RATIO));
     out
+}
+
+/// pinwatch's median ratio on `workload` is at least `min`.
+fn min_ratio(r: &Results, workload: &str, min: f64) -> Verdict {
+    let ratio = median(round_ratios(r, workload, "pinwatch"));
+    Verdict {
+        target: format!("{workload}: ratio at least {min}"),
+        met: ratio.map(|x| x >= min),
+        figure: fmt(ratio),
+    }
 }
 
 /// The io_uring storm's targets: no drops, few records per registration, a high ratio.
@@ -288,12 +293,7 @@ fn iouring_targets(r: &Results) -> Vec<Verdict> {
         met: per_cycle.map(|x| x <= IOURING_MAX_RECORDS_PER_CYCLE),
         figure: format!("{} records a cycle", fmt(per_cycle)),
     });
-    let io = median(round_ratios(r, "iouring", "pinwatch"));
-    out.push(Verdict {
-        target: format!("iouring: ratio at least {IOURING_MIN_RATIO}"),
-        met: io.map(|x| x >= IOURING_MIN_RATIO),
-        figure: fmt(io),
-    });
+    out.push(min_ratio(r, "iouring", IOURING_MIN_RATIO));
     out
 }
 
