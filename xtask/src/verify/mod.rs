@@ -6,6 +6,7 @@ use serde_json::Value;
 use crate::expect::{Expect, Kernel};
 
 pub mod daemon;
+mod findings;
 pub mod full_maps;
 pub mod hostile;
 pub mod jobs;
@@ -14,6 +15,8 @@ pub mod releases;
 pub mod scale;
 pub mod startup;
 pub mod surfaces;
+
+pub use findings::{finding_key, findings_differ, report_with_findings};
 
 /// One `pinwatch doctor --json` pass inside the guest.
 pub struct Pass {
@@ -336,21 +339,6 @@ fn check_audit(
     }
 }
 
-/// `got` (as [`finding_key`]s) against an expectation table, in any order: `None` when they
-/// are the same, else both sorted, for the failure message.
-pub fn findings_differ(
-    mut got: Vec<String>,
-    expected: &[crate::expect::Finding],
-) -> Option<(Vec<String>, Vec<String>)> {
-    let mut want: Vec<String> = expected
-        .iter()
-        .map(|(h, o, p, fs, n)| format!("{h} {o} {p} {fs} {n}"))
-        .collect();
-    got.sort();
-    want.sort();
-    (got != want).then_some((got, want))
-}
-
 /// `--method kprobe` must use kprobes only; `auto` must prefer fentry and fall back to kprobe
 /// only with a recorded fentry refusal (6.1's trampolines take at most 6 arguments, say).
 fn check_method(at: &str, name: &str, hook: &Value, pass: &str, fails: &mut Vec<String>) {
@@ -469,30 +457,7 @@ fn method_of(hook: &Value) -> String {
     }
 }
 
-/// A finding as the expectation tables write it: `hazard outcome pinner fs pages`.
-pub fn finding_key(f: &Value) -> String {
-    format!(
-        "{} {} {} {} {}",
-        s(f, "hazard"),
-        s(f, "outcome"),
-        s(f, "pinner"),
-        s(&f["mapping"], "fs"),
-        f["pages"]
-    )
-}
-
 /// What follows `PINWATCH-RESULT <tag> ` on the guest's result port, if the guest wrote it.
-/// The JSON report of an audit pass that must exit 1 (it found something), or why not.
-pub fn report_with_findings(output: &str, tag: &str) -> std::result::Result<Value, String> {
-    match result(output, tag).map(|r| pass(tag, r)) {
-        Some(Ok(p)) if p.exit_code == 1 => Ok(p.report),
-        other => Err(format!(
-            "{tag}: {:?} (expected exit 1 with findings)",
-            other.map(|r| r.map(|p| p.exit_code).map_err(|e| e.to_string()))
-        )),
-    }
-}
-
 pub fn result<'a>(output: &'a str, tag: &str) -> Option<&'a str> {
     let prefix = format!("PINWATCH-RESULT {tag} ");
     output.lines().find_map(|l| l.strip_prefix(prefix.as_str()))
