@@ -17,6 +17,10 @@ pub mod kind {
     /// A new process (a [`super::ForkEvent`]) forked by a process that never pinned, sent only
     /// while userspace watches a process tree (`TRACK_SPAWNS`).
     pub const SPAWN: u32 = 8;
+    /// Granted long-term pin calls that joined the pin record before them ([`super::PinRun`]).
+    pub const PIN_RUN: u32 = 9;
+    /// Unpins by a watched task, gathered ([`super::UnpinRun`]).
+    pub const UNPIN_RUN: u32 = 10;
 }
 
 /// Name of the eBPF global that turns on [`kind::SPAWN`] records: nonzero while a command
@@ -109,6 +113,95 @@ pub struct PinEvent {
     /// (a kretprobe has no arguments); 0 in the record sent.
     pub pages_array: u64,
 }
+
+/// Granted long-term pin calls gathered in the kernel instead of one record each: a pin storm
+/// (io_uring registers each buffer with its own call, VFIO maps in chunks) costs a record per
+/// system call, not per call.
+///
+/// A granted pin of anonymous memory is sent as a [`PinEvent`] (findings need no wait) and
+/// *opens a batch*. A later call of the same task joins it when it is the same system call,
+/// entry point, flags and stack, starts where the batch's last call ended, is granted and walked
+/// no other VMA. Joined calls add up here and travel as one [`PinRunEvent`] when the run is
+/// flushed: at the task's next unpin, a call that does not join, fork and exit. Userspace also
+/// reads open runs every tick from `INFLIGHT`, so a task that goes idle hides nothing.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PinRun {
+    pub hook: u32,
+    pub gup_flags: u32,
+    /// The system call every call of the run was made in (not the flush's).
+    pub syscall: Syscall,
+    pub stack_id: i64,
+    /// The VMA the opening call walked (`seen` 0: none).
+    pub vma: VmaInfo,
+    /// When the first call joined (0: none yet); with the task, the run's identity.
+    pub first_ns: u64,
+    /// When the last call joined: a run read while open is ordered here.
+    pub last_ns: u64,
+    /// The first joined call's first address; the run's pages are contiguous from it.
+    pub start: u64,
+    pub calls: u64,
+    pub pages: u64,
+}
+
+/// Unpins by a watched task of its own pins, gathered like [`PinRun`]: consecutive unpins in one
+/// system call through one entry point. Sent when the task has nothing pinned left (the end of an
+/// unregistration: no delay), before its next pin, on another system call or entry point, at
+/// fork and exit.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct UnpinRun {
+    pub hook: u32,
+    pub _pad: u32,
+    pub syscall: Syscall,
+    pub first_ns: u64,
+    pub last_ns: u64,
+    pub calls: u64,
+    pub pages: u64,
+}
+
+/// A [`PinRun`] sent; `header.syscall` is the run's, `header.ts_ns` when it was flushed.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PinRunEvent {
+    pub header: Header,
+    pub run: PinRun,
+}
+
+/// An [`UnpinRun`] sent, like [`PinRunEvent`].
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct UnpinRunEvent {
+    pub header: Header,
+    pub run: UnpinRun,
+}
+
+/// A task's long-term pins in the kernel (`INFLIGHT`, by pid_tgid, kept from the task's first
+/// long-term pin to its exit): the call between its entry and return, and the runs not sent yet.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TaskPins {
+    /// The call in flight, unless it joins `pins`; its header names the task (read by
+    /// userspace for runs read while open).
+    pub call: PinEvent,
+    pub pins: PinRun,
+    pub unpins: UnpinRun,
+    /// The address a call must start at to join `pins`; 0 while no batch is open.
+    pub join_at: u64,
+    /// 1 from a pin's entry to its return.
+    pub in_call: u32,
+    /// 1 when the call in flight may join `pins` (its own record was not built).
+    pub joining: u32,
+    /// The joining call's arguments and the VMA it walked, if any.
+    pub join_start: u64,
+    pub join_nr_pages: u64,
+    pub join_pages_array: u64,
+    pub join_vma: VmaInfo,
+}
+
+#[cfg(feature = "user")]
+// SAFETY: #[repr(C)] integers and arrays of them, valid for every bit pattern.
+unsafe impl aya::Pod for TaskPins {}
 
 /// Pages unpinned by a watched task, or released by another task (a kworker, another thread)
 /// from memory a watched task pinned.
@@ -210,6 +303,10 @@ const _: () = assert!(size_of::<VmaInfo>() == 48);
 const _: () = assert!(size_of::<PinEvent>() == 104 + 40 + 48 + 16);
 const _: () = assert!(size_of::<UnpinEvent>() == 104 + 32);
 const _: () = assert!(size_of::<MkcleanEvent>() == 104 + 48);
+const _: () = assert!(size_of::<PinRun>() == 8 + 48 + 8 + 48 + 40);
+const _: () = assert!(size_of::<UnpinRun>() == 8 + 48 + 32);
+const _: () = assert!(size_of::<PinRunEvent>() == 104 + size_of::<PinRun>());
+const _: () = assert!(size_of::<UnpinRunEvent>() == 104 + size_of::<UnpinRun>());
 
 /// The largest record, for sizing reads.
-pub const MAX_EVENT_SIZE: usize = size_of::<PinEvent>();
+pub const MAX_EVENT_SIZE: usize = size_of::<PinRunEvent>();

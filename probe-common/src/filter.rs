@@ -2,21 +2,24 @@
 
 /// folio_mkclean on a folio the kernel's own test calls maybe-DMA-pinned.
 pub const MKCLEAN_PINNED: u32 = 0;
-/// folio_mkclean on an ordinary folio (fast path: counted, nothing emitted).
-pub const MKCLEAN_UNPINNED: u32 = 1;
+// folio_mkclean on an ordinary folio has no slot: every written-back folio comes there, so it is
+// derived in userspace (calls − pinned − unclassified), one counter less on the hot path.
 /// folio_mkclean seen while the folio layout was unknown (no BTF offsets): not classified.
-pub const MKCLEAN_UNCLASSIFIED: u32 = 2;
+pub const MKCLEAN_UNCLASSIFIED: u32 = 1;
 /// A pin call returned an error (negative errno).
-pub const PIN_FAILED: u32 = 3;
+pub const PIN_FAILED: u32 = 2;
 /// vma_needs_dirty_tracking() answered true.
-pub const DIRTY_TRACKING_NEEDED: u32 = 4;
+pub const DIRTY_TRACKING_NEEDED: u32 = 3;
 /// A detailed event was lost: the ring buffer was full.
-pub const RINGBUF_FULL: u32 = 5;
+pub const RINGBUF_FULL: u32 = 4;
 /// A short-term pin call (no FOLL_LONGTERM: O_DIRECT, process_vm…) with FOLL_WRITE.
-pub const SHORT_TERM_PIN_WRITE: u32 = 6;
+pub const SHORT_TERM_PIN_WRITE: u32 = 5;
 /// A short-term pin call without FOLL_WRITE.
-pub const SHORT_TERM_PIN_READ: u32 = 7;
+pub const SHORT_TERM_PIN_READ: u32 = 6;
 /// A detailed record (or the state that leads to one) withheld because pinwatch was not ready:
 /// some hook it depends on was still being attached (`ARMED` not yet set).
-pub const BEFORE_READY: u32 = 8;
+pub const BEFORE_READY: u32 = 7;
+/// Pin calls inside records lost to a full ring buffer: one per lost pin record, a run's calls
+/// per lost run record. With the pins received, they account for every long-term pin call.
+pub const RINGBUF_FULL_PIN_CALLS: u32 = 8;
 pub const COUNT: u32 = 9;

@@ -32,7 +32,13 @@ pub mod valid {
     pub const FOLIO_ORDER: u32 = 1 << 8;
     /// The memory a pinned page belongs to: folio mapping, anon_vma root.
     pub const PIN_OWNER: u32 = 1 << 9;
+    /// Which argument of the single-VMA zap function the VMA is.
+    pub const ZAP_VMA_ARG: u32 = 1 << 10;
 }
+/// The position of the `struct vm_area_struct *` among the arguments of the function the
+/// single-VMA zap hook attaches to: 0 for `zap_page_range_single(vma, …)` (6.1, 6.12), 1 for
+/// `zap_vma_range_batched(tlb, vma, …)` (7.2).
+pub const ZAP_VMA_ARG: &str = "ZAP_VMA_ARG";
 /// Byte offset of `folio.flags` (a `memdesc_flags_t` wrapping the word on 7.2).
 pub const FOLIO_FLAGS_OFF: &str = "FOLIO_FLAGS_OFF";
 /// Byte offset of `folio._refcount`.

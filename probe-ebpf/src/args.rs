@@ -22,6 +22,9 @@ pub trait Args: EbpfContext {
     fn arg_scalar(&self, n: usize) -> u64 {
         self.arg_u64(n)
     }
+    /// The `n`th argument where `n` is only known at run time (a global): a probe read of its
+    /// slot, since the verifier refuses a load at a computed context offset.
+    fn arg_at(&self, n: usize) -> u64;
     /// The pin test of the `struct folio *` in argument `n` (`None` when unknown).
     fn folio_pins(&self, n: usize) -> Option<FolioPins> {
         layout::folio_pins(self.arg_u64(n))
@@ -45,11 +48,27 @@ impl Args for FEntryContext {
         // probe read of slot `n` yields it untyped.
         unsafe { bpf_probe_read_kernel((self.as_ptr() as *const u64).wrapping_add(n)) }.unwrap_or(0)
     }
+    fn arg_at(&self, n: usize) -> u64 {
+        self.arg_scalar(n)
+    }
 }
+
+/// Where the x86-64 calling convention's argument registers sit in `struct pt_regs`, in u64
+/// slots: di, si, dx, cx, r8, r9.
+const PT_REGS_ARG_SLOTS: [usize; 6] = [14, 13, 12, 11, 9, 8];
 
 impl Args for ProbeContext {
     fn arg_u64(&self, n: usize) -> u64 {
         self.arg(n).unwrap_or(0)
+    }
+    fn arg_at(&self, n: usize) -> u64 {
+        let Some(&slot) = PT_REGS_ARG_SLOTS.get(n) else {
+            return 0;
+        };
+        // SAFETY: a kprobe context is the traced task's `struct pt_regs`; the probe read
+        // checks the address.
+        unsafe { bpf_probe_read_kernel((self.as_ptr() as *const u64).wrapping_add(slot)) }
+            .unwrap_or(0)
     }
 }
 

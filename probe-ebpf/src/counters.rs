@@ -43,6 +43,15 @@ pub fn filtered(slot: u32) {
     bump(&FILTER_HITS, slot);
 }
 
+/// Adds `n` to a filter slot.
+#[inline(always)]
+pub fn filtered_n(slot: u32, n: u64) {
+    if let Some(counter) = FILTER_HITS.get_ptr_mut(slot) {
+        // SAFETY: as in `bump`.
+        unsafe { *counter += n }
+    }
+}
+
 /// An insert into one of pinwatch's maps failed (full, or no memory): counted, never silent.
 #[inline(always)]
 pub fn insert_failed(map: u32) {

@@ -103,8 +103,8 @@ fn on_wp_return<C: Ret>(_ctx: &C) {
     // An unshare fault issued by a long-term pin in flight: the pin is copying a page away from
     // the processes it was shared with (fork children) before pinning the copy.
     let unshare_for_pin = fault_flags & FAULT_FLAG_UNSHARE != 0
-        // SAFETY: a lookup of this task's own key; the value is not dereferenced.
-        && unsafe { crate::events::INFLIGHT.get(key) }.is_some();
+        // SAFETY: a copy of this task's own entry's flag.
+        && unsafe { crate::events::INFLIGHT.get(key) }.is_some_and(|task| task.in_call != 0);
     if !pins.maybe_dma_pinned() && !unshare_for_pin {
         return;
     }
@@ -133,6 +133,8 @@ fn on_copy_entry<C: Args>(ctx: &C) {
     if !layout::current_has_pinned() || !events::armed() {
         return;
     }
+    // The copy is judged against the ledger: this task's gathered pins go first.
+    crate::batch::flush_current();
     let src = ctx.arg_u64(1);
     let info = layout::vma_info(src);
     let copy = ForkCopyEvent {
@@ -237,6 +239,8 @@ static TRACK_SPAWNS: u32 = 0;
 pub fn on_fork(child_pid: u32) {
     counters::entry(hook::PROCESS_FORK);
     let kind = if layout::current_has_pinned() {
+        // The fork rule reads the ledger: every pin and unpin of the forking task first.
+        crate::batch::flush_current();
         kind::FORK
     } else if layout::global(&TRACK_SPAWNS) != 0 {
         kind::SPAWN

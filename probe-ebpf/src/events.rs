@@ -10,7 +10,7 @@ use aya_ebpf::{
     maps::{Array, HashMap, RingBuf},
 };
 use probe_common::{
-    event::{Header, PinEvent},
+    event::{Header, TaskPins},
     filter,
 };
 
@@ -37,9 +37,11 @@ pub fn armed() -> bool {
     false
 }
 
-/// Long-term pins between their entry and their return, by pid_tgid.
+/// Each task's long-term pins (`TaskPins`, by pid_tgid, from its first long-term pin to its
+/// exit): the call between its entry and return, and the runs of calls and unpins not sent yet
+/// (`batch`).
 #[map]
-pub static INFLIGHT: HashMap<u64, PinEvent> = HashMap::with_max_entries(4096, 0);
+pub static INFLIGHT: HashMap<u64, TaskPins> = HashMap::with_max_entries(4096, 0);
 
 /// Tasks holding long-term pins they were granted, with the pages not yet unpinned.
 #[map]
@@ -71,15 +73,17 @@ const BPF_RB_AVAIL_DATA: u64 = 0;
 #[unsafe(no_mangle)]
 static RING_WAKEUP_BYTES: u32 = 0;
 
-/// Copies `record` into the ring buffer, counting a full buffer instead of failing silently.
+/// Copies `record` into the ring buffer, counting a full buffer instead of failing silently;
+/// false when the ring was full (the caller counts what the record stood for).
 ///
 /// The reader drains the ring on its own every 20 ms; a record wakes it early only once the
 /// ring is a quarter full. Waking it for every record (the default) costs a context switch and
 /// an IPI per event: in a storm, on the very CPUs doing the pinning.
 #[inline(always)]
-pub fn emit<T: 'static>(record: &T) {
+pub fn emit<T: 'static>(record: &T) -> bool {
     if !armed() {
-        return;
+        // Withheld, and counted as such (`BEFORE_READY`).
+        return true;
     }
     let filling = EVENTS.query(BPF_RB_AVAIL_DATA) > u64::from(layout::global(&RING_WAKEUP_BYTES));
     let wakeup = if filling {
@@ -89,5 +93,7 @@ pub fn emit<T: 'static>(record: &T) {
     };
     if EVENTS.output::<T>(record, wakeup).is_err() {
         counters::filtered(filter::RINGBUF_FULL);
+        return false;
     }
+    true
 }

@@ -1,8 +1,9 @@
 //! GUP pin and unpin entry points (`mm/gup.c`) and where a long-term pin meets its VMA.
 //!
-//! A long-term pin (FOLL_LONGTERM in the caller's flags) is carried in `INFLIGHT` from entry to
-//! return; `check_vma_flags` adds the VMA it walks and `vma_needs_dirty_tracking` the kernel's
-//! verdict; the return emits one `PinEvent`. Short-term pins (O_DIRECT…) only count.
+//! A long-term pin (FOLL_LONGTERM in the caller's flags) is carried in its task's `INFLIGHT`
+//! entry from entry to return; `check_vma_flags` adds the VMA it walks and
+//! `vma_needs_dirty_tracking` the kernel's verdict; the return emits one `PinEvent`, or adds the
+//! call to the task's open batch (`batch`). Short-term pins (O_DIRECT…) only count.
 
 use aya_ebpf::{helpers::bpf_get_current_pid_tgid, macros::map, maps::LruHashMap};
 use aya_log_ebpf::warn;
@@ -13,8 +14,8 @@ use probe_common::{
 
 use crate::{
     args::{Args, Ret},
-    counters, entry_programs,
-    events::{self, INFLIGHT, WATCH_UNPIN},
+    batch, counters, entry_programs,
+    events::{self, WATCH_UNPIN},
     layout, owners, return_programs,
 };
 
@@ -48,12 +49,33 @@ fn on_pin_entry<C: Args>(ctx: &C, hook: u32, at: PinArgs) {
     if !events::armed() {
         return;
     }
+    let Some(task) = batch::task_pins(ctx) else {
+        return;
+    };
+    // A pin ends the task's unpin run: the ledger sees releases and pins in their order.
+    batch::flush_unpins(task);
+    let start = ctx.arg_u64(at.start);
+    task.in_call = 1;
+    if batch::joins(task, hook, gup_flags, start) {
+        // The storm's common case: only the arguments are kept, no record is built.
+        task.joining = 1;
+        task.join_start = start;
+        task.join_nr_pages = ctx.arg_u64(at.nr_pages);
+        task.join_pages_array = ctx.arg_scalar(at.pages);
+        task.join_vma = VmaInfo {
+            needs_dirty: NEEDS_DIRTY_UNKNOWN,
+            ..VmaInfo::default()
+        };
+        return;
+    }
+    batch::close_pins(task);
+    task.joining = 0;
     let header = events::header(kind::PIN);
-    let event = PinEvent {
+    task.call = PinEvent {
         header,
         hook,
         gup_flags,
-        start: ctx.arg_u64(at.start),
+        start,
         nr_pages: ctx.arg_u64(at.nr_pages),
         ret: 0,
         stack_id: pin_stack(ctx, &header.syscall, hook),
@@ -65,18 +87,6 @@ fn on_pin_entry<C: Args>(ctx: &C, hook: u32, at: PinArgs) {
         _pad: 0,
         pages_array: ctx.arg_scalar(at.pages),
     };
-    if INFLIGHT
-        .insert(bpf_get_current_pid_tgid(), event, 0)
-        .is_err()
-    {
-        counters::insert_failed(maps::INFLIGHT);
-        // Rare by construction (one entry per task inside a long-term pin call).
-        warn!(
-            ctx,
-            "INFLIGHT full: a long-term pin by tgid {} is not tracked",
-            header.pid_tgid >> 32
-        );
-    }
 }
 
 /// The stack of the last long-term pin of each task, with the system call (number, user
@@ -140,28 +150,57 @@ fn on_pin_return<C: Ret>(ctx: &C, hook: u32, at: PinArgs) {
         return;
     }
     let key = bpf_get_current_pid_tgid();
-    let Some(inflight) = INFLIGHT.get_ptr_mut(key) else {
+    let Some(task) = batch::current() else {
         return;
     };
-    // SAFETY: the map value stays valid until removed below; this task is its only writer.
-    let mut event = unsafe { *inflight };
-    let _ = INFLIGHT.remove(key);
-    if event.hook != hook {
+    if task.in_call == 0 {
         return;
     }
+    task.in_call = 0;
+    let joining = core::mem::take(&mut task.joining) != 0;
+    if (if joining {
+        task.pins.hook
+    } else {
+        task.call.hook
+    }) != hook
+    {
+        return;
+    }
+    let owner = owners::Owner {
+        pid_tgid: key,
+        start_ns: task.call.header.task_start_ns,
+    };
+    if joining {
+        if batch::may_join(task, i64::from(ret)) && watch_unpins(key, ret as u64) {
+            owners::record(task.join_pages_array, owner);
+            batch::join(task, ret as u64);
+            return;
+        }
+        // It cannot join (refused, another VMA, the watch list full): the run ends here, and
+        // this call is sent on its own, as if it had not tried.
+        batch::close_pins(task);
+        task.call = PinEvent {
+            header: events::header(kind::PIN),
+            hook,
+            gup_flags: task.pins.gup_flags,
+            start: task.join_start,
+            nr_pages: task.join_nr_pages,
+            ret: 0,
+            stack_id: task.pins.stack_id,
+            vma: task.join_vma,
+            unwatched: 0,
+            _pad: 0,
+            pages_array: task.join_pages_array,
+        };
+    }
+    let mut event = task.call;
     event.ret = i64::from(ret);
     // The record is stamped when the pin was granted; the rest of the header is the entry's.
     // SAFETY: the helper has no preconditions.
     event.header.ts_ns = unsafe { aya_ebpf::helpers::bpf_ktime_get_ns() };
     let pages_array = core::mem::take(&mut event.pages_array);
     if ret > 0 && watch_unpins(key, ret as u64) {
-        owners::record(
-            pages_array,
-            owners::Owner {
-                pid_tgid: key,
-                start_ns: event.header.task_start_ns,
-            },
-        );
+        owners::record(pages_array, owner);
     } else if ret > 0 {
         event.unwatched = 1;
         counters::insert_failed(maps::WATCH_UNPIN);
@@ -172,7 +211,10 @@ fn on_pin_return<C: Ret>(ctx: &C, hook: u32, at: PinArgs) {
             key >> 32
         );
     }
-    events::emit(&event);
+    if !events::emit(&event) {
+        counters::filtered(filter::RINGBUF_FULL_PIN_CALLS);
+    }
+    batch::open(task, &event);
 }
 
 /// Watches the task's unpins of what it was just granted: within the same system call they
@@ -270,18 +312,31 @@ crate::counting_hook!(fentry_gup_slow, kprobe_gup_slow, hook::GUP_SLOW);
 #[inline(always)]
 fn on_check_vma_flags<C: Args>(ctx: &C) {
     counters::entry(hook::CHECK_VMA_FLAGS);
-    let Some(inflight) = INFLIGHT.get_ptr_mut(bpf_get_current_pid_tgid()) else {
+    let Some(vma) = walked_vma() else {
         return;
     };
-    // SAFETY: valid map value of this task's own in-flight pin.
-    unsafe {
-        if (*inflight).vma.seen == 0 {
-            let needs_dirty = (*inflight).vma.needs_dirty;
-            (*inflight).vma = layout::vma_info(ctx.arg_u64(0));
-            (*inflight).vma.needs_dirty = needs_dirty;
-        }
+    if vma.seen == 0 {
+        let needs_dirty = vma.needs_dirty;
+        *vma = layout::vma_info(ctx.arg_u64(0));
+        vma.needs_dirty = needs_dirty;
     }
 }
+
+/// Where the current task's long-term pin in flight keeps the VMA its walk meets: its own record,
+/// or the joining call's slot. `None` outside a long-term pin call.
+#[inline(always)]
+fn walked_vma() -> Option<&'static mut VmaInfo> {
+    let task = batch::current()?;
+    if task.in_call == 0 {
+        return None;
+    }
+    Some(if task.joining != 0 {
+        &mut task.join_vma
+    } else {
+        &mut task.call.vma
+    })
+}
+
 entry_programs!(
     fentry_check_vma_flags,
     kprobe_check_vma_flags,
@@ -296,9 +351,8 @@ fn dirty_tracking_return<C: Ret>(ctx: &C) {
     if needs {
         counters::filtered(filter::DIRTY_TRACKING_NEEDED);
     }
-    if let Some(inflight) = INFLIGHT.get_ptr_mut(bpf_get_current_pid_tgid()) {
-        // SAFETY: valid map value of this task's own in-flight pin.
-        unsafe { (*inflight).vma.needs_dirty = u32::from(needs) };
+    if let Some(vma) = walked_vma() {
+        vma.needs_dirty = u32::from(needs);
     }
 }
 crate::counting_hook!(
@@ -332,9 +386,20 @@ fn on_unpin<C: Args>(ctx: &C, hook: u32, at: UnpinArgs) {
     let pages = at.count.map_or(1, |n| ctx.arg_u64(n));
     let key = bpf_get_current_pid_tgid();
     if let Some(remaining) = WATCH_UNPIN.get_ptr_mut(key) {
-        emit_unpin(hook, pages, None);
-        // SAFETY: valid map value owned by this task's entry.
-        unsafe { release(key, remaining, pages) };
+        let Some(task) = batch::current() else {
+            emit_unpin(hook, pages, None);
+            // SAFETY: valid map value owned by this task's entry.
+            unsafe { release(key, remaining, pages) };
+            return;
+        };
+        // The ledger must hold every pin before this release; then the unpins gather, and go
+        // at once when the task has nothing pinned left (an unregistration's end).
+        batch::flush_pins(task);
+        batch::add_unpin(task, hook, pages);
+        // SAFETY: as above.
+        if unsafe { release(key, remaining, pages) } {
+            batch::flush_unpins(task);
+        }
         return;
     }
     // Someone else releasing memory a watched task pinned: a kworker, another thread.

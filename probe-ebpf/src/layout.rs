@@ -3,7 +3,7 @@
 //! The statics start at 0 and live in .rodata; each group of offsets is used only when its bit
 //! in `LAYOUT_VALID` says userspace resolved all of them.
 
-use aya_ebpf::helpers::{bpf_get_current_task, bpf_probe_read_kernel};
+use aya_ebpf::helpers::bpf_probe_read_kernel;
 use probe_common::{
     event::{NEEDS_DIRTY_UNKNOWN, Syscall, VmaInfo},
     layout::{GUP_PIN_COUNTING_BIAS, valid},
@@ -56,6 +56,7 @@ globals!(
     PT_REGS_DI_OFF,
     PT_REGS_SI_OFF,
     PT_REGS_DX_OFF,
+    ZAP_VMA_ARG,
 );
 
 /// A `u32` global that userspace writes before load.
@@ -261,6 +262,25 @@ pub fn vma_info(vma: u64) -> VmaInfo {
     info
 }
 
+/// The VMA a single-VMA zap hook was called for (see `probe_common::layout::ZAP_VMA_ARG`);
+/// `None` when this kernel's zap function is unknown.
+#[inline(always)]
+pub fn zapped_vma<C: crate::args::Args>(ctx: &C) -> Option<u64> {
+    if !has(valid::ZAP_VMA_ARG) {
+        return None;
+    }
+    Some(ctx.arg_at(global(&ZAP_VMA_ARG) as usize))
+}
+
+/// `vm_flags` of a VMA, one read; `None` when unknown.
+#[inline(always)]
+pub fn vma_flags(vma: u64) -> Option<u64> {
+    if !has(valid::VMA_FILE) {
+        return None;
+    }
+    read(vma, &VMA_FLAGS_OFF)
+}
+
 /// `vm_end` of a VMA (0 when unknown).
 #[inline(always)]
 pub fn vma_end(vma: u64) -> u64 {
@@ -326,17 +346,18 @@ pub fn vm_fault(vmf: u64) -> Option<(u64, u32, u64)> {
     ))
 }
 
-/// Whether the current process has ever pinned (`MMF_HAS_PINNED`); false when unknown.
+/// Whether the current process has ever pinned (`MMF_HAS_PINNED`); false when unknown or for a
+/// kernel thread. Two direct loads, like [`current_may_hold_pins`].
 #[inline(always)]
 pub fn current_has_pinned() -> bool {
-    if !has(valid::MM_FLAGS) {
-        return false;
+    match current_mm() {
+        Some(mm) if !mm.is_null() => {
+            // SAFETY: as in `current_may_hold_pins`.
+            let flags: u64 = unsafe { load(mm, &MM_FLAGS_OFF) };
+            flags & (1 << probe_common::layout::MMF_HAS_PINNED_BIT) != 0
+        }
+        _ => false,
     }
-    // SAFETY: the helper has no preconditions.
-    let task = unsafe { bpf_get_current_task() };
-    let mm: u64 = read(task, &TASK_MM_OFF).unwrap_or(0);
-    let flags: u64 = read(mm, &MM_FLAGS_OFF).unwrap_or(0);
-    flags & (1 << probe_common::layout::MMF_HAS_PINNED_BIT) != 0
 }
 
 /// Whether the current task may hold long-term pins or fault on pages its process pinned:

@@ -8,6 +8,7 @@
 #![no_main]
 
 mod args;
+mod batch;
 mod counters;
 mod cow;
 mod events;

@@ -21,6 +21,8 @@ use crate::{
 
 /// `VM_PAT` (= VM_ARCH_1 on x86, 6.1 and 6.12; gone in 7.2).
 const VM_PAT: u64 = 0x0100_0000;
+/// `VM_PFNMAP`: only such VMAs have a PAT memtype to untrack.
+const VM_PFNMAP: u64 = 0x400;
 /// `VM_PFNMAP | VM_SHARED`: a shared PFN mapping (every process's `[vvar]` is private).
 const SHARED_PFNMAP: u64 = 0x400 | 0x8;
 
@@ -28,9 +30,18 @@ const SHARED_PFNMAP: u64 = 0x400 | 0x8;
 #[map]
 static ZAPPING: HashMap<u64, u8> = HashMap::with_max_entries(4096, 0);
 
+/// `zap_page_range_single(vma, …)` (7.2: `zap_vma_range_batched(tlb, vma, …)`): every
+/// `MADV_DONTNEED` comes here, and only a `VM_PFNMAP`
+/// VMA can untrack a memtype inside it: the others pay one read, not a hash insert and delete.
 #[inline(always)]
 fn on_zap_entry<C: Args>(ctx: &C) {
     counters::entry(hook::ZAP_SINGLE_VMA);
+    if layout::zapped_vma(ctx)
+        .and_then(layout::vma_flags)
+        .is_some_and(|flags| flags & VM_PFNMAP == 0)
+    {
+        return;
+    }
     if !crate::events::armed() {
         return;
     }
@@ -47,7 +58,11 @@ fn on_zap_entry<C: Args>(ctx: &C) {
 #[inline(always)]
 fn on_zap_return<C: Ret>(_ctx: &C) {
     counters::ret(hook::ZAP_SINGLE_VMA);
-    let _ = ZAPPING.remove(bpf_get_current_pid_tgid());
+    // Almost no zap marked its task: a lockless lookup spares them the bucket lock a delete
+    // takes.
+    if zapping() != 0 {
+        let _ = ZAPPING.remove(bpf_get_current_pid_tgid());
+    }
 }
 
 entry_programs!(fentry_zap_single_vma, kprobe_zap_single_vma, on_zap_entry);
@@ -73,10 +88,12 @@ fn on_untrack_pfn<C: Args>(ctx: &C) {
     if vma == 0 {
         return;
     }
-    let info = layout::vma_info(vma);
-    if info.vm_flags & VM_PAT == 0 && info.vm_flags & SHARED_PFNMAP != SHARED_PFNMAP {
+    // One read decides for almost every call (each exiting process's private `[vvar]`).
+    let flags = layout::vma_flags(vma).unwrap_or(0);
+    if flags & VM_PAT == 0 && flags & SHARED_PFNMAP != SHARED_PFNMAP {
         return;
     }
+    let info = layout::vma_info(vma);
     events::emit(&PfnUntrackEvent {
         header: events::header(kind::PFN_UNTRACK),
         from_zap: zapping(),

@@ -58,17 +58,21 @@ pub fn raw_tracepoint_process_exit(_ctx: RawTracePointContext) -> i32 {
 /// A task exits: its per-task entries go with it. A task that exits holding pins (io_uring and
 /// AF_XDP release them later from a kworker) would otherwise keep its `WATCH_UNPIN` entry for
 /// ever, and a long-running host would fill the watch list with the dead. Almost no exiting
-/// task has an entry: a lockless lookup first spares them the bucket lock a delete takes.
+/// task has an entry: one lockless lookup spares them the bucket locks deletes take. A task is
+/// on the watch list only after its first long-term pin made its `INFLIGHT` entry, so that one
+/// lookup answers for both maps.
 #[inline(always)]
 fn on_exit() {
     counters::entry(hook::PROCESS_EXIT);
     let key = bpf_get_current_pid_tgid();
-    // SAFETY: lookups of this task's own key; the values are not dereferenced.
+    if INFLIGHT.get_ptr_mut(key).is_none() {
+        return;
+    }
+    // Runs still open go before the entry: nothing gathered is lost at exit.
+    crate::batch::flush_current();
+    let _ = INFLIGHT.remove(key);
+    // SAFETY: a lookup of this task's own key; the value is not dereferenced.
     if unsafe { WATCH_UNPIN.get(key) }.is_some() {
         let _ = WATCH_UNPIN.remove(key);
-    }
-    // SAFETY: as above.
-    if unsafe { INFLIGHT.get(key) }.is_some() {
-        let _ = INFLIGHT.remove(key);
     }
 }

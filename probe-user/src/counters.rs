@@ -52,6 +52,8 @@ pub struct FilterCounts {
     pub dirty_tracking_needed: u64,
     /// Detailed events lost to a full ring buffer.
     pub ringbuf_full: u64,
+    /// Long-term pin calls in those lost records (a run stands for many).
+    pub ringbuf_full_pin_calls: u64,
     /// Short-term pin calls (O_DIRECT, process_vm…), writable and read-only.
     pub short_term_pins_write: u64,
     pub short_term_pins_read: u64,
@@ -61,22 +63,34 @@ pub struct FilterCounts {
 
 impl Counters {
     pub fn read(ebpf: &Ebpf) -> Result<Self, CounterError> {
+        // Unpinned cleans are derived: calls minus the other verdicts. A folio cleaned while
+        // the two maps are read makes it off by one until the next read, never for good.
+        let hook_hits = sum_all(ebpf, "HOOK_HITS", MAX_HOOKS)?;
         let filters = sum_all(ebpf, "FILTER_HITS", filter::COUNT)?;
+        let cleaned = hook_hits
+            .get(probe_common::hook::FOLIO_MKCLEAN as usize)
+            .copied()
+            .unwrap_or(0);
+        let mkclean_pinned = filters[filter::MKCLEAN_PINNED as usize];
+        let mkclean_unclassified = filters[filter::MKCLEAN_UNCLASSIFIED as usize];
         Ok(Self {
-            hook_hits: sum_all(ebpf, "HOOK_HITS", MAX_HOOKS)?,
             hook_returns: sum_all(ebpf, "HOOK_RETURNS", MAX_HOOKS)?,
             map_insert_failures: sum_all(ebpf, "MAP_INSERT_FAILURES", map::COUNT)?
                 .into_iter()
                 .enumerate()
                 .map(|(slot, n)| (map_label(slot as u32), n))
                 .collect(),
+            hook_hits,
             filters: FilterCounts {
-                mkclean_pinned: filters[filter::MKCLEAN_PINNED as usize],
-                mkclean_unpinned: filters[filter::MKCLEAN_UNPINNED as usize],
-                mkclean_unclassified: filters[filter::MKCLEAN_UNCLASSIFIED as usize],
+                mkclean_pinned,
+                mkclean_unpinned: cleaned
+                    .saturating_sub(mkclean_pinned)
+                    .saturating_sub(mkclean_unclassified),
+                mkclean_unclassified,
                 pin_failed: filters[filter::PIN_FAILED as usize],
                 dirty_tracking_needed: filters[filter::DIRTY_TRACKING_NEEDED as usize],
                 ringbuf_full: filters[filter::RINGBUF_FULL as usize],
+                ringbuf_full_pin_calls: filters[filter::RINGBUF_FULL_PIN_CALLS as usize],
                 short_term_pins_write: filters[filter::SHORT_TERM_PIN_WRITE as usize],
                 short_term_pins_read: filters[filter::SHORT_TERM_PIN_READ as usize],
                 before_ready: filters[filter::BEFORE_READY as usize],

@@ -29,6 +29,10 @@ pub struct Args {
     /// 4 KiB pages per iovec.
     #[arg(long, default_value_t = 1)]
     pub pages: usize,
+    /// Register each ring's iovecs in descending address order: no pin call then starts where
+    /// the last one ended, so the kernel cannot gather the calls into runs (one record per call).
+    #[arg(long)]
+    pub descending: bool,
     /// Seconds to hold the pins before unregistering. SIGTERM or SIGINT end the hold early
     /// (the rings are still unregistered and the figures printed).
     #[arg(long, default_value_t = 10.0, allow_negative_numbers = true)]
@@ -95,7 +99,11 @@ pub fn run(args: &Args) -> Result<String> {
         let buf = Mapping::anon(plan.ring_len).with_context(|| format!("buffer of ring {i}"))?;
         // Written first so registration pins present pages instead of faulting them in.
         buf.write_pages(0x70);
-        iovecs.push(iouring::page_iovecs(&buf, args.pages)?);
+        let mut ring_iovecs = iouring::page_iovecs(&buf, args.pages)?;
+        if args.descending {
+            ring_iovecs.reverse();
+        }
+        iovecs.push(ring_iovecs);
         bufs.push(buf);
     }
 
@@ -195,6 +203,7 @@ mod tests {
             rings,
             iovecs,
             pages,
+            descending: false,
             hold_secs,
         }
     }

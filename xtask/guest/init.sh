@@ -169,36 +169,55 @@ sed 's/^/PINWATCH-METRICS /' /tmp/metrics.txt >/dev/ttyS1
 sed 's/^/PINWATCH-FINDING /' /tmp/findings-at-scrape.jsonl >/dev/ttyS1
 
 # Scale: 17 io_uring rings of 16,384 single-page buffers, each buffer its own long-term pin call
-# (278,528 pin events as fast as the guest makes them). The ledger holds 262,144 live pins: the
-# daemon tracks 262,144 pinned pages (1 GiB) and must evict, and count, the oldest 16,384. The
-# daemon is scraped while the pins are held and after they are released; the host checks every
-# pin event is either received or counted as dropped by the kernel, the evictions, the pages,
-# and the daemon's resident memory.
+# (278,528 pin calls as fast as the guest makes them). Registered in descending address order,
+# so the kernel cannot gather the calls into runs: one record per call, the ring buffer's and
+# the daemon's worst case. The ledger holds 262,144 live pins: the daemon tracks 262,144 pinned pages
+# (1 GiB) and must evict, and count, the oldest 16,384. The daemon is scraped while the pins are
+# held and after they are released; the host checks every pin call is either received or counted
+# as dropped by the kernel, the evictions, the pages, and the daemon's resident memory.
 log "pass: scale (278,528 pin calls, 262,144 live pinned pages)"
 SCALE_RINGS=17
 SCALE_CALLS=$((SCALE_RINGS * 16384))
 /bin/pinwatch run --listen 127.0.0.1:9471 >/dev/null 2>/dev/console &
 d=$!
 serving 9471 || log "daemon on port 9471 not serving"
-# Pin events received plus those the kernel dropped, from a scrape.
+# Long-term pin calls received plus those inside records the kernel dropped, from a scrape.
 seen() {
   wget -q -O - http://127.0.0.1:9471/metrics 2>/dev/null |
-    awk '/^pinwatch_events_total\{kind="pin"\}/ || /^pinwatch_ringbuf_drops_total / {n += $2} END {printf "%d", n}'
+    awk '/^pinwatch_pins_total\{.*longterm="true"/ || /^pinwatch_ringbuf_dropped_pin_calls_total / {n += $2} END {printf "%d", n}'
 }
-/bin/pinwatch-workload pin-many --rings $SCALE_RINGS --iovecs 16384 --pages 1 --hold-secs 600 \
-  >/tmp/pin-many.out 2>/dev/console &
+# Waits (10 minutes at most) until pin-many printed `pinned` (its output file, $1) and the daemon
+# accounted for $2 pin calls, then two metric ticks, so a scrape shows the state after the last.
+await_pins() {
+  for _ in $(seq 1 1200); do
+    grep -q '^pinned' "$1" && [ "$(seen)" -ge "$2" ] && break
+    sleep 0.5
+  done
+  sleep 2.5
+}
+/bin/pinwatch-workload pin-many --rings $SCALE_RINGS --iovecs 16384 --pages 1 --descending \
+  --hold-secs 600 >/tmp/pin-many.out 2>/dev/console &
 w=$!
-for _ in $(seq 1 1200); do
-  grep -q '^pinned' /tmp/pin-many.out && [ "$(seen)" -ge $SCALE_CALLS ] && break
-  sleep 0.5
-done
-# Two metric ticks, so the scrape shows the state after the last event.
-sleep 2.5
+await_pins /tmp/pin-many.out $SCALE_CALLS
 wget -q -O /tmp/scale-held.txt http://127.0.0.1:9471/metrics || log "scale scrape FAILED"
 kill -TERM $w
 wait $w
 sleep 3
 wget -q -O /tmp/scale-released.txt http://127.0.0.1:9471/metrics || log "scale scrape FAILED"
+# The same storm in ascending order, 4 rings: each registration's 16,384 calls join its first into
+# one run in the kernel. The last ring's run stays open while its pins are held: only the
+# daemon's reading of open runs can account for it. Pages must be exact, ledger entries few.
+log "pass: scale, runs (65,536 contiguous pin calls gathered in the kernel)"
+base=$(seen)
+/bin/pinwatch-workload pin-many --rings 4 --iovecs 16384 --pages 1 --hold-secs 600 \
+  >/tmp/pin-runs.out 2>/dev/console &
+w=$!
+await_pins /tmp/pin-runs.out $((base + 65536))
+wget -q -O /tmp/runs-held.txt http://127.0.0.1:9471/metrics || log "runs scrape FAILED"
+kill -TERM $w
+wait $w
+sleep 3
+wget -q -O /tmp/runs-released.txt http://127.0.0.1:9471/metrics || log "runs scrape FAILED"
 # A storm of pinned folios cleaned: 4,096 VFIO-pinned ext4 pages written back 20 times. 6.1
 # grants the pin (81,920 pinned-folio-cleaned events); later kernels refuse it (none).
 mkclean=$(/bin/pinwatch-workload vfio --file /mnt/ext4/work/clean-storm.dat --pages 4096 \
@@ -211,6 +230,9 @@ wait $d
 code=$?
 result "scale $code calls=$SCALE_CALLS $(tr '\n' ' ' </tmp/pin-many.out)"
 result "clean-storm $mkclean"
+result "scale-runs $(tr '\n' ' ' </tmp/pin-runs.out)"
+sed 's/^/PINWATCH-RUNS-HELD /' /tmp/runs-held.txt >/dev/ttyS1
+sed 's/^/PINWATCH-RUNS-RELEASED /' /tmp/runs-released.txt >/dev/ttyS1
 sed 's/^/PINWATCH-SCALE-HELD /' /tmp/scale-held.txt >/dev/ttyS1
 sed 's/^/PINWATCH-SCALE-RELEASED /' /tmp/scale-released.txt >/dev/ttyS1
 sed 's/^/PINWATCH-SCALE-CLEANED /' /tmp/scale-cleaned.txt >/dev/ttyS1

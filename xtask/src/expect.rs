@@ -269,6 +269,7 @@ pub const KERNELS: &[Kernel] = &[
             ("vm_fault_flags", 40),
             ("vm_fault_page", 80),
             ("vm_fault_address", 24),
+            ("zap_vma_arg", 0),
         ],
         foll_source: "legacy-defines",
         foll_values: &[
@@ -366,6 +367,7 @@ pub const KERNELS: &[Kernel] = &[
             ("vm_fault_flags", 40),
             ("vm_fault_page", 80),
             ("vm_fault_address", 24),
+            ("zap_vma_arg", 0),
         ],
         foll_source: "btf",
         foll_values: &[
@@ -457,6 +459,7 @@ pub const KERNELS: &[Kernel] = &[
             ("vm_fault_flags", 40),
             ("vm_fault_page", 80),
             ("vm_fault_address", 24),
+            ("zap_vma_arg", 1),
         ],
         foll_source: "btf",
         foll_values: &[

@@ -79,6 +79,8 @@ pub struct Counts {
     pub decode_errors: u64,
     /// Detailed events the kernel could not queue (ring buffer full).
     pub events_lost: u64,
+    /// Long-term pin calls in those lost records (a run record stands for many calls).
+    pub pin_calls_lost: u64,
     /// Failed inserts into pinwatch's kernel maps, by map (every map listed, from 0).
     pub map_insert_failures: crate::counters::MapInsertFailures,
     /// Kernel events not correlated because hooks were still attaching (before `ready_at`).
@@ -145,6 +147,7 @@ pub fn run(opts: &Options) -> Result<(Report, u8), Error> {
             correlation: summary.stats,
             decode_errors,
             events_lost: filters.ringbuf_full,
+            pin_calls_lost: filters.ringbuf_full_pin_calls,
             map_insert_failures: kernel_counts.map_insert_failures.clone(),
             withheld_before_ready: filters.before_ready,
         },

@@ -84,6 +84,7 @@ fn pin(s: PinSpec) -> Event {
         path: Some("/mnt/ext4/vm.img".into()),
         dontfork: Some(s.dontfork),
         unwatched: false,
+        calls: 1,
     })
 }
 
@@ -95,6 +96,7 @@ fn unpin(at: u64, task: Task, syscall: Syscall, pages: u64) -> Event {
         hook: "unpin_user_pages",
         syscall,
         pages,
+        calls: 1,
     })
 }
 

@@ -105,7 +105,7 @@ pub const CATALOG: &[Family] = &[
     Family {
         name: "pinwatch_events_total",
         kind: "counter",
-        help: "Detailed events decoded from the ring buffer, by kind",
+        help: "Detailed events decoded from the ring buffer (a pin or unpin run is one event for many calls) or read from runs still open in the kernel, by kind",
         labels: &["kind"],
     },
     Family {
@@ -118,6 +118,12 @@ pub const CATALOG: &[Family] = &[
         name: "pinwatch_ringbuf_drops_total",
         kind: "counter",
         help: "Detailed events the kernel could not queue because the ring buffer was full",
+        labels: &[],
+    },
+    Family {
+        name: "pinwatch_ringbuf_dropped_pin_calls_total",
+        kind: "counter",
+        help: "Long-term pin calls inside the records the ring buffer dropped (a run record stands for many calls): with pinwatch_pins_total{longterm=\"true\"}, every long-term pin call",
         labels: &[],
     },
     Family {

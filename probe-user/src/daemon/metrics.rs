@@ -64,6 +64,7 @@ pub struct Metrics {
     events: IntCounterVec,
     decode_errors: IntCounter,
     ringbuf_drops: IntCounter,
+    ringbuf_dropped_pin_calls: IntCounter,
     map_insert_failures: IntCounterVec,
     withheld_before_ready: IntCounter,
     ready_time: prometheus::Gauge,
@@ -157,6 +158,7 @@ impl Metrics {
             events: counter_vec("pinwatch_events_total"),
             decode_errors: counter("pinwatch_event_decode_errors_total"),
             ringbuf_drops: counter("pinwatch_ringbuf_drops_total"),
+            ringbuf_dropped_pin_calls: counter("pinwatch_ringbuf_dropped_pin_calls_total"),
             map_insert_failures: counter_vec("pinwatch_map_insert_failures_total"),
             withheld_before_ready: counter("pinwatch_withheld_before_ready_total"),
             ready_time: prometheus::Gauge::with_opts(opts("pinwatch_ready_time_seconds"))
@@ -224,6 +226,7 @@ impl Metrics {
             Box::new(self.events.clone()),
             Box::new(self.decode_errors.clone()),
             Box::new(self.ringbuf_drops.clone()),
+            Box::new(self.ringbuf_dropped_pin_calls.clone()),
             Box::new(self.map_insert_failures.clone()),
             Box::new(self.withheld_before_ready.clone()),
             Box::new(self.ready_time.clone()),
@@ -311,6 +314,8 @@ impl Metrics {
             .inc_by(delta(f.mkclean_unclassified, l.mkclean_unclassified));
         self.ringbuf_drops
             .inc_by(delta(f.ringbuf_full, l.ringbuf_full));
+        self.ringbuf_dropped_pin_calls
+            .inc_by(delta(f.ringbuf_full_pin_calls, l.ringbuf_full_pin_calls));
         self.withheld_before_ready
             .inc_by(delta(f.before_ready, l.before_ready));
         for (map, failures) in &now.map_insert_failures {
@@ -412,7 +417,7 @@ impl Observer for Metrics {
                         (key.clone(), pins.with_label_values(&labels))
                     },
                 );
-                series.inc();
+                series.inc_by(pin.calls);
                 // The live-pages series of a pinner exists from its first pin on.
                 if !self.pinners.contains(&*pin.pinner) {
                     self.live_pinned_pages

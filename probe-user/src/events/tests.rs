@@ -266,3 +266,69 @@ fn decoding_pin_and_unpin_records_allocates_nothing() {
     });
     assert_eq!(allocated, 0, "heap allocations while decoding 2000 records");
 }
+
+#[test]
+fn a_pin_run_decodes_as_one_pin_of_its_calls_in_the_runs_system_call() {
+    let run = PinRun {
+        hook: hook::PIN_USER_PAGES_FAST,
+        gup_flags: 0x10001,
+        syscall: wire::Syscall {
+            nr: 427,
+            user_ip: 0x4000,
+            ..wire::Syscall::default()
+        },
+        stack_id: 5,
+        first_ns: 3,
+        last_ns: 6,
+        start: 0x10000,
+        calls: 255,
+        pages: 255,
+        ..PinRun::default()
+    };
+    let wire = PinRunEvent {
+        header: header(kind::PIN_RUN),
+        run,
+    };
+    let bytes = bytes_of(&wire);
+    let Event::Pin(pin) = decode(&bytes).unwrap() else {
+        panic!("not a pin")
+    };
+    assert_eq!((pin.calls, pin.ret, pin.nr_pages), (255, 255, 255));
+    assert_eq!((pin.start, pin.at_ns, pin.stack_id), (0x10000, 7, Some(5)));
+    assert_eq!(
+        pin.syscall.nr, 427,
+        "the run's system call, not the flush's"
+    );
+    assert_eq!(pin.hook, "pin_user_pages_fast");
+    assert!(pin.vma.is_none());
+    assert_eq!(run_id(&bytes), Some(((42 << 32) | 43, kind::PIN_RUN, 3)));
+    assert_eq!(
+        decode(&bytes[..bytes.len() - 1]),
+        Err(DecodeError::Short {
+            len: bytes.len() - 1,
+            need: bytes.len()
+        })
+    );
+}
+
+#[test]
+fn an_unpin_run_decodes_as_one_unpin_of_the_task_itself() {
+    let wire = UnpinRunEvent {
+        header: header(kind::UNPIN_RUN),
+        run: UnpinRun {
+            hook: hook::UNPIN_USER_PAGE,
+            first_ns: 11,
+            calls: 256,
+            pages: 256,
+            ..UnpinRun::default()
+        },
+    };
+    let bytes = bytes_of(&wire);
+    let Event::Unpin(u) = decode(&bytes).unwrap() else {
+        panic!("not an unpin")
+    };
+    assert_eq!((u.task.tgid, u.calls, u.pages), (42, 256, 256));
+    assert!(u.released_by.is_none());
+    assert_eq!(run_id(&bytes), Some(((42 << 32) | 43, kind::UNPIN_RUN, 11)));
+    assert_eq!(run_id(&bytes_of(&UnpinEvent::default())), None);
+}

@@ -48,6 +48,8 @@ pub struct Layout {
     pub vm_fault_flags: Option<u32>,
     pub vm_fault_page: Option<u32>,
     pub vm_fault_address: Option<u32>,
+    /// Where the VMA is among the single-VMA zap function's arguments (its prototype in BTF).
+    pub zap_vma_arg: Option<u32>,
 }
 
 impl Layout {
@@ -97,6 +99,15 @@ impl Layout {
             vm_fault_flags: m("vm_fault", "flags"),
             vm_fault_page: m("vm_fault", "page"),
             vm_fault_address: m("vm_fault", "address"),
+            // The zap hook's ladder, in its order (`probes`): the first function this kernel
+            // has is the one attached.
+            zap_vma_arg: if btf.has_function("zap_page_range_single") {
+                Some(0)
+            } else if btf.has_function("zap_vma_range_batched") {
+                Some(1)
+            } else {
+                None
+            },
         }
     }
 
@@ -108,7 +119,11 @@ impl Layout {
     /// The `LAYOUT_VALID` bit set and every global to write into the eBPF object (0 stands in
     /// for an unknown offset; its group's bit is then clear and the programs never read it).
     pub fn globals(&self, foll: &FollFlags) -> (u32, Vec<(&'static str, u32)>) {
-        let groups: [(u32, Vec<Global>); 10] = [
+        let groups: [(u32, Vec<Global>); 11] = [
+            (
+                valid::ZAP_VMA_ARG,
+                vec![(names::ZAP_VMA_ARG, self.zap_vma_arg)],
+            ),
             (
                 valid::FOLIO_PIN_TEST,
                 vec![
@@ -338,13 +353,14 @@ mod tests {
             vm_fault_flags: Some(40),
             vm_fault_page: Some(80),
             vm_fault_address: Some(24),
+            zap_vma_arg: Some(0),
         }
     }
 
     #[test]
     fn a_complete_layout_validates_every_group() {
         let (bits, globals) = full().globals(&FollFlags::legacy());
-        assert_eq!(bits, 0b11_1111_1111);
+        assert_eq!(bits, 0b111_1111_1111);
         assert!(globals.contains(&(names::FOLL_LONGTERM, 0x10000)));
         assert!(globals.contains(&(names::FOLIO_PINCOUNT_OFF, 92)));
         let mut unique: Vec<_> = globals.iter().map(|(n, _)| *n).collect();

@@ -2,6 +2,7 @@
 //! `events`, `run`). The ring buffer is drained, each record decoded and enriched from the
 //! running system, shown to the caller's [`Observer`], and queued for correlation.
 
+mod open_runs;
 mod source;
 mod target;
 mod tree;
@@ -77,13 +78,14 @@ impl Pipeline {
             tree,
             next_prune,
         } = self;
+        // Before the ring: a run's record drained below then carries only what this read did
+        // not see.
+        source.read_open_runs(&session.kallsyms, |event| {
+            deliver(tree, observer, correlator, event);
+        });
         loop {
             let taken = source.drain(&session.kallsyms, BATCH, |event| {
-                tree.observe(&event);
-                if tree.contains(event.task().tgid) {
-                    observer.event(&event);
-                }
-                correlator.push(event);
+                deliver(tree, observer, correlator, event);
             });
             correlator.advance(procfs::monotonic_ns());
             if taken < BATCH {
@@ -140,6 +142,20 @@ impl Pipeline {
         resolve_paths(&mut findings);
         (findings, summary, source.decode_errors)
     }
+}
+
+/// An event to the process tree, the observer (when it is watched), and the correlator.
+fn deliver(
+    tree: &mut ProcessTree,
+    observer: &mut dyn Observer,
+    correlator: &mut Correlator,
+    event: Event,
+) {
+    tree.observe(&event);
+    if tree.contains(event.task().tgid) {
+        observer.event(&event);
+    }
+    correlator.push(event);
 }
 
 /// Files whose mapping was gone before pinwatch read /proc: found again by device and inode.

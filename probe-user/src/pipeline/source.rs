@@ -4,6 +4,7 @@ use std::{collections::HashMap, sync::Arc};
 
 use aya::maps::{MapData, RingBuf, StackTraceMap};
 
+use super::open_runs::OpenRuns;
 use crate::{
     counters::CounterError,
     error::Error,
@@ -16,6 +17,7 @@ use crate::{
 
 pub struct EventSource {
     ring: RingBuf<MapData>,
+    open_runs: OpenRuns,
     stacks: Stacks,
     pub decode_errors: u64,
     /// Drop records unread (see [`super::Pipeline::discard_records`]).
@@ -47,12 +49,15 @@ impl EventSource {
         };
         let ring = RingBuf::try_from(take("EVENTS")?).map_err(Error::Map)?;
         let map = StackTraceMap::try_from(take("STACKS")?).map_err(Error::Map)?;
+        let open_runs =
+            OpenRuns::new(aya::maps::HashMap::try_from(take("INFLIGHT")?).map_err(Error::Map)?);
         // The programs' rare diagnostics (aya-log), relayed to pinwatch's own log.
         let kernel_log = aya_log::EbpfLogger::init(&mut session.ebpf)
             .inspect_err(|e| log::warn!("kernel-side log unavailable: {e}"))
             .ok();
         Ok(Self {
             ring,
+            open_runs,
             stacks: Stacks {
                 map,
                 pinners: HashMap::new(),
@@ -101,9 +106,16 @@ impl EventSource {
                 continue;
             }
             let decoded = events::decode(&item);
+            let run = events::run_id(&item);
             drop(item);
             match decoded {
                 Ok(mut event) => {
+                    if let Some(id) = run
+                        && !self.open_runs.settle(id, &mut event)
+                    {
+                        // Every call of the run was applied while it was open.
+                        continue;
+                    }
                     enrich(&mut self.stacks, kallsyms, &mut dontfork, &mut event);
                     sink(event);
                 }
@@ -111,6 +123,24 @@ impl EventSource {
             }
         }
         taken
+    }
+}
+
+impl EventSource {
+    /// Sends, enriched, what the runs the kernel is still gathering grew since the last read
+    /// (see [`OpenRuns`]).
+    pub fn read_open_runs(&mut self, kallsyms: &Kallsyms, mut sink: impl FnMut(Event)) {
+        if self.discard {
+            return;
+        }
+        let Self {
+            open_runs, stacks, ..
+        } = self;
+        let mut dontfork = DontforkRanges::new();
+        open_runs.read(procfs::monotonic_ns(), |mut event| {
+            enrich(stacks, kallsyms, &mut dontfork, &mut event);
+            sink(event);
+        });
     }
 }
 

@@ -92,6 +92,7 @@ mod tests {
             syscall: Default::default(),
             hook: "unpin_user_pages",
             pages: 1,
+            calls: 1,
         })
     }
 

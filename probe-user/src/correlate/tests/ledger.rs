@@ -114,3 +114,30 @@ fn unwatched_pins_are_counted_and_saturate() {
     ]);
     assert_eq!(stats.unwatched_pages, u64::MAX);
 }
+
+/// A registration storm as the kernel now sends it: the first call's pin, one run of the 255
+/// calls that joined it, one run of the 256 unpins. Counts are by call, pages by page.
+#[test]
+fn runs_count_their_calls_and_hold_and_release_their_pages() {
+    let mut opener = anon_pin(0);
+    let mut run = anon_pin(1);
+    if let (Event::Pin(first), Event::Pin(joined)) = (&mut opener, &mut run) {
+        first.ret = 1;
+        joined.ret = 255;
+        joined.calls = 255;
+        joined.vma = None;
+    }
+    let mut c = settled(vec![opener, run]);
+    assert_eq!(c.live_pages_by_pinner().values().sum::<u64>(), 256);
+    assert_eq!(c.stats().longterm_pins, 256, "one per pin call");
+    assert_eq!(c.stats().harmless_pins, 256);
+    let Event::Unpin(mut unpins) = unpin(3_000, task(42, 1), call(9), 256) else {
+        unreachable!()
+    };
+    unpins.calls = 256;
+    c.push(Event::Unpin(unpins));
+    c.advance(20_000 * MS);
+    assert!(c.live_pages_by_pinner().is_empty());
+    let released: u64 = c.take_released().iter().map(|r| r.pages).sum();
+    assert_eq!(released, 256);
+}
