@@ -6,7 +6,7 @@ use super::*;
 
 impl Correlator {
     pub(super) fn on_pin(&mut self, pin: Pin) {
-        self.stats.longterm_pins += pin.calls;
+        self.stats.longterm_pins = self.stats.longterm_pins.saturating_add(pin.calls);
         self.attribute_unshares(&pin);
         if pin.ret > 0 && pin.unwatched {
             self.stats.unwatched_pins += 1;
@@ -28,7 +28,7 @@ impl Correlator {
             self.tally_pin(&pin.task, pin.ret as u64);
         }
         let Some((file, first_index)) = self.dirty_tracked_file(&pin) else {
-            self.stats.harmless_pins += pin.calls;
+            self.stats.harmless_pins = self.stats.harmless_pins.saturating_add(pin.calls);
             return;
         };
         if pin.ret < 0 {

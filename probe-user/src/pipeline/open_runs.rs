@@ -77,7 +77,7 @@ impl AppliedRuns {
             now,
         )?;
         let part = PinRun {
-            start: run.start + (grew.0 << PAGE_SHIFT),
+            start: run.start.wrapping_add(grew.0 << PAGE_SHIFT),
             calls: grew.1,
             pages: grew.2,
             ..*run
@@ -137,7 +137,7 @@ impl AppliedRuns {
                 let pages = u64::try_from(pin.ret)
                     .unwrap_or(0)
                     .saturating_sub(applied.pages);
-                pin.start += applied.pages << PAGE_SHIFT;
+                pin.start = pin.start.wrapping_add(applied.pages << PAGE_SHIFT);
                 pin.ret = i64::try_from(pages).unwrap_or(i64::MAX);
                 pin.nr_pages = pages;
                 pin.calls > 0 || pages > 0

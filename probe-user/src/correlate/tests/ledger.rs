@@ -141,3 +141,19 @@ fn runs_count_their_calls_and_hold_and_release_their_pages() {
     let released: u64 = c.take_released().iter().map(|r| r.pages).sum();
     assert_eq!(released, 256);
 }
+
+/// Found by the fuzzer: a pin run's call count comes from the kernel, and the counts it adds to
+/// must saturate, not overflow.
+#[test]
+fn run_call_counts_saturate() {
+    let run = |at| {
+        let mut e = anon_pin(at);
+        if let Event::Pin(p) = &mut e {
+            p.calls = u64::MAX;
+        }
+        e
+    };
+    let c = settled(vec![run(0), run(1)]);
+    assert_eq!(c.stats().longterm_pins, u64::MAX);
+    assert_eq!(c.stats().harmless_pins, u64::MAX);
+}
