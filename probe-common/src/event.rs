@@ -105,10 +105,6 @@ pub struct PinEvent {
     /// Kernel stack of the caller (`STACKS` map), negative when unavailable.
     pub stack_id: i64,
     pub vma: VmaInfo,
-    /// 1 when the pin was granted but `WATCH_UNPIN` was full: its unpins will not be seen, so
-    /// userspace cannot tell when it ends.
-    pub unwatched: u32,
-    pub _pad: u32,
     /// Kernel side only: the `struct page **` the call fills, carried from entry to return
     /// (a kretprobe has no arguments); 0 in the record sent.
     pub pages_array: u64,
@@ -177,26 +173,51 @@ pub struct UnpinRunEvent {
 }
 
 /// A task's long-term pins in the kernel (`INFLIGHT`, by pid_tgid, kept from the task's first
-/// long-term pin to its exit): the call between its entry and return, and the runs not sent yet.
+/// long-term pin to its exit): the last call sent on its own, the runs not sent yet, and what a
+/// pin call in progress gathers for its return.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct TaskPins {
-    /// The call in flight, unless it joins `pins`; its header names the task (read by
-    /// userspace for runs read while open).
+    /// The last pin call sent on its own record: the batch's opener, whose header names the
+    /// task (read by userspace for runs read while open).
     pub call: PinEvent,
     pub pins: PinRun,
     pub unpins: UnpinRun,
     /// The address a call must start at to join `pins`; 0 while no batch is open.
     pub join_at: u64,
-    /// 1 from a pin's entry to its return.
+    /// 1 from a kprobe entry to its kretprobe, which has no arguments: `entry` carries them.
+    /// fexit sees the arguments itself, so under fentry a pin has no entry program.
     pub in_call: u32,
-    /// 1 when the call in flight may join `pins` (its own record was not built).
-    pub joining: u32,
-    /// The joining call's arguments and the VMA it walked, if any.
-    pub join_start: u64,
-    pub join_nr_pages: u64,
-    pub join_pages_array: u64,
-    pub join_vma: VmaInfo,
+    /// 1 from the first VMA a long-term GUP checks (`check_vma_flags`) to its pin call's
+    /// return: faults in between (unshares) are the pin's own.
+    pub walking: u32,
+    pub entry: PinCall,
+    /// The first VMA the long-term GUP in progress walked (`check_vma_flags`), where it ends,
+    /// and the system call it was walked in; `walk.seen` is 0 once a pin's return took it.
+    pub walk: VmaInfo,
+    pub walk_end: u64,
+    pub walk_syscall: Syscall,
+    /// Pages the task was granted and has not released: its unpins are watched while nonzero.
+    /// Changed only by atomic adds: a kworker releasing the task's memory (`owners`) takes
+    /// pages off too.
+    pub watched: u64,
+    /// `folio->mapping` of the memory last recorded in `OWNERS` for this task: a registration's
+    /// calls into the same memory skip the identity walk and the lookup. 0 once the task holds
+    /// nothing (its owner entry may be forgotten).
+    pub owner_mapping: u64,
+}
+
+/// A pin call's arguments, as every pin entry point takes them in some order.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PinCall {
+    pub start: u64,
+    pub nr_pages: u64,
+    /// The caller's `struct page **` (0 when it wants no pages back).
+    pub pages_array: u64,
+    pub gup_flags: u32,
+    /// The stack id the kprobe entry took (the kretprobe's own stack is the return trampoline's).
+    pub stack_id: i32,
 }
 
 #[cfg(feature = "user")]
@@ -300,7 +321,7 @@ const _: () = assert!(size_of::<ForkCopyEvent>() == 104 + 40);
 const _: () = assert!(size_of::<ForkEvent>() == 104 + 8);
 const _: () = assert!(size_of::<PfnUntrackEvent>() == 104 + 40 + 48);
 const _: () = assert!(size_of::<VmaInfo>() == 48);
-const _: () = assert!(size_of::<PinEvent>() == 104 + 40 + 48 + 16);
+const _: () = assert!(size_of::<PinEvent>() == 104 + 40 + 48 + 8);
 const _: () = assert!(size_of::<UnpinEvent>() == 104 + 32);
 const _: () = assert!(size_of::<MkcleanEvent>() == 104 + 48);
 const _: () = assert!(size_of::<PinRun>() == 8 + 48 + 8 + 48 + 40);

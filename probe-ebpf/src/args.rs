@@ -3,7 +3,7 @@
 
 use aya_ebpf::{
     EbpfContext,
-    helpers::bpf_probe_read_kernel,
+    helpers::{bpf_probe_read_kernel, generated::bpf_get_func_arg},
     programs::{FEntryContext, FExitContext, ProbeContext, RetProbeContext},
 };
 
@@ -44,9 +44,7 @@ impl Args for FEntryContext {
         layout::folio_pins_btf(self.arg::<*const u8>(n))
     }
     fn arg_scalar(&self, n: usize) -> u64 {
-        // SAFETY: an fentry context is the traced function's arguments as an array of u64; a
-        // probe read of slot `n` yields it untyped.
-        unsafe { bpf_probe_read_kernel((self.as_ptr() as *const u64).wrapping_add(n)) }.unwrap_or(0)
+        trampoline_arg(self, n).unwrap_or(0)
     }
     fn arg_at(&self, n: usize) -> u64 {
         self.arg_scalar(n)
@@ -72,11 +70,25 @@ impl Args for ProbeContext {
     }
 }
 
+/// Argument `n` of a trampoline program (fentry, fexit) untyped, through `bpf_get_func_arg`,
+/// which the verifier inlines into a load: no type check and no helper call, where a probe
+/// read of the context slot would cost one.
+#[inline(always)]
+fn trampoline_arg<C: EbpfContext>(ctx: &C, n: usize) -> Option<u64> {
+    let mut value = 0u64;
+    // SAFETY: `ctx` is the program's own context; the helper writes one u64 to `value`, and
+    // fails (nonzero) for an `n` past the traced function's arguments.
+    let failed = unsafe { bpf_get_func_arg(ctx.as_ptr(), n as u32, &raw mut value) };
+    (failed == 0).then_some(value)
+}
+
 pub trait Ret: EbpfContext {
     /// The traced function's return value, sign-extended.
     fn ret_i64(&self) -> i64;
     /// The `n`th argument the function was called with: fexit has them, a kretprobe does not.
     fn entry_arg_u64(&self, n: usize) -> Option<u64>;
+    /// The `n`th argument as a plain number (see [`Args::arg_scalar`]).
+    fn entry_arg_scalar(&self, n: usize) -> Option<u64>;
 }
 
 impl Ret for FExitContext {
@@ -86,6 +98,9 @@ impl Ret for FExitContext {
     fn entry_arg_u64(&self, n: usize) -> Option<u64> {
         Some(self.arg(n))
     }
+    fn entry_arg_scalar(&self, n: usize) -> Option<u64> {
+        trampoline_arg(self, n)
+    }
 }
 
 impl Ret for RetProbeContext {
@@ -93,6 +108,9 @@ impl Ret for RetProbeContext {
         self.ret()
     }
     fn entry_arg_u64(&self, _n: usize) -> Option<u64> {
+        None
+    }
+    fn entry_arg_scalar(&self, _n: usize) -> Option<u64> {
         None
     }
 }

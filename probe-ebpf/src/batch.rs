@@ -8,10 +8,14 @@
 use aya_ebpf::{
     EbpfContext,
     helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_ns},
+    macros::map,
+    maps::Array,
 };
 use aya_log_ebpf::warn;
 use probe_common::{
-    event::{PinEvent, PinRun, PinRunEvent, TaskPins, UnpinRun, UnpinRunEvent, kind},
+    event::{
+        NEEDS_DIRTY_UNKNOWN, PinCall, PinRun, PinRunEvent, TaskPins, UnpinRunEvent, VmaInfo, kind,
+    },
     filter, map as maps,
 };
 
@@ -27,78 +31,100 @@ const PAGE_SHIFT: u64 = 12;
 /// `BPF_NOEXIST`: a task's entry is created once, never overwritten.
 const BPF_NOEXIST: u64 = 1;
 
-/// The value a task's entry starts from, copied by the map update (no 700-byte value on the
+/// The value a task's entry starts from, copied by the map update (no 900-byte value on the
 /// 512-byte BPF stack).
-static EMPTY: TaskPins = TaskPins {
-    call: PinEvent {
-        header: probe_common::event::Header {
-            kind: 0,
-            cpu: 0,
-            ts_ns: 0,
-            pid_tgid: 0,
-            task_start_ns: 0,
-            comm: [0; 16],
-            syscall: NO_SYSCALL,
-            cgroup_id: 0,
-        },
-        hook: 0,
-        gup_flags: 0,
-        start: 0,
-        nr_pages: 0,
-        ret: 0,
-        stack_id: 0,
-        vma: EMPTY_VMA,
-        unwatched: 0,
-        _pad: 0,
-        pages_array: 0,
-    },
-    pins: PinRun {
-        hook: 0,
-        gup_flags: 0,
-        syscall: NO_SYSCALL,
-        stack_id: 0,
-        vma: EMPTY_VMA,
-        first_ns: 0,
-        last_ns: 0,
-        start: 0,
-        calls: 0,
-        pages: 0,
-    },
-    unpins: UnpinRun {
-        hook: 0,
-        _pad: 0,
-        syscall: NO_SYSCALL,
-        first_ns: 0,
-        last_ns: 0,
-        calls: 0,
-        pages: 0,
-    },
-    join_at: 0,
-    in_call: 0,
-    joining: 0,
-    join_start: 0,
-    join_nr_pages: 0,
-    join_pages_array: 0,
-    join_vma: EMPTY_VMA,
-};
+// SAFETY: `TaskPins` is integers and arrays of them: all zeroes is a valid value.
+static EMPTY: TaskPins = unsafe { core::mem::zeroed() };
 
-const NO_SYSCALL: probe_common::event::Syscall = probe_common::event::Syscall {
-    nr: 0,
-    user_ip: 0,
-    user_sp: 0,
-    args: [0; 3],
-};
+/// Tasks with an `INFLIGHT` entry, counted by slot (thread id modulo the array's size): a task
+/// whose slot counts 0 has none, which the hottest callers (every unpin by a process that pinned
+/// short-term, every exit) learn from an array load the verifier inlines, without the hash
+/// lookup. Collisions only cost that lookup.
+#[map]
+static PINNING_TASKS: Array<u64> = Array::with_max_entries(TASK_SLOTS, 0);
 
-const EMPTY_VMA: probe_common::event::VmaInfo = probe_common::event::VmaInfo {
-    seen: 0,
-    needs_dirty: probe_common::event::NEEDS_DIRTY_UNKNOWN,
-    vm_flags: 0,
-    vm_start: 0,
-    vm_pgoff: 0,
-    ino: 0,
-    dev: 0,
-    fs_magic: 0,
-};
+const TASK_SLOTS: u32 = 1 << 16;
+
+#[inline(always)]
+fn slot(pid_tgid: u64) -> Option<*mut u64> {
+    PINNING_TASKS.get_ptr_mut((pid_tgid as u32) % TASK_SLOTS)
+}
+
+/// Adds `delta` to the task's slot: tasks sharing a slot run on other CPUs.
+#[inline(always)]
+fn count_task(pid_tgid: u64, delta: i64) {
+    if let Some(slot) = slot(pid_tgid) {
+        // SAFETY: a valid, aligned array slot.
+        unsafe { atomic_add(slot, delta) };
+    }
+}
+
+/// `*at += delta`, atomically, without the old value: the BPF backend then emits a plain
+/// atomic add (`lock xadd`), which every kernel's verifier accepts (core's atomic types need
+/// compare-and-swap, which the target lacks).
+///
+/// # Safety
+/// `at` is valid and 8-byte aligned (a map value's field).
+#[inline(always)]
+unsafe fn atomic_add(at: *mut u64, delta: i64) {
+    // SAFETY: per the contract.
+    unsafe {
+        core::intrinsics::atomic_xadd::<u64, u64, { core::intrinsics::AtomicOrdering::Relaxed }>(
+            at,
+            delta as u64,
+        )
+    };
+}
+
+/// Watches the task's unpins of the `pages` it was just granted: within the same system call
+/// they mean "released by the caller"; later, they end the pin (userspace tracks live pins).
+#[inline(always)]
+pub fn watch(task: &mut TaskPins, pages: u64) {
+    // SAFETY: a field of the task's map value.
+    unsafe { atomic_add(&raw mut task.watched, pages as i64) };
+}
+
+/// Whether the task's unpins are watched (it holds pages it was granted).
+#[inline(always)]
+pub fn watched(task: &TaskPins) -> bool {
+    // SAFETY: a field of the task's map value; a kworker may change it (`release`).
+    unsafe { core::ptr::read_volatile(&raw const task.watched) != 0 }
+}
+
+/// Takes `pages` off the watched count of `task` (the current task's, or a releasing kworker's
+/// view of its owner's); true when nothing is left. Releasing more than was watched (pins taken
+/// before pinwatch started) leaves 0, not a debt: the correction is an atomic add too, so a
+/// pin granted meanwhile is not lost.
+///
+/// # Safety
+/// `task` is a live `INFLIGHT` value.
+#[inline(always)]
+pub unsafe fn release(task: *mut TaskPins, pages: u64) -> bool {
+    // SAFETY: per the contract.
+    unsafe {
+        let watched = &raw mut (*task).watched;
+        atomic_add(watched, (pages as i64).wrapping_neg());
+        let left = core::ptr::read_volatile(watched) as i64;
+        if left < 0 {
+            atomic_add(watched, left.wrapping_neg());
+        }
+        left <= 0
+    }
+}
+
+/// Whether a fault of the current task happens inside its long-term GUP's walk (an unshare the
+/// pin itself asked for).
+#[inline(always)]
+pub fn in_longterm_walk(task: &TaskPins) -> bool {
+    task.walking != 0 && task.walk_syscall == layout::current_syscall()
+}
+
+/// Whether the task may have an `INFLIGHT` entry (false means certainly not).
+#[inline(always)]
+pub fn may_have_entry(pid_tgid: u64) -> bool {
+    // SAFETY: a valid array slot, read once.
+    slot(pid_tgid).is_some_and(|slot| unsafe { core::ptr::read_volatile(slot) } != 0)
+}
 
 /// The current task's entry, created on its first long-term pin; `None` (counted and logged)
 /// when `INFLIGHT` is full.
@@ -124,38 +150,61 @@ pub fn task_pins<C: EbpfContext>(ctx: &C) -> Option<&'static mut TaskPins> {
         );
         return None;
     }
+    count_task(key, 1);
     // SAFETY: as above.
     INFLIGHT
         .get_ptr_mut(key)
         .map(|entry| unsafe { &mut *entry })
 }
 
+/// The task exits: its entry goes, after its open runs (nothing gathered is lost at exit).
+#[inline(always)]
+pub fn remove_current() {
+    let key = bpf_get_current_pid_tgid();
+    let Some(task) = current() else {
+        return;
+    };
+    flush_pins(task);
+    flush_unpins(task);
+    if INFLIGHT.remove(key).is_ok() {
+        count_task(key, -1);
+    }
+}
+
 /// The current task's entry if it has one (it pinned long-term before).
 #[inline(always)]
 pub fn current() -> Option<&'static mut TaskPins> {
+    let key = bpf_get_current_pid_tgid();
+    if !may_have_entry(key) {
+        return None;
+    }
     // SAFETY: as in `task_pins`.
     INFLIGHT
-        .get_ptr_mut(bpf_get_current_pid_tgid())
+        .get_ptr_mut(key)
         .map(|entry| unsafe { &mut *entry })
 }
 
-/// Whether a call entering with these facts joins the task's open batch.
+/// Whether a granted call joins the task's open batch: the same entry point, flags and system
+/// call, starting where the batch ended, and it walked no VMA or the batch's own. The system
+/// call is read last: the other tests are loads.
 #[inline(always)]
-pub fn joins(task: &TaskPins, hook: u32, gup_flags: u32, start: u64) -> bool {
+pub fn joins(task: &TaskPins, hook: u32, call: &PinCall, walked: &VmaInfo) -> bool {
     task.join_at != 0
-        && start == task.join_at
+        && call.start == task.join_at
         && task.pins.hook == hook
-        && task.pins.gup_flags == gup_flags
+        && task.pins.gup_flags == call.gup_flags
+        && (walked.seen == 0 || *walked == task.pins.vma)
         && task.pins.syscall == layout::current_syscall()
 }
 
-/// Opens a batch after `pin`, a granted pin of memory whose pins are all alike (anonymous, or
-/// reached without a VMA walk): later calls may join it. File pins are never joined: each is
-/// judged on its own (`longterm-file-pin`).
+/// Opens a batch after `task.call`, the pin just sent on its own, if it is a granted pin of
+/// memory whose pins are all alike (anonymous, or reached without a VMA walk): later calls may
+/// join it. File pins are never joined: each is judged on its own (`longterm-file-pin`).
 #[inline(always)]
-pub fn open(task: &mut TaskPins, pin: &PinEvent) {
+pub fn open(task: &mut TaskPins) {
+    let pin = &task.call;
     let anonymous = pin.vma.seen == 0 || pin.vma.ino == 0;
-    if pin.ret <= 0 || pin.unwatched != 0 || !anonymous {
+    if pin.ret <= 0 || !anonymous {
         task.join_at = 0;
         return;
     }
@@ -174,26 +223,58 @@ pub fn open(task: &mut TaskPins, pin: &PinEvent) {
     task.join_at = pin.start + ((pin.ret as u64) << PAGE_SHIFT);
 }
 
-/// Whether the joining call that returned `pages` stays in the run: granted, and it walked no
-/// VMA or the batch's own.
+/// Adds a joining call that started at `start` and was granted `pages` to the run.
 #[inline(always)]
-pub fn may_join(task: &TaskPins, pages: i64) -> bool {
-    pages > 0 && (task.join_vma.seen == 0 || task.join_vma == task.pins.vma)
-}
-
-/// Adds the joining call, granted `pages`, to the run.
-#[inline(always)]
-pub fn join(task: &mut TaskPins, pages: u64) {
+pub fn join(task: &mut TaskPins, start: u64, pages: u64) {
     // SAFETY: the helper has no preconditions.
     let now = unsafe { bpf_ktime_get_ns() };
     if task.pins.calls == 0 {
         task.pins.first_ns = now;
-        task.pins.start = task.join_start;
+        task.pins.start = start;
     }
     task.pins.calls += 1;
     task.pins.pages += pages;
     task.pins.last_ns = now;
-    task.join_at = task.join_start + (pages << PAGE_SHIFT);
+    task.join_at = start + (pages << PAGE_SHIFT);
+}
+
+/// Records the VMA a long-term GUP of the current task walks (`check_vma_flags`): the first of
+/// each system call's walk, since a pin's return takes it. Faults from here to that return are
+/// the pin's own (`walking`).
+#[inline(always)]
+pub fn walked(task: &mut TaskPins, vma: u64) {
+    let syscall = layout::current_syscall();
+    task.walking = 1;
+    if task.walk.seen != 0 && task.walk_syscall == syscall {
+        return;
+    }
+    task.walk = layout::vma_info(vma);
+    task.walk_end = layout::vma_end(vma);
+    task.walk_syscall = syscall;
+}
+
+/// Takes the VMA the pin call starting at `start` walked, if any (`seen` 0 when none), and ends
+/// the walk: a walk left by a long-term GUP no pin hook saw (another system call, another
+/// range) is dropped.
+#[inline(always)]
+pub fn take_walk(task: &mut TaskPins, start: u64) -> VmaInfo {
+    task.walking = 0;
+    let mut walk = task.walk;
+    if walk.seen == 0 {
+        walk.needs_dirty = NEEDS_DIRTY_UNKNOWN;
+        return walk;
+    }
+    task.walk.seen = 0;
+    let ours = walk.vm_start <= start
+        && start < task.walk_end
+        && task.walk_syscall == layout::current_syscall();
+    if !ours {
+        return VmaInfo {
+            needs_dirty: NEEDS_DIRTY_UNKNOWN,
+            ..VmaInfo::default()
+        };
+    }
+    walk
 }
 
 /// Sends the pin run, if any; the batch stays open.
@@ -260,7 +341,7 @@ pub fn flush_unpins(task: &mut TaskPins) {
 }
 
 /// Sends both runs of the current task (at most one is ever open: a pin flushes the unpins, an
-/// unpin the pins): before a fork or an exit, whose rules read the ledger.
+/// unpin the pins): before a fork, whose rule reads the ledger.
 #[inline(always)]
 pub fn flush_current() {
     if let Some(task) = current() {

@@ -103,8 +103,7 @@ fn on_wp_return<C: Ret>(_ctx: &C) {
     // An unshare fault issued by a long-term pin in flight: the pin is copying a page away from
     // the processes it was shared with (fork children) before pinning the copy.
     let unshare_for_pin = fault_flags & FAULT_FLAG_UNSHARE != 0
-        // SAFETY: a copy of this task's own entry's flag.
-        && unsafe { crate::events::INFLIGHT.get(key) }.is_some_and(|task| task.in_call != 0);
+        && crate::batch::current().is_some_and(|task| crate::batch::in_longterm_walk(task));
     if !pins.maybe_dma_pinned() && !unshare_for_pin {
         return;
     }

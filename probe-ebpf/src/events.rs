@@ -1,5 +1,6 @@
-//! The detailed-event path: a ring buffer for records, an in-flight table that carries a
-//! long-term pin from its entry to its return, and a watch list of tasks whose unpins matter.
+//! The detailed-event path: the ring buffer records go through, their header, and `INFLIGHT`,
+//! each task's long-term pins (`probe_common::event::TaskPins`: the calls gathered, the pages
+//! whose unpins are watched).
 
 use aya_ebpf::{
     helpers::{
@@ -42,10 +43,6 @@ pub fn armed() -> bool {
 /// (`batch`).
 #[map]
 pub static INFLIGHT: HashMap<u64, TaskPins> = HashMap::with_max_entries(4096, 0);
-
-/// Tasks holding long-term pins they were granted, with the pages not yet unpinned.
-#[map]
-pub static WATCH_UNPIN: HashMap<u64, u64> = HashMap::with_max_entries(4096, 0);
 
 #[inline(always)]
 pub fn header(kind: u32) -> Header {

@@ -262,14 +262,11 @@ pub fn vma_info(vma: u64) -> VmaInfo {
     info
 }
 
-/// The VMA a single-VMA zap hook was called for (see `probe_common::layout::ZAP_VMA_ARG`);
-/// `None` when this kernel's zap function is unknown.
+/// Which argument of the single-VMA zap hook is its VMA (see
+/// `probe_common::layout::ZAP_VMA_ARG`); `None` when this kernel's zap function is unknown.
 #[inline(always)]
-pub fn zapped_vma<C: crate::args::Args>(ctx: &C) -> Option<u64> {
-    if !has(valid::ZAP_VMA_ARG) {
-        return None;
-    }
-    Some(ctx.arg_at(global(&ZAP_VMA_ARG) as usize))
+pub fn zap_vma_arg() -> Option<usize> {
+    has(valid::ZAP_VMA_ARG).then(|| global(&ZAP_VMA_ARG) as usize)
 }
 
 /// `vm_flags` of a VMA, one read; `None` when unknown.

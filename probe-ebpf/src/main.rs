@@ -6,6 +6,9 @@
 //! counters; the in-kernel filters decide what is worth more.
 #![no_std]
 #![no_main]
+// `atomic_xadd`: an atomic add without compare-and-swap (see `batch::count_task`).
+#![allow(internal_features)]
+#![feature(core_intrinsics)]
 
 mod args;
 mod batch;
@@ -18,6 +21,7 @@ mod owners;
 mod pfn;
 mod process;
 mod stacks;
+mod unpin;
 mod writeback;
 
 /// The kernel refuses GPL-only helpers (`bpf_probe_read_kernel`, `bpf_get_stack`…) to programs

@@ -1,8 +1,8 @@
 //! Who owns pinned memory, so that unpins made by someone else end the right pin.
 //!
-//! A pin is usually released by the task that took it, which `WATCH_UNPIN` watches. But io_uring
-//! releases a closed ring's buffers from a kworker, and any thread of the process may unregister
-//! what another registered. Those unpins are matched by the memory itself: when a watched pin is
+//! A pin is usually released by the task that took it, which its `INFLIGHT` entry watches
+//! (`TaskPins::watched`). But io_uring releases a closed ring's buffers from a kworker, and any
+//! thread of the process may unregister what another registered. Those unpins are matched by the memory itself: when a watched pin is
 //! granted, the identity of its first page's memory (the `anon_vma` root of anonymous memory,
 //! the `address_space` of a file) is recorded with the pinning task; an unpin by a task that is
 //! not watched looks up the identity of the first page it releases.
@@ -22,7 +22,7 @@ use aya_ebpf::{
     macros::map,
     maps::{Array, LruHashMap},
 };
-use probe_common::hook;
+use probe_common::{event::TaskPins, hook};
 
 use crate::{
     args::{Args, Ret},
@@ -56,12 +56,23 @@ pub struct Owner {
 
 /// Records who pinned the memory behind `pages`, a `struct page **` the pin call filled.
 #[inline(always)]
-pub fn record(pages: u64, owner: Owner) {
-    let Some(key) = layout::read_ptr(pages).and_then(memory_key) else {
+pub fn record(task: &mut TaskPins, pages: u64, owner: Owner) {
+    let Some(mapping) = layout::read_ptr(pages)
+        .and_then(layout::page_folio)
+        .and_then(layout::folio_mapping)
+    else {
         return;
     };
-    // A registration pins its buffers one call each, all in the same memory: the lookup
-    // (lockless) spares every call after the first the LRU's locked insert.
+    // A registration pins its buffers one call each, all in the same memory: only the first
+    // call walks to its identity and looks it up.
+    if mapping == task.owner_mapping {
+        return;
+    }
+    let Some(key) = identity(mapping) else {
+        return;
+    };
+    task.owner_mapping = mapping;
+    // The lookup (lockless) spares a task that pinned this memory before the LRU's locked insert.
     // SAFETY: a copy of the value is compared at once.
     if unsafe { OWNERS.get(key) }
         .is_some_and(|known| known.pid_tgid == owner.pid_tgid && known.start_ns == owner.start_ns)
@@ -123,8 +134,12 @@ pub fn forget(key: u64) {
 /// by a process and its fork children), the `address_space` of page-cache memory.
 #[inline(always)]
 fn memory_key(page: u64) -> Option<u64> {
-    let folio = layout::page_folio(page)?;
-    let mapping = layout::folio_mapping(folio)?;
+    identity(layout::folio_mapping(layout::page_folio(page)?)?)
+}
+
+/// The identity behind a folio's `mapping` word.
+#[inline(always)]
+fn identity(mapping: u64) -> Option<u64> {
     match mapping & 3 {
         0 if mapping != 0 => Some(mapping),
         // PAGE_MAPPING_ANON: the anon_vma, tagged.

@@ -36,7 +36,8 @@ static ZAPPING: HashMap<u64, u8> = HashMap::with_max_entries(4096, 0);
 #[inline(always)]
 fn on_zap_entry<C: Args>(ctx: &C) {
     counters::entry(hook::ZAP_SINGLE_VMA);
-    if layout::zapped_vma(ctx)
+    if layout::zap_vma_arg()
+        .map(|n| ctx.arg_at(n))
         .and_then(layout::vma_flags)
         .is_some_and(|flags| flags & VM_PFNMAP == 0)
     {

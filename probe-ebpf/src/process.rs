@@ -9,11 +9,7 @@ use aya_ebpf::{
 };
 use probe_common::hook;
 
-use crate::{
-    counters,
-    events::{INFLIGHT, WATCH_UNPIN},
-    layout,
-};
+use crate::{batch, counters, layout};
 
 /// `sched:sched_process_fork` runs in the parent after the copy; the child's pid is at byte 44
 /// of the tracepoint record (common fields, parent_comm[16], parent_pid, child_comm[16]).
@@ -55,24 +51,14 @@ pub fn raw_tracepoint_process_exit(_ctx: RawTracePointContext) -> i32 {
     0
 }
 
-/// A task exits: its per-task entries go with it. A task that exits holding pins (io_uring and
-/// AF_XDP release them later from a kworker) would otherwise keep its `WATCH_UNPIN` entry for
-/// ever, and a long-running host would fill the watch list with the dead. Almost no exiting
-/// task has an entry: one lockless lookup spares them the bucket locks deletes take. A task is
-/// on the watch list only after its first long-term pin made its `INFLIGHT` entry, so that one
-/// lookup answers for both maps.
+/// A task exits: its `INFLIGHT` entry goes with it. A task that exits holding pins (io_uring and
+/// AF_XDP release them later from a kworker) would otherwise keep it for ever, and a
+/// long-running host would fill the map with the dead. Almost no exiting task has an entry,
+/// which an array load says (`batch::may_have_entry`): they pay no lookup.
 #[inline(always)]
 fn on_exit() {
     counters::entry(hook::PROCESS_EXIT);
-    let key = bpf_get_current_pid_tgid();
-    if INFLIGHT.get_ptr_mut(key).is_none() {
-        return;
-    }
-    // Runs still open go before the entry: nothing gathered is lost at exit.
-    crate::batch::flush_current();
-    let _ = INFLIGHT.remove(key);
-    // SAFETY: a lookup of this task's own key; the value is not dereferenced.
-    if unsafe { WATCH_UNPIN.get(key) }.is_some() {
-        let _ = WATCH_UNPIN.remove(key);
+    if batch::may_have_entry(bpf_get_current_pid_tgid()) {
+        batch::remove_current();
     }
 }

@@ -13,7 +13,7 @@ use crate::{
         btf::KernelBtf,
         kallsyms::{Kallsyms, Symbol},
     },
-    probes::{Hook, Target},
+    probes::{Hook, Returns, Target},
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
@@ -62,6 +62,14 @@ pub struct Attachment {
     pub return_method: Option<Method>,
     /// Why it is not attached, or why a better method lost.
     pub reason: Option<String>,
+}
+
+impl Attachment {
+    /// How the hook is attached: the entry's method, or the return program's for a hook that
+    /// has none.
+    pub fn method_family(&self) -> Option<Method> {
+        self.method.or(self.return_method)
+    }
 }
 
 pub struct Attacher<'a> {
@@ -141,7 +149,7 @@ impl Attacher<'_> {
         &mut self,
         hook: &'static Hook,
         candidates: &[&str],
-        returns: bool,
+        returns: Returns,
     ) -> Attachment {
         let Some((candidate, symbol)) = self.kallsyms.resolve_first(candidates) else {
             return Attachment {
@@ -159,13 +167,22 @@ impl Attacher<'_> {
         let symbol = symbol.clone();
         let stem = hook.program_stem(candidate);
         let mut notes = Vec::new();
-        let method = self.ladder(stem, &symbol, Side::Entry, &mut notes);
-        let return_method = if returns && method.is_some() {
-            self.ladder(stem, &symbol, Side::Return, &mut notes)
+        let (method, return_method) = if returns == Returns::Alone {
+            self.return_alone(stem, &symbol, &mut notes)
         } else {
-            None
+            let method = self.ladder(stem, &symbol, Side::Entry, &mut notes);
+            let return_method = if returns == Returns::AfterEntry && method.is_some() {
+                self.ladder(stem, &symbol, Side::Return, &mut notes)
+            } else {
+                None
+            };
+            (method, return_method)
         };
-        let attached = method.is_some() && (!returns || return_method.is_some());
+        let attached = match returns {
+            Returns::No => method.is_some(),
+            Returns::AfterEntry => method.is_some() && return_method.is_some(),
+            Returns::Alone => return_method.is_some(),
+        };
         Attachment {
             hook: hook.name,
             attached,
@@ -173,6 +190,43 @@ impl Attacher<'_> {
             method,
             return_method,
             reason: (!notes.is_empty()).then(|| notes.join("; ")),
+        }
+    }
+
+    /// A hook whose return program needs no entry ([`Returns::Alone`]): fexit alone, else a
+    /// kprobe and a kretprobe (the entry carries the arguments the kretprobe lacks). Returns
+    /// (entry method, return method).
+    fn return_alone(
+        &mut self,
+        stem: &str,
+        symbol: &Symbol,
+        notes: &mut Vec<String>,
+    ) -> (Option<Method>, Option<Method>) {
+        if self.choice != MethodChoice::Kprobe {
+            if !self.fentry_works {
+                notes.push("fexit: unavailable on this kernel".to_owned());
+            } else {
+                match self.try_fentry(stem, symbol, Side::Return) {
+                    Ok(()) => return (None, Some(Method::Fentry)),
+                    Err(e) => notes.push(format!("fexit: {e}")),
+                }
+            }
+        }
+        if self.choice == MethodChoice::Fentry {
+            return (None, None);
+        }
+        if !self.kprobe_works {
+            notes.push("kprobe: unavailable on this kernel".to_owned());
+            return (None, None);
+        }
+        let entry = self.try_kprobe(stem, symbol, Side::Entry);
+        let ret = entry.and_then(|()| self.try_kprobe(stem, symbol, Side::Return));
+        match ret {
+            Ok(()) => (Some(Method::Kprobe), Some(Method::Kprobe)),
+            Err(e) => {
+                notes.push(format!("kprobe: {e}"));
+                (None, None)
+            }
         }
     }
 

@@ -32,7 +32,6 @@ pub type MapInsertFailures = std::collections::BTreeMap<&'static str, u64>;
 pub fn map_label(slot: u32) -> &'static str {
     const LABELS: [&str; map::COUNT as usize] = [
         "inflight",
-        "watch_unpin",
         "forking",
         "wp_faults",
         "last_pin_stack",

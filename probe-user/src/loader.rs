@@ -19,7 +19,7 @@ pub enum LoadError {
     MapEntries(String),
 }
 
-/// Resizes pinwatch's own kernel maps: `PINWATCH_MAP_ENTRIES=WATCH_UNPIN=65536,INFLIGHT=8192`.
+/// Resizes pinwatch's own kernel maps: `PINWATCH_MAP_ENTRIES=INFLIGHT=65536,FORKING=8192`.
 /// For hosts with more pinning threads than the defaults (4096 tasks per map) allow, and for
 /// the tests that fill a map on purpose. A full map is counted either way
 /// (`pinwatch_map_insert_failures_total`).
@@ -178,8 +178,8 @@ mod tests {
     #[test]
     fn map_entries_name_known_maps_with_positive_sizes() {
         assert_eq!(
-            parse_map_entries("watch_unpin=8, INFLIGHT=1,").unwrap(),
-            [("WATCH_UNPIN", 8), ("INFLIGHT", 1)]
+            parse_map_entries("forking=8, INFLIGHT=1,").unwrap(),
+            [("FORKING", 8), ("INFLIGHT", 1)]
         );
         assert_eq!(parse_map_entries("").unwrap(), []);
         for bad in [
@@ -191,7 +191,7 @@ mod tests {
         ] {
             let err = parse_map_entries(bad).unwrap_err().to_string();
             assert!(err.starts_with("PINWATCH_MAP_ENTRIES: "), "{bad}: {err}");
-            assert!(err.contains("WATCH_UNPIN"), "lists the maps: {err}");
+            assert!(err.contains("FORKING"), "lists the maps: {err}");
         }
     }
 }

@@ -1,6 +1,7 @@
 //! The typed attach table: every kernel hook, its candidate symbols in order, and the hazards
 //! that depend on it. The eBPF programs for hook `x` are `fentry_x` / `kprobe_x` (entry),
-//! `fexit_x` / `kretprobe_x` (return) or `tracepoint_x`.
+//! `fexit_x` / `kretprobe_x` (return) or `tracepoint_x`; a hook whose return program sees all
+//! it needs has no `fentry_x` (see [`Returns::Alone`]).
 
 use probe_common::hook;
 
@@ -12,13 +13,25 @@ pub enum Target {
     /// A kernel function; the first candidate present in kallsyms wins.
     Function {
         candidates: &'static [&'static str],
-        returns: bool,
+        returns: Returns,
     },
     /// A stable tracepoint.
     Tracepoint {
         category: &'static str,
         name: &'static str,
     },
+}
+
+/// Whether a function hook has a return program, and whether it needs the entry's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Returns {
+    /// Entry program only.
+    No,
+    /// Entry and return programs.
+    AfterEntry,
+    /// The return program alone under fentry: fexit sees the arguments, so the call pays one
+    /// program, not two. Under kprobes the kretprobe has none, and a kprobe entry carries them.
+    Alone,
 }
 
 /// How much a hazard depends on a hook.
@@ -53,14 +66,21 @@ impl Hook {
 const fn func(candidates: &'static [&'static str]) -> Target {
     Target::Function {
         candidates,
-        returns: false,
+        returns: Returns::No,
     }
 }
 
 const fn func_ret(candidates: &'static [&'static str]) -> Target {
     Target::Function {
         candidates,
-        returns: true,
+        returns: Returns::AfterEntry,
+    }
+}
+
+const fn func_ret_alone(candidates: &'static [&'static str]) -> Target {
+    Target::Function {
+        candidates,
+        returns: Returns::Alone,
     }
 }
 
@@ -81,28 +101,28 @@ pub const HOOKS: &[Hook] = &[
     Hook {
         id: hook::PIN_USER_PAGES,
         name: "pin_user_pages",
-        target: func_ret(&["pin_user_pages"]),
+        target: func_ret_alone(&["pin_user_pages"]),
         feeds: PINS_CORE,
         variants: &[],
     },
     Hook {
         id: hook::PIN_USER_PAGES_FAST,
         name: "pin_user_pages_fast",
-        target: func_ret(&["pin_user_pages_fast"]),
+        target: func_ret_alone(&["pin_user_pages_fast"]),
         feeds: PINS_CORE,
         variants: &[],
     },
     Hook {
         id: hook::PIN_USER_PAGES_REMOTE,
         name: "pin_user_pages_remote",
-        target: func_ret(&["pin_user_pages_remote"]),
+        target: func_ret_alone(&["pin_user_pages_remote"]),
         feeds: PINS_CORE,
         variants: &[],
     },
     Hook {
         id: hook::PIN_USER_PAGES_UNLOCKED,
         name: "pin_user_pages_unlocked",
-        target: func_ret(&["pin_user_pages_unlocked"]),
+        target: func_ret_alone(&["pin_user_pages_unlocked"]),
         feeds: PINS_EXTRA,
         variants: &[],
     },
@@ -356,11 +376,11 @@ mod object_tests {
                     format!("raw_tracepoint_{}", hook.name),
                 ],
                 Target::Function { returns, .. } => {
-                    let mut v = vec![
-                        format!("fentry_{}", hook.name),
-                        format!("kprobe_{}", hook.name),
-                    ];
-                    if returns {
+                    let mut v = vec![format!("kprobe_{}", hook.name)];
+                    if returns != Returns::Alone {
+                        v.push(format!("fentry_{}", hook.name));
+                    }
+                    if returns != Returns::No {
                         v.extend([
                             format!("fexit_{}", hook.name),
                             format!("kretprobe_{}", hook.name),
@@ -374,6 +394,17 @@ mod object_tests {
                     names.contains(&w),
                     "program {w} missing for hook {}",
                     hook.name
+                );
+            }
+            if let Target::Function {
+                returns: Returns::Alone,
+                ..
+            } = hook.target
+            {
+                let fentry = format!("fentry_{}", hook.name);
+                assert!(
+                    !names.contains(&fentry),
+                    "{fentry}: a return-alone hook has no fentry program to load by mistake"
                 );
             }
         }

@@ -455,15 +455,15 @@ fn bad_map_entries_name_the_maps_and_are_a_usage_error() {
     }
     let o = Command::new(env!("CARGO_BIN_EXE_pinwatch"))
         .arg("doctor")
-        .env("PINWATCH_MAP_ENTRIES", "WATCH_UNPIN=0")
+        .env("PINWATCH_MAP_ENTRIES", "FORKING=0")
         .output()
         .expect("run pinwatch");
     fails_with(
         &o,
         2,
         &[
-            "PINWATCH_MAP_ENTRIES: `0` is not a positive entry count for WATCH_UNPIN",
-            "INFLIGHT, WATCH_UNPIN, FORKING",
+            "PINWATCH_MAP_ENTRIES: `0` is not a positive entry count for FORKING",
+            "INFLIGHT, FORKING, WP_FAULTS",
         ],
     );
 }

@@ -33,14 +33,15 @@ fn probes(doctor: &Value) -> Result<Vec<String>> {
         let symbol = hook["symbol"]
             .as_str()
             .context("an attached hook has no symbol")?;
-        let entry = hook["method"].as_str().unwrap_or_default();
-        probes.push(match entry {
-            "fentry" => format!("kfunc:{symbol}"),
-            "kprobe" => format!("kprobe:{symbol}"),
+        // A hook attached by its return program alone (fexit) has no entry method.
+        match hook["method"].as_str() {
+            None if !hook["return_method"].is_null() => {}
+            Some("fentry") => probes.push(format!("kfunc:{symbol}")),
+            Some("kprobe") => probes.push(format!("kprobe:{symbol}")),
             // bpftrace 0.17 has no raw tracepoints: the tracepoint is the nearest probe.
-            "raw-tracepoint" | "tracepoint" => format!("tracepoint:{symbol}"),
-            other => bail!("hook {symbol}: unknown attach method `{other}`"),
-        });
+            Some("raw-tracepoint" | "tracepoint") => probes.push(format!("tracepoint:{symbol}")),
+            other => bail!("hook {symbol}: unknown attach method {other:?}"),
+        }
         // pinwatch names the return side by the entry's method family.
         match hook["return_method"].as_str() {
             None => {}
@@ -64,6 +65,7 @@ mod tests {
         let doctor = serde_json::json!({"hooks": [
             {"symbol": "do_wp_page", "attached": true, "method": "fentry", "return_method": "fentry"},
             {"symbol": "pin_user_pages_remote", "attached": true, "method": "kprobe", "return_method": "kprobe"},
+            {"symbol": "pin_user_pages_fast", "attached": true, "method": null, "return_method": "fentry"},
             {"symbol": "folio_mkclean", "attached": true, "method": "fentry", "return_method": null},
             {"symbol": "sched:sched_process_fork", "attached": true, "method": "raw-tracepoint", "return_method": null},
             {"symbol": null, "attached": false, "method": null, "return_method": null},
@@ -75,6 +77,7 @@ mod tests {
                 "kretfunc:do_wp_page",
                 "kprobe:pin_user_pages_remote",
                 "kretprobe:pin_user_pages_remote",
+                "kretfunc:pin_user_pages_fast",
                 "kfunc:folio_mkclean",
                 "tracepoint:sched:sched_process_fork",
             ]

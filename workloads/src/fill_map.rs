@@ -11,7 +11,7 @@ use crate::bpf_objects::{BPF_MAP_GET_NEXT_ID, IdAttr, InfoAttr, bpf, ids};
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct Args {
-    /// Name of a map to fill (as in the eBPF object, e.g. WATCH_UNPIN); repeatable.
+    /// Name of a map to fill (as in the eBPF object, e.g. FORKING); repeatable.
     #[arg(long = "name", required = true)]
     pub names: Vec<String>,
 }
@@ -138,7 +138,7 @@ mod tests {
         assert_eq!(offset_of!(MapInfo, name), 24);
         assert_eq!(size_of::<UpdateAttr>(), 32);
         assert_eq!(offset_of!(UpdateAttr, flags), 24);
-        assert_eq!(name(b"WATCH_UNPIN\0\0\0\0\0"), "WATCH_UNPIN");
+        assert_eq!(name(b"WP_FAULTS\0\0\0\0\0\0\0"), "WP_FAULTS");
     }
 
     #[test]

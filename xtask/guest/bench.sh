@@ -139,6 +139,11 @@ for _ in 1 2 3 4; do
   /bin/pinwatch-workload vfio --file $DIR/bench-shared.dat --pages 256 >/dev/console 2>&1
 done
 snapshot detailed
+# Pin storms: io_uring registrations of single-page buffers (pin calls gathered into runs) and
+# O_DIRECT reads (short-term pins).
+/bin/pinwatch-workload storm iouring --seconds "$SECS" --dir $DIR >/dev/console 2>&1
+/bin/pinwatch-workload storm odirect --seconds "$SECS" --dir $DIR >/dev/console 2>&1
+snapshot storms
 stop_mode pinwatch cost
 echo 0 >/proc/sys/kernel/bpf_stats_enabled
 bench "done"

@@ -335,11 +335,11 @@ result "releases $?"
 # are made small (PINWATCH_MAP_ENTRIES) and filled with foreign keys, then the workloads run.
 # INFLIGHT is filled alone, in an audit: a pin it cannot carry never reaches the others.
 log "pass: kernel maps made small and full"
-SMALL=INFLIGHT=4,WATCH_UNPIN=4,FORKING=4,WP_FAULTS=4,LAST_PIN_STACK=4,ZAPPING=4,STACKS=1
+SMALL=INFLIGHT=4,FORKING=4,WP_FAULTS=4,LAST_PIN_STACK=4,ZAPPING=4,STACKS=1
 RUST_LOG=info,probe_user=debug PINWATCH_MAP_ENTRIES=$SMALL /bin/pinwatch run --listen 127.0.0.1:9472 >/dev/null 2>/tmp/full-maps.log &
 d=$!
 serving 9472 || log "daemon on port 9472 not serving"
-filled=$(/bin/pinwatch-workload fill-map --name WATCH_UNPIN --name FORKING --name WP_FAULTS \
+filled=$(/bin/pinwatch-workload fill-map --name FORKING --name WP_FAULTS \
   --name ZAPPING --name LAST_PIN_STACK 2>&1)
 /bin/run-workloads
 sleep 2.5

@@ -5,6 +5,7 @@
 mod bench;
 mod boots;
 mod bundle;
+mod child;
 mod dashboards;
 mod expect;
 mod guest;

@@ -59,7 +59,7 @@ impl Server {
         fs::write(&config_path, config)?;
         let port = free_port()?;
         let log = fs::File::create(work.join("prometheus.log"))?;
-        let child = Command::new("prometheus")
+        let child = crate::child::dies_with_parent(&mut Command::new("prometheus"))
             .arg(format!("--config.file={}", config_path.display()))
             .arg(format!("--storage.tsdb.path={}", data.display()))
             .arg(format!("--web.listen-address=127.0.0.1:{port}"))

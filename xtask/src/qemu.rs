@@ -192,7 +192,7 @@ pub fn boot_once(guest: &Guest) -> Result<String> {
     let results = work.join("results.txt");
     let console = work.join("console.log");
     let _ = fs::remove_file(&results);
-    let mut child = Command::new("qemu-system-x86_64")
+    let mut child = crate::child::dies_with_parent(&mut Command::new("qemu-system-x86_64"))
         // q35 + intel-iommu for VFIO; the CPU model is the one proven stable under TCG.
         .args(["-accel", "tcg", "-machine", "q35", "-cpu", &cpu()])
         .args(["-m", MEMORY_MIB, "-smp", "1"])

@@ -8,10 +8,6 @@ impl Correlator {
     pub(super) fn on_pin(&mut self, pin: Pin) {
         self.stats.longterm_pins = self.stats.longterm_pins.saturating_add(pin.calls);
         self.attribute_unshares(&pin);
-        if pin.ret > 0 && pin.unwatched {
-            self.stats.unwatched_pins += 1;
-            self.stats.unwatched_pages = self.stats.unwatched_pages.saturating_add(pin.ret as u64);
-        }
         if pin.ret > 0 {
             let held = live::NewPin {
                 at_ns: pin.at_ns,

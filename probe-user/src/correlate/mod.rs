@@ -64,10 +64,6 @@ pub struct Stats {
     pub pinned_reuses: u64,
     /// Processes not ranked in the summary because the tally was full.
     pub untallied_processes: u64,
-    /// Granted pins, and their pages, whose unpins the kernel could not watch (`WATCH_UNPIN`
-    /// full): they stay counted as live until their process exits.
-    pub unwatched_pins: u64,
-    pub unwatched_pages: u64,
 }
 
 /// A long-term pin of a dirty-tracked shared file mapping, granted by the kernel.

@@ -83,7 +83,6 @@ fn pin(s: PinSpec) -> Event {
         pinner: "vfio".into(),
         path: Some("/mnt/ext4/vm.img".into()),
         dontfork: Some(s.dontfork),
-        unwatched: false,
         calls: 1,
     })
 }

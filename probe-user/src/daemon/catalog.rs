@@ -129,7 +129,7 @@ pub const CATALOG: &[Family] = &[
     Family {
         name: "pinwatch_map_insert_failures_total",
         kind: "counter",
-        help: "Failed inserts into pinwatch's own kernel maps (full), by map: state pinwatch lost (inflight: a pin not tracked; watch_unpin: a pin's release not seen; forking: a fork's copies not counted; wp_faults: a fault not classified; zapping: an untrack not classified; stacks: a pinner not named)",
+        help: "Failed inserts into pinwatch's own kernel maps (full), by map: state pinwatch lost (inflight: a pin not tracked; forking: a fork's copies not counted; wp_faults: a fault not classified; zapping: an untrack not classified; stacks: a pinner not named)",
         labels: &["map"],
     },
     Family {
@@ -142,12 +142,6 @@ pub const CATALOG: &[Family] = &[
         name: "pinwatch_ready_time_seconds",
         kind: "gauge",
         help: "Unix time when every hook was attached and observation began; pins older than this are reported as pinned before pinwatch was ready",
-        labels: &[],
-    },
-    Family {
-        name: "pinwatch_unwatched_pinned_pages_total",
-        kind: "counter",
-        help: "Pages of granted long-term pins whose release pinwatch cannot see (the watch_unpin map was full): they count as live until their process exits",
         labels: &[],
     },
     Family {

@@ -68,7 +68,6 @@ pub struct Metrics {
     map_insert_failures: IntCounterVec,
     withheld_before_ready: IntCounter,
     ready_time: prometheus::Gauge,
-    unwatched_pinned_pages: IntCounter,
     correlation_entries: IntGaugeVec,
     correlation_limit: IntGauge,
     correlation_evictions: IntCounterVec,
@@ -163,7 +162,6 @@ impl Metrics {
             withheld_before_ready: counter("pinwatch_withheld_before_ready_total"),
             ready_time: prometheus::Gauge::with_opts(opts("pinwatch_ready_time_seconds"))
                 .expect("valid"),
-            unwatched_pinned_pages: counter("pinwatch_unwatched_pinned_pages_total"),
             correlation_entries: gauge_vec("pinwatch_correlation_entries"),
             correlation_limit: IntGauge::with_opts(opts("pinwatch_correlation_max_entries"))
                 .expect("valid"),
@@ -230,7 +228,6 @@ impl Metrics {
             Box::new(self.map_insert_failures.clone()),
             Box::new(self.withheld_before_ready.clone()),
             Box::new(self.ready_time.clone()),
-            Box::new(self.unwatched_pinned_pages.clone()),
             Box::new(self.correlation_entries.clone()),
             Box::new(self.correlation_limit.clone()),
             Box::new(self.correlation_evictions.clone()),
@@ -263,7 +260,7 @@ impl Metrics {
 
     pub fn attachments(&self, attachments: &[Attachment], hazards: &[HazardStatus]) {
         for a in attachments {
-            let method = a.method.map_or("none", |m| m.name());
+            let method = a.method_family().map_or("none", |m| m.name());
             self.hook_attached
                 .with_label_values(&[a.hook, method])
                 .set(i64::from(a.attached));
@@ -352,11 +349,6 @@ impl Metrics {
                 .with_label_values(&[table])
                 .inc_by(now.saturating_sub(before));
         }
-        self.unwatched_pinned_pages.inc_by(
-            stats
-                .unwatched_pages
-                .saturating_sub(self.last_stats.unwatched_pages),
-        );
         self.last_stats = stats.clone();
         self.decode_errors
             .inc_by(decode_errors.saturating_sub(self.last_decode_errors));

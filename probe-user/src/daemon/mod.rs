@@ -89,7 +89,7 @@ pub fn run(opts: &Options) -> Result<u8, Error> {
             (true, _) => log::debug!(
                 hook = a.hook,
                 symbol = a.symbol.as_deref().unwrap_or("-"),
-                method = a.method.map_or("none", |m| m.name());
+                method = a.method_family().map_or("none", |m| m.name());
                 "hook attached"
             ),
             (false, Some(reason)) => {

@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 
 use super::report::{HookStatus, Report};
-use crate::kernel::flags::FlagSource;
+use crate::{attach::Method, kernel::flags::FlagSource};
 
 pub fn render(r: &Report) -> String {
     let mut out = String::new();
@@ -113,7 +113,10 @@ fn render_hooks(out: &mut String, hooks: &[HookStatus]) {
         let method = match (a.method, a.return_method) {
             (Some(m), Some(r)) => format!("{}+{}", m.name(), r.name()),
             (Some(m), None) => m.name().to_owned(),
-            _ => "-".to_owned(),
+            // The return program alone (`probes::Returns::Alone`).
+            (None, Some(Method::Fentry)) => "fexit".to_owned(),
+            (None, Some(r)) => format!("{} (return)", r.name()),
+            (None, None) => "-".to_owned(),
         };
         let hits = h.hits.map_or("-".to_owned(), |n| n.to_string());
         let _ = writeln!(

@@ -19,6 +19,8 @@ pub struct EventSource {
     ring: RingBuf<MapData>,
     open_runs: OpenRuns,
     stacks: Stacks,
+    /// One pump's smaps reads, shared by the open runs and every drain of the ring after them.
+    dontfork: DontforkRanges,
     pub decode_errors: u64,
     /// Drop records unread (see [`super::Pipeline::discard_records`]).
     pub discard: bool,
@@ -36,7 +38,9 @@ struct Stacks {
 
 /// MADV_DONTFORK ranges by process, with when smaps was read (kernel monotonic ns): a read
 /// serves the events that happened before it, and a later event reads again (records keep
-/// arriving while a drain runs, and the mapping may have changed since).
+/// arriving while a drain runs, and the mapping may have changed since). Kept for one pump: a
+/// storm's open runs and the records drained after them are served by one read of a process's
+/// smaps, which walks every page table it has.
 type DontforkRanges = HashMap<u32, (u64, Option<Vec<procfs::VmaFlag>>)>;
 
 impl EventSource {
@@ -63,6 +67,7 @@ impl EventSource {
                 pinners: HashMap::new(),
                 zap_origins: HashMap::new(),
             },
+            dontfork: DontforkRanges::new(),
             decode_errors: 0,
             discard: false,
             kernel_log,
@@ -96,7 +101,6 @@ impl EventSource {
     /// At most `max` records: in a storm the ring refills as fast as it is read, and the caller
     /// must correlate (and free) each batch before taking the next.
     pub fn drain(&mut self, kallsyms: &Kallsyms, max: usize, mut sink: impl FnMut(Event)) -> usize {
-        let mut dontfork = DontforkRanges::new();
         let mut taken = 0;
         while taken < max
             && let Some(item) = self.ring.next()
@@ -116,7 +120,7 @@ impl EventSource {
                         // Every call of the run was applied while it was open.
                         continue;
                     }
-                    enrich(&mut self.stacks, kallsyms, &mut dontfork, &mut event);
+                    enrich(&mut self.stacks, kallsyms, &mut self.dontfork, &mut event);
                     sink(event);
                 }
                 Err(_) => self.decode_errors += 1,
@@ -128,17 +132,20 @@ impl EventSource {
 
 impl EventSource {
     /// Sends, enriched, what the runs the kernel is still gathering grew since the last read
-    /// (see [`OpenRuns`]).
+    /// (see [`OpenRuns`]). A pump starts here: the previous pump's smaps reads are dropped.
     pub fn read_open_runs(&mut self, kallsyms: &Kallsyms, mut sink: impl FnMut(Event)) {
+        self.dontfork.clear();
         if self.discard {
             return;
         }
         let Self {
-            open_runs, stacks, ..
+            open_runs,
+            stacks,
+            dontfork,
+            ..
         } = self;
-        let mut dontfork = DontforkRanges::new();
         open_runs.read(procfs::monotonic_ns(), |mut event| {
-            enrich(stacks, kallsyms, &mut dontfork, &mut event);
+            enrich(stacks, kallsyms, dontfork, &mut event);
             sink(event);
         });
     }

@@ -152,7 +152,6 @@ pub fn check(kernel: &Kernel, daemon: &Daemon, work: &Path, fails: &mut Vec<Stri
         ("pinwatch_ringbuf_drops_total", 0.0),
         ("pinwatch_event_decode_errors_total", 0.0),
         ("pinwatch_map_insert_failures_total", 0.0),
-        ("pinwatch_unwatched_pinned_pages_total", 0.0),
         ("pinwatch_correlation_evictions_total", 0.0),
         // Every workload exited: no pages may still count as pinned.
         ("pinwatch_live_pinned_pages", 0.0),

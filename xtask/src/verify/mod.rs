@@ -76,6 +76,9 @@ pub fn parse(output: &str) -> Result<Results> {
 }
 
 /// `<exit code> <json>` after a result tag.
+/// pinwatch's kernel maps whose inserts can fail (`probe_common::map::COUNT`).
+const PROBE_MAPS: usize = 6;
+
 fn pass(tag: &str, rest: &str) -> Result<Pass> {
     let (code, json) = rest.split_once(' ').unwrap_or((rest, ""));
     let report = serde_json::from_str(json).with_context(|| format!("{tag} JSON: {json:.200}"))?;
@@ -303,17 +306,16 @@ fn check_audit(
     }
     if r["counts"]["map_insert_failures"]
         .as_object()
-        .is_none_or(|m| m.len() != 7)
+        .is_none_or(|m| m.len() != PROBE_MAPS)
     {
         fails.push(format!(
-            "{at}: counts.map_insert_failures lists {} (expected all 7 maps)",
-            r["counts"]["map_insert_failures"]
+            "{at}: counts.map_insert_failures lists {} (expected all {} maps)",
+            r["counts"]["map_insert_failures"], PROBE_MAPS
         ));
     }
     for counter in [
         "events_lost",
         "decode_errors",
-        "unwatched_pins",
         "evicted_pins",
         "evicted_file_pins",
     ] {
@@ -342,7 +344,11 @@ fn check_audit(
 /// `--method kprobe` must use kprobes only; `auto` must prefer fentry and fall back to kprobe
 /// only with a recorded fentry refusal (6.1's trampolines take at most 6 arguments, say).
 fn check_method(at: &str, name: &str, hook: &Value, pass: &str, fails: &mut Vec<String>) {
-    let method = hook["method"].as_str().unwrap_or("-");
+    // A hook attached by its return program alone (fexit) has no entry method.
+    let method = hook["method"]
+        .as_str()
+        .or(hook["return_method"].as_str())
+        .unwrap_or("-");
     let reason = s(hook, "reason");
     let ok = match (pass, method) {
         // Perf tracepoints only where kprobes are asked for; raw tracepoints otherwise.
@@ -352,7 +358,8 @@ fn check_method(at: &str, name: &str, hook: &Value, pass: &str, fails: &mut Vec<
         (_, "raw-tracepoint") => true,
         ("kprobe", m) => m == "kprobe",
         (_, "fentry") => true,
-        (_, "kprobe") => reason.contains("fentry:"),
+        // fentry (or fexit, for a hook whose return program is alone) refused first.
+        (_, "kprobe") => reason.contains("fentry:") || reason.contains("fexit:"),
         _ => false,
     };
     if !ok {
@@ -453,7 +460,8 @@ fn method_of(hook: &Value) -> String {
     match (hook["method"].as_str(), hook["return_method"].as_str()) {
         (Some(m), Some(r)) => format!("{m}+{r}"),
         (Some(m), None) => m.to_owned(),
-        _ => "-".to_owned(),
+        (None, Some(r)) => format!("{r} (return only)"),
+        (None, None) => "-".to_owned(),
     }
 }
 

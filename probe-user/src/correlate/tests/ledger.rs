@@ -94,27 +94,6 @@ fn extreme_kernel_values_saturate_instead_of_overflowing() {
     assert!(findings.iter().all(|f| f.pages > 0));
 }
 
-/// Found by the fuzzer: pins whose unpins the kernel could not watch (`WATCH_UNPIN` full) add
-/// their pages to a counter that must saturate, not overflow, on kernel-supplied counts.
-#[test]
-fn unwatched_pins_are_counted_and_saturate() {
-    let unwatched = |at, ret| {
-        let mut e = pin(PinSpec { ret, ..spec(at) });
-        if let Event::Pin(p) = &mut e {
-            p.unwatched = true;
-        }
-        e
-    };
-    let (_, stats) = run(vec![unwatched(0, 16), unwatched(1, 16)]);
-    assert_eq!((stats.unwatched_pins, stats.unwatched_pages), (2, 32));
-    let (_, stats) = run(vec![
-        unwatched(0, i64::MAX),
-        unwatched(1, i64::MAX),
-        unwatched(2, 5),
-    ]);
-    assert_eq!(stats.unwatched_pages, u64::MAX);
-}
-
 /// A registration storm as the kernel now sends it: the first call's pin, one run of the 255
 /// calls that joined it, one run of the 256 unpins. Counts are by call, pages by page.
 #[test]
