@@ -76,20 +76,8 @@ pub struct RunArgs {
 
     /// How much of its work pinwatch does, to measure its own cost (`cargo xtask bench`):
     /// kernel-only and floor observe nothing.
-    #[arg(long, value_enum, default_value_t = BenchMode::Full)]
-    pub bench_mode: BenchMode,
-}
-
-/// The levels of work `run --bench-mode` compares.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
-pub enum BenchMode {
-    /// Everything: the programs, the records, correlation, metrics and findings.
-    #[default]
-    Full,
-    /// The programs run and send their records; the daemon reads and discards them.
-    KernelOnly,
-    /// Every hook attached, every program returning at once: what the attachments alone cost.
-    Floor,
+    #[arg(long, value_enum, default_value_t = daemon::BenchMode::Full)]
+    pub bench_mode: daemon::BenchMode,
 }
 
 const EVENTS_EXAMPLES: &str = "\

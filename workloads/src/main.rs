@@ -19,6 +19,7 @@ mod pin_many;
 mod process_vm;
 mod storm;
 mod sys;
+mod timed;
 mod truncate;
 mod udmabuf;
 mod vfio;

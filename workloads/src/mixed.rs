@@ -16,8 +16,8 @@ use anyhow::{Context as _, Result, bail, ensure};
 use io_uring::{IoUring, opcode, types};
 
 use crate::odirect;
-use crate::storm::{Scratch, drive};
 use crate::sys::{self, Mapping, PAGE_SIZE};
+use crate::timed::{Scratch, drive};
 
 /// Registered buffers the service reads into, one io_uring read each per round.
 const FIXED_BUFFERS: usize = 4;

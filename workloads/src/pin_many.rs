@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail, ensure};
 
 use crate::iouring::{self, IORING_MAX_REG_BUFFERS, MAX_IOVEC_LEN};
-use crate::storm::secs_and_rate;
 use crate::sys::{self, Mapping};
+use crate::timed::secs_and_rate;
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct Args {

@@ -25,13 +25,25 @@ use std::{
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::{
-    attach::MethodChoice, cli::BenchMode, counters::Counters, doctor, error::Error, exit, heap,
-    kernel, pipeline::Pipeline, session::Session,
+    attach::MethodChoice, counters::Counters, doctor, error::Error, exit, heap, kernel,
+    pipeline::Pipeline, session::Session,
 };
 use findings_log::FindingsLog;
 use metrics::Metrics;
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9469";
+
+/// The levels of work `run --bench-mode` compares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum BenchMode {
+    /// Everything: the programs, the records, correlation, metrics and findings.
+    #[default]
+    Full,
+    /// The programs run and send their records; the daemon reads and discards them.
+    KernelOnly,
+    /// Every hook attached, every program returning at once: what the attachments alone cost.
+    Floor,
+}
 
 pub struct Options {
     pub btf_path: PathBuf,
