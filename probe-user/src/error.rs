@@ -26,7 +26,7 @@ pub enum Error {
     #[error("writing the report: {0}")]
     Output(std::io::Error),
     #[error("{0}")]
-    Unobservable(String),
+    Unobservable(#[from] crate::observability::verdict::Verdict),
     #[error("opening an eBPF map: {0}")]
     Map(aya::maps::MapError),
     #[error("installing signal handlers: {0}")]
@@ -54,7 +54,7 @@ impl Error {
             Error::Btf(_) => exit::NO_BTF,
             Error::Load(LoadError::Ebpf(e)) if is_permission(e) => exit::NO_PRIVILEGE,
             Error::Load(LoadError::MapEntries(_)) => exit::USAGE,
-            Error::Unobservable(_) => exit::UNOBSERVABLE,
+            Error::Unobservable(verdict) => verdict.exit_code(),
             Error::NoSuchProcess(_) => exit::USAGE,
             Error::Listen { .. } => exit::LISTEN,
             Error::FindingsLog { .. } => exit::OUTPUT,
@@ -70,7 +70,47 @@ impl Error {
     }
 }
 
+/// Whether the kernel refused a load for lack of privilege (EPERM, EACCES): the system call's
+/// own error, found down the chain of causes, not guessed from the message.
 fn is_permission(e: &aya::EbpfError) -> bool {
-    let text = e.to_string();
-    text.contains("Operation not permitted") || text.contains("Permission denied")
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(error) = cause {
+        if error
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::PermissionDenied)
+        {
+            return true;
+        }
+        cause = error.source();
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use aya::{EbpfError, maps::MapError};
+
+    use super::*;
+
+    fn map_create_failed(errno: i32) -> Error {
+        Error::Load(LoadError::Ebpf(EbpfError::MapError(
+            MapError::CreateError {
+                name: "EVENTS".to_owned(),
+                io_error: std::io::Error::from_raw_os_error(errno),
+            },
+        )))
+    }
+
+    #[test]
+    fn a_load_refused_for_privilege_exits_as_not_privileged() {
+        assert_eq!(
+            map_create_failed(libc::EPERM).exit_code(),
+            exit::NO_PRIVILEGE
+        );
+        assert_eq!(
+            map_create_failed(libc::EACCES).exit_code(),
+            exit::NO_PRIVILEGE
+        );
+        assert_eq!(map_create_failed(libc::ENOMEM).exit_code(), exit::RUNTIME);
+    }
 }

@@ -10,8 +10,6 @@ use std::{
 
 use crate::{
     attach::MethodChoice,
-    audit::stop_on_signals,
-    doctor,
     error::Error,
     events::Event,
     exit,
@@ -68,11 +66,11 @@ impl Observer for Printer {
 
 pub fn run(opts: &Options) -> Result<u8, Error> {
     let existing = opts.pid.map(Target::process).transpose()?;
-    let stop = stop_on_signals()?;
+    let stop = crate::signals::stop_on_signals()?;
     let tree = opts.pid.is_some() || !opts.command.is_empty();
     let programs = crate::loader::Programs::watching(tree);
     let mut session = Session::open(&opts.btf_path, opts.method, "events", programs)?;
-    doctor::require_observable(&session)?;
+    crate::observability::require_observable(&session)?;
     let mut pipeline = Pipeline::new(&mut session)?;
     let mut target = match existing {
         Some(process) => process,

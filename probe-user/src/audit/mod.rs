@@ -8,10 +8,7 @@ pub mod render;
 use std::{
     ffi::OsString,
     path::PathBuf,
-    sync::{
-        Arc,
-        atomic::{AtomicBool, Ordering},
-    },
+    sync::atomic::Ordering,
     time::{Duration, Instant},
 };
 
@@ -21,7 +18,6 @@ use crate::{
     attach::MethodChoice,
     correlate::{ProcessPins, Stats},
     counters::Counters,
-    doctor,
     error::Error,
     exit,
     findings::Finding,
@@ -90,11 +86,11 @@ pub struct Counts {
 pub fn run(opts: &Options) -> Result<(Report, u8), Error> {
     let existing = opts.pid.map(Target::process).transpose()?;
     // From the start: a Ctrl-C while the hooks attach still ends with a report.
-    let stop = stop_on_signals()?;
+    let stop = crate::signals::stop_on_signals()?;
     let tree = opts.pid.is_some() || !opts.command.is_empty();
     let programs = crate::loader::Programs::watching(tree);
     let mut session = Session::open(&opts.btf_path, opts.method, "audit", programs)?;
-    let hazards = doctor::require_observable(&session)?;
+    let hazards = crate::observability::require_observable(&session)?;
     let unobservable = hazards
         .iter()
         .filter(|h| !h.observable)
@@ -171,13 +167,4 @@ impl Report {
             .iter()
             .filter(|f| self.fail_on.is_empty() || self.fail_on.contains(&f.hazard))
     }
-}
-
-/// SIGINT/SIGTERM end the watch early; the report is still printed.
-pub fn stop_on_signals() -> Result<Arc<AtomicBool>, Error> {
-    let flag = Arc::new(AtomicBool::new(false));
-    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(signal, Arc::clone(&flag)).map_err(Error::Signals)?;
-    }
-    Ok(flag)
 }

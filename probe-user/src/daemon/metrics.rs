@@ -15,11 +15,11 @@ use crate::{
     attach::Attachment,
     correlate::{Correlator, Released, Stats},
     counters::Counters,
-    doctor::report::HazardStatus,
     events::Event,
     findings::{Finding, Outcome},
     hazards::Hazard,
     kernel::flags::FollFlags,
+    observability::HazardStatus,
     pipeline::Observer,
     probes::HOOKS,
 };

@@ -25,8 +25,8 @@ use std::{
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::{
-    attach::MethodChoice, counters::Counters, doctor, error::Error, exit, heap, kernel,
-    pipeline::Pipeline, session::Session,
+    attach::MethodChoice, counters::Counters, error::Error, exit, heap, kernel, pipeline::Pipeline,
+    session::Session,
 };
 use findings_log::FindingsLog;
 use metrics::Metrics;
@@ -78,7 +78,7 @@ pub fn run(opts: &Options) -> Result<u8, Error> {
             "measuring pinwatch's own cost: nothing is observed or reported"
         );
     }
-    let hazards = doctor::require_observable(&session)?;
+    let hazards = crate::observability::require_observable(&session)?;
     let attached = session.attachments.iter().filter(|a| a.attached).count();
     let metrics = Metrics::new(&session.foll_flags, &kernel::release());
     metrics.attachments(&session.attachments, &hazards);

@@ -2,8 +2,8 @@
 
 use std::fmt::Write as _;
 
-use super::report::{HookStatus, Report};
-use crate::{attach::Method, kernel::flags::FlagSource};
+use super::report::Report;
+use crate::{attach::Method, kernel::flags::FlagSource, observability::HookStatus};
 
 pub fn render(r: &Report) -> String {
     let mut out = String::new();

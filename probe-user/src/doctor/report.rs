@@ -2,12 +2,11 @@
 
 use serde::Serialize;
 
-use super::{behaviour::Behaviour, cost::ProgramCost};
+use super::cost::ProgramCost;
 use crate::{
-    attach::Attachment,
     counters::FilterCounts,
-    hazards::Hazard,
     kernel::{caps::Capabilities, flags::FollFlags, layout::Layout},
+    observability::{HazardStatus, HookStatus},
     session::Methods,
 };
 
@@ -28,25 +27,6 @@ pub struct Report {
 #[derive(Debug, Clone, Serialize)]
 pub struct KernelInfo {
     pub release: String,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct HookStatus {
-    #[serde(flatten)]
-    pub attachment: Attachment,
-    pub feeds: Vec<Hazard>,
-    /// Entry hits while watching (`None` without `--watch`/command).
-    pub hits: Option<u64>,
-    pub returns: Option<u64>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct HazardStatus {
-    pub id: Hazard,
-    pub observable: bool,
-    /// Hooks the hazard needs that exist on this kernel but did not attach, or do not exist.
-    pub missing: Vec<&'static str>,
-    pub kernel_behaviour: Behaviour,
 }
 
 #[derive(Debug, Clone, Serialize)]
