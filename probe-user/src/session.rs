@@ -119,19 +119,17 @@ fn trial_methods(
 ) -> Result<Methods, Error> {
     let mut ebpf = loader::load(layout, foll, loader::Programs::default())?;
     let fentry = match btf {
-        None => Err("kernel BTF could not be parsed by the loader".to_owned()),
+        None => Err(attach::AttachError::NoKernelBtf),
         Some(btf) => attach::program::<aya::programs::FEntry>(&mut ebpf, "fentry_folio_mkclean")
             .and_then(|p| {
-                p.load(TRIAL_FUNCTION, btf).map_err(attach::describe)?;
-                p.attach().map(drop).map_err(attach::describe)
+                p.load(TRIAL_FUNCTION, btf)?;
+                Ok(p.attach().map(drop)?)
             }),
     };
     let kprobe = attach::program::<aya::programs::KProbe>(&mut ebpf, "kprobe_folio_mkclean")
         .and_then(|p| {
-            p.load().map_err(attach::describe)?;
-            p.attach(TRIAL_FUNCTION, 0)
-                .map(drop)
-                .map_err(attach::describe)
+            p.load()?;
+            Ok(p.attach(TRIAL_FUNCTION, 0).map(drop)?)
         });
     Ok(Methods {
         fentry: trial(fentry, "fentry (BPF trampoline on ftrace)", None),
@@ -144,7 +142,7 @@ fn trial_methods(
     })
 }
 
-fn trial(result: Result<(), String>, what: &str, explanation: Option<&str>) -> Trial {
+fn trial(result: Result<(), attach::AttachError>, what: &str, explanation: Option<&str>) -> Trial {
     match result {
         Ok(()) => Trial {
             available: true,

@@ -8,6 +8,10 @@ use aya::{
 };
 use serde::Serialize;
 
+mod error;
+
+pub use error::{AttachError, Refusal};
+
 use crate::{
     kernel::{
         btf::KernelBtf,
@@ -104,12 +108,12 @@ impl Attacher<'_> {
     /// Raw tracepoint first (a BPF link: no perf event, so no perf_event_paranoid limit), then
     /// the perf tracepoint. `--method kprobe` keeps to perf-event attachment throughout.
     fn attach_tracepoint(&mut self, hook: &'static Hook, category: &str, name: &str) -> Attachment {
-        let mut refusal = None;
+        let mut refusals = Vec::new();
         if self.choice != MethodChoice::Kprobe {
             let raw = program::<RawTracePoint>(self.ebpf, &format!("raw_tracepoint_{}", hook.name))
                 .and_then(|p| {
-                    p.load().map_err(describe)?;
-                    p.attach(name).map(drop).map_err(describe)
+                    p.load()?;
+                    Ok(p.attach(name).map(drop)?)
                 });
             match raw {
                 Ok(()) => {
@@ -122,33 +126,38 @@ impl Attacher<'_> {
                         reason: None,
                     };
                 }
-                Err(e) => refusal = Some(format!("raw-tracepoint: {e}")),
+                Err(error) => refusals.push(Refusal {
+                    kind: "raw-tracepoint",
+                    error,
+                }),
             }
         }
         let result = program::<TracePoint>(self.ebpf, &format!("tracepoint_{}", hook.name))
             .and_then(|p| {
-                p.load().map_err(describe)?;
-                p.attach(category, name).map(drop).map_err(describe)
+                p.load()?;
+                Ok(p.attach(category, name).map(drop)?)
             });
-        let reason = match (&result, refusal) {
-            (Ok(()), refusal) => refusal,
-            (Err(e), Some(r)) => Some(format!("{r}; tracepoint: {e}")),
-            (Err(e), None) => Some(e.clone()),
-        };
+        let attached = result.is_ok();
+        if let Err(error) = result {
+            refusals.push(Refusal {
+                kind: "tracepoint",
+                error,
+            });
+        }
         Attachment {
             hook: hook.name,
-            attached: result.is_ok(),
+            attached,
             symbol: Some(format!("{category}:{name}")),
-            method: result.is_ok().then_some(Method::Tracepoint),
+            method: attached.then_some(Method::Tracepoint),
             return_method: None,
-            reason,
+            reason: reason(&refusals),
         }
     }
 
     fn attach_function(
         &mut self,
         hook: &'static Hook,
-        candidates: &[&str],
+        candidates: &'static [&'static str],
         returns: Returns,
     ) -> Attachment {
         let Some((candidate, symbol)) = self.kallsyms.resolve_first(candidates) else {
@@ -158,10 +167,7 @@ impl Attacher<'_> {
                 symbol: None,
                 method: None,
                 return_method: None,
-                reason: Some(format!(
-                    "not in this kernel: none of {} is an out-of-line function in kallsyms (inlined, renamed or not built)",
-                    candidates.join(", ")
-                )),
+                reason: Some(AttachError::NotInKallsyms { candidates }.to_string()),
             };
         };
         let symbol = symbol.clone();
@@ -189,7 +195,7 @@ impl Attacher<'_> {
             symbol: Some(symbol.name.clone()),
             method,
             return_method,
-            reason: (!notes.is_empty()).then(|| notes.join("; ")),
+            reason: reason(&notes),
         }
     }
 
@@ -200,34 +206,20 @@ impl Attacher<'_> {
         &mut self,
         stem: &str,
         symbol: &Symbol,
-        notes: &mut Vec<String>,
+        notes: &mut Vec<Refusal>,
     ) -> (Option<Method>, Option<Method>) {
-        if self.choice != MethodChoice::Kprobe {
-            if !self.fentry_works {
-                notes.push("fexit: unavailable on this kernel".to_owned());
-            } else {
-                match self.try_fentry(stem, symbol, Side::Return) {
-                    Ok(()) => return (None, Some(Method::Fentry)),
-                    Err(e) => notes.push(format!("fexit: {e}")),
-                }
-            }
+        if self.choice != MethodChoice::Kprobe
+            && self.rung(Method::Fentry, stem, symbol, Side::Return, notes)
+        {
+            return (None, Some(Method::Fentry));
         }
-        if self.choice == MethodChoice::Fentry {
-            return (None, None);
+        if self.choice != MethodChoice::Fentry
+            && self.rung(Method::Kprobe, stem, symbol, Side::Entry, notes)
+            && self.rung(Method::Kprobe, stem, symbol, Side::Return, notes)
+        {
+            return (Some(Method::Kprobe), Some(Method::Kprobe));
         }
-        if !self.kprobe_works {
-            notes.push("kprobe: unavailable on this kernel".to_owned());
-            return (None, None);
-        }
-        let entry = self.try_kprobe(stem, symbol, Side::Entry);
-        let ret = entry.and_then(|()| self.try_kprobe(stem, symbol, Side::Return));
-        match ret {
-            Ok(()) => (Some(Method::Kprobe), Some(Method::Kprobe)),
-            Err(e) => {
-                notes.push(format!("kprobe: {e}"));
-                (None, None)
-            }
-        }
+        (None, None)
     }
 
     /// fentry/fexit first (cheaper, BTF-typed), then kprobe/kretprobe.
@@ -236,70 +228,84 @@ impl Attacher<'_> {
         stem: &str,
         symbol: &Symbol,
         side: Side,
-        notes: &mut Vec<String>,
+        notes: &mut Vec<Refusal>,
     ) -> Option<Method> {
-        if self.choice != MethodChoice::Kprobe && !self.fentry_works {
-            notes.push(format!(
-                "{}: unavailable on this kernel",
-                side.fentry_kind()
-            ));
-        } else if self.choice != MethodChoice::Kprobe {
-            match self.try_fentry(stem, symbol, side) {
-                Ok(()) => return Some(Method::Fentry),
-                Err(e) => notes.push(format!("{}: {e}", side.fentry_kind())),
-            }
+        if self.choice != MethodChoice::Kprobe
+            && self.rung(Method::Fentry, stem, symbol, side, notes)
+        {
+            return Some(Method::Fentry);
         }
-        if self.choice != MethodChoice::Fentry && !self.kprobe_works {
-            notes.push(format!(
-                "{}: unavailable on this kernel",
-                side.kprobe_kind()
-            ));
-        } else if self.choice != MethodChoice::Fentry {
-            match self.try_kprobe(stem, symbol, side) {
-                Ok(()) => return Some(Method::Kprobe),
-                Err(e) => notes.push(format!("{}: {e}", side.kprobe_kind())),
-            }
+        if self.choice != MethodChoice::Fentry
+            && self.rung(Method::Kprobe, stem, symbol, side, notes)
+        {
+            return Some(Method::Kprobe);
         }
         None
     }
 
-    fn try_fentry(&mut self, stem: &str, symbol: &Symbol, side: Side) -> Result<(), String> {
-        if symbol.module.is_some() {
-            return Err("module functions are attached with kprobes".into());
-        }
-        if !self.kernel_btf.has_function(&symbol.name) {
-            return Err(format!(
-                "{} has no BTF FUNC (compiler clone or not described)",
-                symbol.name
-            ));
-        }
-        let btf = self.aya_btf.ok_or("kernel BTF unavailable to the loader")?;
-        let name = format!("{}_{stem}", side.fentry_kind());
-        match side {
-            Side::Entry => {
-                let p = program::<FEntry>(self.ebpf, &name)?;
-                p.load(&symbol.name, btf).map_err(describe)?;
-                p.attach().map(drop).map_err(describe)
-            }
-            Side::Return => {
-                let p = program::<FExit>(self.ebpf, &name)?;
-                p.load(&symbol.name, btf).map_err(describe)?;
-                p.attach().map(drop).map_err(describe)
+    /// One rung of the ladder: `method`'s program for `side` (fentry or fexit, kprobe or
+    /// kretprobe), unless the method failed its trial. A failure is noted; true on success.
+    fn rung(
+        &mut self,
+        method: Method,
+        stem: &str,
+        symbol: &Symbol,
+        side: Side,
+        notes: &mut Vec<Refusal>,
+    ) -> bool {
+        let (works, kind) = if method == Method::Fentry {
+            (self.fentry_works, side.fentry_kind())
+        } else {
+            (self.kprobe_works, side.kprobe_kind())
+        };
+        let result = match (works, method) {
+            (false, _) => Err(AttachError::MethodUnavailable),
+            (true, Method::Fentry) => self.try_fentry(stem, symbol, side),
+            (true, _) => self.try_kprobe(stem, symbol, side),
+        };
+        match result {
+            Ok(()) => true,
+            Err(error) => {
+                notes.push(Refusal { kind, error });
+                false
             }
         }
     }
 
-    fn try_kprobe(&mut self, stem: &str, symbol: &Symbol, side: Side) -> Result<(), String> {
+    fn try_fentry(&mut self, stem: &str, symbol: &Symbol, side: Side) -> Result<(), AttachError> {
+        if symbol.module.is_some() {
+            return Err(AttachError::ModuleFunction);
+        }
+        if !self.kernel_btf.has_function(&symbol.name) {
+            return Err(AttachError::NoBtfFunction {
+                symbol: symbol.name.clone(),
+            });
+        }
+        let btf = self.aya_btf.ok_or(AttachError::NoKernelBtf)?;
+        let name = format!("{}_{stem}", side.fentry_kind());
+        match side {
+            Side::Entry => {
+                let p = program::<FEntry>(self.ebpf, &name)?;
+                p.load(&symbol.name, btf)?;
+                Ok(p.attach().map(drop)?)
+            }
+            Side::Return => {
+                let p = program::<FExit>(self.ebpf, &name)?;
+                p.load(&symbol.name, btf)?;
+                Ok(p.attach().map(drop)?)
+            }
+        }
+    }
+
+    fn try_kprobe(&mut self, stem: &str, symbol: &Symbol, side: Side) -> Result<(), AttachError> {
         if symbol.traceable == Some(false) {
-            // Kprobes on Debian kernels refuse notrace functions (CONFIG_KPROBE_EVENTS_ON_NOTRACE unset).
-            return Err(format!(
-                "{} is notrace (not in available_filter_functions)",
-                symbol.name
-            ));
+            return Err(AttachError::Notrace {
+                symbol: symbol.name.clone(),
+            });
         }
         let p = program::<KProbe>(self.ebpf, &format!("{}_{stem}", side.kprobe_kind()))?;
-        p.load().map_err(describe)?;
-        p.attach(&symbol.name, 0).map(drop).map_err(describe)
+        p.load()?;
+        Ok(p.attach(&symbol.name, 0).map(drop)?)
     }
 }
 
@@ -319,33 +325,26 @@ impl Side {
     }
 }
 
-/// aya's program errors with their causes (aya's own text omits the errno), without the empty
-/// "Verifier output:" tail that attach errors carry.
-pub fn describe(e: aya::programs::ProgramError) -> String {
-    let mut text = e
-        .to_string()
-        .trim_end()
-        .trim_end_matches("Verifier output:")
-        .trim_end_matches(['.', ' '])
-        .to_owned();
-    let mut source = std::error::Error::source(&e);
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text = format!("{text}: {cause_text}");
-        }
-        source = cause.source();
-    }
-    text
+/// What doctor says of a hook's failed attempts, in order (`None` when there were none).
+fn reason(refusals: &[Refusal]) -> Option<String> {
+    (!refusals.is_empty()).then(|| {
+        refusals
+            .iter()
+            .map(Refusal::to_string)
+            .collect::<Vec<_>>()
+            .join("; ")
+    })
 }
 
 /// A typed handle on one program of the embedded object.
-pub fn program<'e, P>(ebpf: &'e mut Ebpf, name: &str) -> Result<&'e mut P, String>
+pub fn program<'e, P>(ebpf: &'e mut Ebpf, name: &str) -> Result<&'e mut P, AttachError>
 where
     &'e mut P: TryFrom<&'e mut aya::programs::Program, Error = aya::programs::ProgramError>,
 {
     let program = ebpf
         .program_mut(name)
-        .ok_or_else(|| format!("program {name} missing from the eBPF object (build mismatch)"))?;
-    program.try_into().map_err(describe)
+        .ok_or_else(|| AttachError::ProgramMissing {
+            name: name.to_owned(),
+        })?;
+    Ok(program.try_into()?)
 }
