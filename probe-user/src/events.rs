@@ -253,83 +253,88 @@ impl Event {
 
 pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
     let header: Header = read(bytes)?;
-    match header.kind {
-        kind::PIN => Ok(Event::Pin(pin(read(bytes)?))),
-        kind::UNPIN => {
-            let u: UnpinEvent = read(bytes)?;
-            let releaser = task(&u.header);
-            let (task, released_by) = if u.owner_pid_tgid == 0 {
-                (releaser, None)
-            } else {
-                // The kernel knows the owner's ids, not its name.
-                let owner = Task {
-                    tgid: (u.owner_pid_tgid >> 32) as u32,
-                    tid: u.owner_pid_tgid as u32,
-                    start_ns: u.owner_start_ns,
-                    comm: UserText::from(&b""[..]),
-                    cgroup_id: 0,
-                };
-                (owner, Some(releaser))
-            };
-            Ok(Event::Unpin(Unpin {
-                at_ns: u.header.ts_ns,
-                task,
-                released_by,
-                hook: hook_name(u.hook),
-                syscall: u.header.syscall,
-                pages: u.pages,
-                calls: 1,
-            }))
-        }
+    Ok(match header.kind {
+        kind::PIN => Event::Pin(pin(read(bytes)?)),
+        kind::UNPIN => Event::Unpin(unpin(read(bytes)?)),
         kind::PIN_RUN => {
             let r: PinRunEvent = read(bytes)?;
-            Ok(Event::Pin(pin_run(&r.header, &r.run)))
+            Event::Pin(pin_run(&r.header, &r.run))
         }
         kind::UNPIN_RUN => {
             let r: UnpinRunEvent = read(bytes)?;
-            Ok(Event::Unpin(unpin_run(&r.header, &r.run)))
+            Event::Unpin(unpin_run(&r.header, &r.run))
         }
-        kind::MKCLEAN_PINNED => Ok(Event::MkcleanPinned(mkclean(read(bytes)?))),
-        kind::PFN_UNTRACK => Ok(Event::PfnUntrack(pfn_untrack(read(bytes)?))),
-        kind::FORK_COPY => {
-            let c: ForkCopyEvent = read(bytes)?;
-            Ok(Event::ForkCopy(ForkCopy {
-                at_ns: c.header.ts_ns,
-                task: task(&c.header),
-                vm_start: c.vm_start,
-                vm_end: c.vm_end,
-                pages: c.pages,
-                page_size: (c.copy_pages > 0).then_some(c.copy_pages << PAGE_SHIFT),
-            }))
-        }
-        kind::PINNED_COW => {
-            let c: CowEvent = read(bytes)?;
-            Ok(Event::PinnedCow(PinnedCow {
-                at_ns: c.header.ts_ns,
-                task: task(&c.header),
-                syscall: c.header.syscall,
-                address: c.address,
-                fault_flags: c.fault_flags,
-                copied: c.copied != 0,
-            }))
-        }
+        kind::MKCLEAN_PINNED => Event::MkcleanPinned(mkclean(read(bytes)?)),
+        kind::PFN_UNTRACK => Event::PfnUntrack(pfn_untrack(read(bytes)?)),
+        kind::FORK_COPY => Event::ForkCopy(fork_copy(read(bytes)?)),
+        kind::PINNED_COW => Event::PinnedCow(pinned_cow(read(bytes)?)),
         kind::FORK => {
             let f: ForkEvent = read(bytes)?;
-            Ok(Event::Fork(Fork {
+            Event::Fork(Fork {
                 at_ns: f.header.ts_ns,
                 task: task(&f.header),
                 child_pid: f.child_pid,
-            }))
+            })
         }
         kind::SPAWN => {
             let f: ForkEvent = read(bytes)?;
-            Ok(Event::Spawn(Spawn {
+            Event::Spawn(Spawn {
                 at_ns: f.header.ts_ns,
                 task: task(&f.header),
                 child_pid: f.child_pid,
-            }))
+            })
         }
-        other => Err(DecodeError::UnknownKind(other)),
+        other => return Err(DecodeError::UnknownKind(other)),
+    })
+}
+
+/// An unpin by the task that pinned, or by another task (`released_by`) for the owner the
+/// kernel matched by memory.
+fn unpin(u: UnpinEvent) -> Unpin {
+    let releaser = task(&u.header);
+    let (task, released_by) = if u.owner_pid_tgid == 0 {
+        (releaser, None)
+    } else {
+        // The kernel knows the owner's ids, not its name.
+        let owner = Task {
+            tgid: (u.owner_pid_tgid >> 32) as u32,
+            tid: u.owner_pid_tgid as u32,
+            start_ns: u.owner_start_ns,
+            comm: UserText::from(&b""[..]),
+            cgroup_id: 0,
+        };
+        (owner, Some(releaser))
+    };
+    Unpin {
+        at_ns: u.header.ts_ns,
+        task,
+        released_by,
+        hook: hook_name(u.hook),
+        syscall: u.header.syscall,
+        pages: u.pages,
+        calls: 1,
+    }
+}
+
+fn fork_copy(c: ForkCopyEvent) -> ForkCopy {
+    ForkCopy {
+        at_ns: c.header.ts_ns,
+        task: task(&c.header),
+        vm_start: c.vm_start,
+        vm_end: c.vm_end,
+        pages: c.pages,
+        page_size: (c.copy_pages > 0).then_some(c.copy_pages << PAGE_SHIFT),
+    }
+}
+
+fn pinned_cow(c: CowEvent) -> PinnedCow {
+    PinnedCow {
+        at_ns: c.header.ts_ns,
+        task: task(&c.header),
+        syscall: c.header.syscall,
+        address: c.address,
+        fault_flags: c.fault_flags,
+        copied: c.copied != 0,
     }
 }
 

@@ -8,7 +8,7 @@ pub mod render;
 use std::{
     ffi::OsString,
     path::PathBuf,
-    sync::atomic::Ordering,
+    sync::atomic::{AtomicBool, Ordering},
     time::{Duration, Instant},
 };
 
@@ -104,26 +104,16 @@ pub fn run(opts: &Options) -> Result<(Report, u8), Error> {
         None => Target::spawn(&opts.command, opts.json)?,
     };
     pipeline.watch_tree(target.root());
-    let mut progress = progress::Progress::new(opts.progress, target.describe());
     let mut events = progress::EventCount::default();
-    let ended = loop {
-        pipeline.pump(&session, &mut events);
-        progress.show(
-            start.elapsed(),
-            events.0,
-            pipeline.correlator.findings_so_far(),
-        );
-        if let Some(ended) = target.ended()? {
-            break Some(ended);
-        }
-        let timed_out = opts.duration.is_some_and(|d| start.elapsed() >= d);
-        if timed_out || stop.load(Ordering::Relaxed) {
-            break None;
-        }
-        pipeline.wait();
-    };
+    let ended = watch(
+        opts,
+        &session,
+        &mut pipeline,
+        &mut target,
+        &mut events,
+        &stop,
+    )?;
     pipeline.pump(&session, &mut events);
-    progress.clear();
     let (findings, summary, decode_errors) = pipeline.finish();
     let kernel_counts = Counters::read(&session.ebpf)?;
     let filters = &kernel_counts.filters;
@@ -158,6 +148,38 @@ pub fn run(opts: &Options) -> Result<(Report, u8), Error> {
         exit::OK
     };
     Ok((report, code))
+}
+
+/// Pumps events, showing progress, until the target ends (`Some`), or the time is up or a
+/// signal came (`None`).
+fn watch(
+    opts: &Options,
+    session: &Session,
+    pipeline: &mut Pipeline,
+    target: &mut Target,
+    events: &mut progress::EventCount,
+    stop: &AtomicBool,
+) -> Result<Option<Ended>, Error> {
+    let start = Instant::now();
+    let mut progress = progress::Progress::new(opts.progress, target.describe());
+    let ended = loop {
+        pipeline.pump(session, events);
+        progress.show(
+            start.elapsed(),
+            events.0,
+            pipeline.correlator.findings_so_far(),
+        );
+        if let Some(ended) = target.ended()? {
+            break Some(ended);
+        }
+        let timed_out = opts.duration.is_some_and(|d| start.elapsed() >= d);
+        if timed_out || stop.load(Ordering::Relaxed) {
+            break None;
+        }
+        pipeline.wait();
+    };
+    progress.clear();
+    Ok(ended)
 }
 
 impl Report {

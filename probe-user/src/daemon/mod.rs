@@ -79,14 +79,25 @@ pub fn run(opts: &Options) -> Result<u8, Error> {
         );
     }
     let hazards = crate::observability::require_observable(&session)?;
-    let attached = session.attachments.iter().filter(|a| a.attached).count();
     let metrics = Metrics::new(&session.foll_flags, &kernel::release());
     metrics.attachments(&session.attachments, &hazards);
     metrics.ready(session.ready_at);
     // Attached: from here on only stacks are symbolized, and the start-up parsing is garbage.
     session.kallsyms.drop_attach_index();
     heap::trim();
-    let registry = metrics.registry();
+    announce(opts, &session, &hazards);
+    serve(
+        listener,
+        session,
+        metrics,
+        log,
+        opts.bench_mode == BenchMode::KernelOnly,
+    )
+}
+
+/// Says what is attached and observable (the log, and systemd's readiness notification).
+fn announce(opts: &Options, session: &Session, hazards: &[crate::observability::HazardStatus]) {
+    let attached = session.attachments.iter().filter(|a| a.attached).count();
     log::info!(
         hooks_attached = attached,
         hooks = session.attachments.len(),
@@ -121,8 +132,18 @@ pub fn run(opts: &Options) -> Result<u8, Error> {
     )) {
         log::warn!(error:% = e; "cannot tell systemd pinwatch is ready (NOTIFY_SOCKET)");
     }
+}
 
-    let discard = opts.bench_mode == BenchMode::KernelOnly;
+/// Serves the metrics while the pump thread drains the kernel, until a signal (or the pump
+/// failing) stops both; every hook is detached on the way out.
+fn serve(
+    listener: TcpListener,
+    session: Session,
+    metrics: Metrics,
+    log: FindingsLog,
+    discard: bool,
+) -> Result<u8, Error> {
+    let registry = metrics.registry();
     let stop = Arc::new(AtomicBool::new(false));
     let (done_tx, done_rx) = tokio::sync::oneshot::channel();
     let pump = {
@@ -136,7 +157,6 @@ pub fn run(opts: &Options) -> Result<u8, Error> {
             })
             .map_err(Error::Serve)?
     };
-
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
