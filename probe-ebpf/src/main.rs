@@ -15,6 +15,7 @@ mod batch;
 mod counters;
 mod cow;
 mod events;
+mod fork;
 mod gup;
 mod layout;
 mod owners;

@@ -20,7 +20,7 @@ pub fn tracepoint_process_fork(ctx: TracePointContext) -> u32 {
     }
     // SAFETY: the offset is inside the fixed sched_process_fork record.
     let child_pid: u32 = unsafe { ctx.read_at(44) }.unwrap_or(0);
-    crate::cow::on_fork(child_pid);
+    crate::fork::on_fork(child_pid);
     0
 }
 
@@ -31,7 +31,7 @@ pub fn raw_tracepoint_process_fork(ctx: RawTracePointContext) -> i32 {
         return 0;
     }
     let child: u64 = ctx.arg(1);
-    crate::cow::on_fork(layout::task_pid(child));
+    crate::fork::on_fork(layout::task_pid(child));
     0
 }
 
