@@ -68,7 +68,7 @@ const BPF_RB_AVAIL_DATA: u64 = 0;
 /// A quarter of the ring's size (`probe_common::event::RING_WAKEUP_BYTES`), written at load:
 /// one ring query per record instead of two.
 #[unsafe(no_mangle)]
-static RING_WAKEUP_BYTES: u32 = 0;
+static RING_WAKEUP_BYTES: aya_ebpf::Global<u32> = aya_ebpf::Global::new(0);
 
 /// Copies `record` into the ring buffer, counting a full buffer instead of failing silently;
 /// false when the ring was full (the caller counts what the record stood for).
@@ -82,7 +82,7 @@ pub fn emit<T: 'static>(record: &T) -> bool {
         // Withheld, and counted as such (`BEFORE_READY`).
         return true;
     }
-    let filling = EVENTS.query(BPF_RB_AVAIL_DATA) > u64::from(layout::global(&RING_WAKEUP_BYTES));
+    let filling = EVENTS.query(BPF_RB_AVAIL_DATA) > u64::from(RING_WAKEUP_BYTES.load());
     let wakeup = if filling {
         BPF_RB_FORCE_WAKEUP
     } else {

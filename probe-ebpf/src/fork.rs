@@ -137,7 +137,7 @@ entry_programs!(
 /// Nonzero while userspace watches a process tree: every fork is then sent, so the tree is
 /// known from the kernel's own records (written by userspace before load).
 #[unsafe(no_mangle)]
-static TRACK_SPAWNS: u32 = 0;
+static TRACK_SPAWNS: aya_ebpf::Global<u32> = aya_ebpf::Global::new(0);
 
 /// A fork, seen from the parent after the copy (either flavour of `sched_process_fork`): a
 /// `FORK` record when the parent ever pinned (`fork-with-pins`), else a `SPAWN` record when a
@@ -149,7 +149,7 @@ pub fn on_fork(child_pid: u32) {
         // The fork rule reads the ledger: every pin and unpin of the forking task first.
         crate::batch::flush_current();
         kind::FORK
-    } else if layout::global(&TRACK_SPAWNS) != 0 {
+    } else if TRACK_SPAWNS.load() != 0 {
         kind::SPAWN
     } else {
         return;

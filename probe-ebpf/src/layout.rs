@@ -1,9 +1,10 @@
 //! Kernel struct layout, written by userspace from BTF before load (see probe_common::layout).
 //!
-//! The statics start at 0 and live in .rodata; each group of offsets is used only when its bit
-//! in `LAYOUT_VALID` says userspace resolved all of them.
+//! The statics start at 0 and live in .rodata (aya's `Global`: a volatile load, so the value
+//! userspace wrote is read, not the initial 0 folded in); each group of offsets is used only
+//! when its bit in `LAYOUT_VALID` says userspace resolved all of them.
 
-use aya_ebpf::helpers::bpf_probe_read_kernel;
+use aya_ebpf::{Global, helpers::bpf_probe_read_kernel};
 use probe_common::{
     event::{NEEDS_DIRTY_UNKNOWN, Syscall, VmaInfo},
     layout::{GUP_PIN_COUNTING_BIAS, valid},
@@ -13,7 +14,7 @@ macro_rules! globals {
     ($($name:ident),* $(,)?) => {
         $(
             #[unsafe(no_mangle)]
-            static $name: u32 = 0;
+            static $name: Global<u32> = Global::new(0);
         )*
     };
 }
@@ -59,26 +60,18 @@ globals!(
     ZAP_VMA_ARG,
 );
 
-/// A `u32` global that userspace writes before load.
-#[inline(always)]
-pub fn global(global: &u32) -> u32 {
-    // SAFETY: reading our own static; volatile so the compiler keeps the load that userspace's
-    // rewritten value reaches instead of folding the initial 0.
-    unsafe { core::ptr::read_volatile(global) }
-}
-
 #[inline(always)]
 pub fn has(group: u32) -> bool {
-    global(&LAYOUT_VALID) & group == group
+    LAYOUT_VALID.load() & group == group
 }
 
 #[inline(always)]
-fn read<T>(base: u64, offset: &u32) -> Option<T> {
+fn read<T>(base: u64, offset: &Global<u32>) -> Option<T> {
     if base == 0 {
         return None;
     }
     // SAFETY: bpf_probe_read_kernel copes with any address; a bad one returns an error.
-    unsafe { bpf_probe_read_kernel((base + global(offset) as u64) as *const T).ok() }
+    unsafe { bpf_probe_read_kernel((base + offset.load() as u64) as *const T).ok() }
 }
 
 pub struct FolioPins {
@@ -107,7 +100,7 @@ pub fn folio_pins(folio: u64) -> Option<FolioPins> {
         return None;
     }
     let flags: u64 = read(folio, &FOLIO_FLAGS_OFF)?;
-    let large = flags & (1u64 << (global(&PG_HEAD_BIT) & 63)) != 0;
+    let large = flags & (1u64 << (PG_HEAD_BIT.load() & 63)) != 0;
     let refcount: u32 = read(folio, &FOLIO_REFCOUNT_OFF)?;
     let pincount: i32 = if large {
         read(folio, &FOLIO_PINCOUNT_OFF)?
@@ -130,9 +123,9 @@ pub fn folio_pins(folio: u64) -> Option<FolioPins> {
 /// # Safety
 /// `base` must be a BTF-typed pointer whose type has a field of type `T` at `offset`.
 #[inline(always)]
-unsafe fn load<T: Copy>(base: *const u8, offset: &u32) -> T {
+unsafe fn load<T: Copy>(base: *const u8, offset: &Global<u32>) -> T {
     // SAFETY: per the contract; the verifier rejects the program otherwise.
-    unsafe { core::ptr::read_volatile(base.wrapping_add(global(offset) as usize).cast::<T>()) }
+    unsafe { core::ptr::read_volatile(base.wrapping_add(offset.load() as usize).cast::<T>()) }
 }
 
 /// [`folio_pins`] through a BTF-typed `struct folio *` (see [`load`]): the writeback hook's
@@ -144,7 +137,7 @@ pub fn folio_pins_btf(folio: *const u8) -> Option<FolioPins> {
     }
     // SAFETY: `folio.flags`, `folio._refcount` and `folio._pincount`, per the layout's BTF.
     let flags: u64 = unsafe { load(folio, &FOLIO_FLAGS_OFF) };
-    let large = flags & (1u64 << (global(&PG_HEAD_BIT) & 63)) != 0;
+    let large = flags & (1u64 << (PG_HEAD_BIT.load() & 63)) != 0;
     // SAFETY: as above.
     let refcount: u32 = unsafe { load(folio, &FOLIO_REFCOUNT_OFF) };
     let pincount: i32 = if large {
@@ -171,7 +164,7 @@ pub fn folio_pages(folio: u64) -> Option<u64> {
         return None;
     }
     let flags: u64 = read(folio, &FOLIO_FLAGS_OFF)?;
-    if flags & (1u64 << (global(&PG_HEAD_BIT) & 63)) == 0 {
+    if flags & (1u64 << (PG_HEAD_BIT.load() & 63)) == 0 {
         return Some(1);
     }
     let order: u8 = read(folio, &FOLIO_ORDER_OFF)?;
@@ -192,8 +185,8 @@ pub fn page_folio(page: u64) -> Option<u64> {
     if tail & 1 == 0 {
         return Some(page);
     }
-    let stride = u64::from(global(&PAGE_STRUCT_SIZE));
-    let head_bit = 1u64 << (global(&PG_HEAD_BIT) & 63);
+    let stride = u64::from(PAGE_STRUCT_SIZE.load());
+    let head_bit = 1u64 << (PG_HEAD_BIT.load() & 63);
     for order in 1..=MAX_FOLIO_ORDER {
         let slot = page & !((stride << order) - 1);
         let flags: u64 = read(slot, &FOLIO_FLAGS_OFF)?;
@@ -266,7 +259,7 @@ pub fn vma_info(vma: u64) -> VmaInfo {
 /// `probe_common::layout::ZAP_VMA_ARG`); `None` when this kernel's zap function is unknown.
 #[inline(always)]
 pub fn zap_vma_arg() -> Option<usize> {
-    has(valid::ZAP_VMA_ARG).then(|| global(&ZAP_VMA_ARG) as usize)
+    has(valid::ZAP_VMA_ARG).then(|| ZAP_VMA_ARG.load() as usize)
 }
 
 /// `vm_flags` of a VMA, one read; `None` when unknown.
@@ -442,5 +435,5 @@ pub fn current_syscall() -> Syscall {
 
 #[inline(always)]
 pub fn foll_longterm() -> Option<u32> {
-    has(valid::FOLL).then(|| global(&FOLL_LONGTERM))
+    has(valid::FOLL).then(|| FOLL_LONGTERM.load())
 }

@@ -37,12 +37,12 @@ pub static LICENSE: [u8; 13] = *b"Dual MIT/GPL\0";
 /// the benchmark's floor. Written by userspace before load and read-only after, so the verifier
 /// sees a constant and drops the bodies as dead code.
 #[unsafe(no_mangle)]
-static IDLE: u32 = 0;
+static IDLE: aya_ebpf::Global<u32> = aya_ebpf::Global::new(0);
 
 /// Whether the programs are idle (see [`IDLE`]).
 #[inline(always)]
 pub fn idle() -> bool {
-    layout::global(&IDLE) != 0
+    IDLE.load() != 0
 }
 
 #[cfg(not(test))]
