@@ -11,7 +11,7 @@ pub const PIN_FAILED: u32 = 2;
 /// vma_needs_dirty_tracking() answered true.
 pub const DIRTY_TRACKING_NEEDED: u32 = 3;
 /// A detailed event was lost: the ring buffer was full.
-pub const RINGBUF_FULL: u32 = 4;
+pub const RINGBUF_DROPS: u32 = 4;
 /// A short-term pin call (no FOLL_LONGTERM: O_DIRECT, process_vm…) with FOLL_WRITE.
 pub const SHORT_TERM_PIN_WRITE: u32 = 5;
 /// A short-term pin call without FOLL_WRITE.
@@ -21,5 +21,5 @@ pub const SHORT_TERM_PIN_READ: u32 = 6;
 pub const BEFORE_READY: u32 = 7;
 /// Pin calls inside records lost to a full ring buffer: one per lost pin record, a run's calls
 /// per lost run record. With the pins received, they account for every long-term pin call.
-pub const RINGBUF_FULL_PIN_CALLS: u32 = 8;
+pub const RINGBUF_DROPPED_PIN_CALLS: u32 = 8;
 pub const COUNT: u32 = 9;

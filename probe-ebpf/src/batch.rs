@@ -289,7 +289,7 @@ pub fn flush_pins(task: &mut TaskPins) {
         header,
         run: task.pins,
     }) {
-        counters::filtered_n(filter::RINGBUF_FULL_PIN_CALLS, task.pins.calls);
+        counters::filtered_n(filter::RINGBUF_DROPPED_PIN_CALLS, task.pins.calls);
     }
     task.pins.calls = 0;
     task.pins.pages = 0;

@@ -18,7 +18,7 @@ use probe_common::{
 use crate::{counters, layout};
 
 /// Sized at load time by the runtime (`loader::RING_BUFFER_BYTES`); a storm beyond it is counted
-/// (`RINGBUF_FULL`), not lost silently.
+/// (`RINGBUF_DROPS`), not lost silently.
 #[map]
 pub static EVENTS: RingBuf = RingBuf::with_byte_size(256 * 1024, 0);
 
@@ -89,7 +89,7 @@ pub fn emit<T: 'static>(record: &T) -> bool {
         BPF_RB_NO_WAKEUP
     };
     if EVENTS.output::<T>(record, wakeup).is_err() {
-        counters::filtered(filter::RINGBUF_FULL);
+        counters::filtered(filter::RINGBUF_DROPS);
         return false;
     }
     true

@@ -223,7 +223,7 @@ fn pin_returned<C: EbpfContext>(
         owners::record(task, call.pages_array, owner);
     }
     if !events::emit(&task.call) {
-        counters::filtered(filter::RINGBUF_FULL_PIN_CALLS);
+        counters::filtered(filter::RINGBUF_DROPPED_PIN_CALLS);
     }
     batch::open(task);
 }

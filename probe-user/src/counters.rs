@@ -50,9 +50,9 @@ pub struct FilterCounts {
     pub pin_failed: u64,
     pub dirty_tracking_needed: u64,
     /// Detailed events lost to a full ring buffer.
-    pub ringbuf_full: u64,
+    pub ringbuf_drops: u64,
     /// Long-term pin calls in those lost records (a run stands for many).
-    pub ringbuf_full_pin_calls: u64,
+    pub ringbuf_dropped_pin_calls: u64,
     /// Short-term pin calls (O_DIRECT, process_vm…), writable and read-only.
     pub short_term_pins_write: u64,
     pub short_term_pins_read: u64,
@@ -88,8 +88,8 @@ impl Counters {
                 mkclean_unclassified,
                 pin_failed: filters[filter::PIN_FAILED as usize],
                 dirty_tracking_needed: filters[filter::DIRTY_TRACKING_NEEDED as usize],
-                ringbuf_full: filters[filter::RINGBUF_FULL as usize],
-                ringbuf_full_pin_calls: filters[filter::RINGBUF_FULL_PIN_CALLS as usize],
+                ringbuf_drops: filters[filter::RINGBUF_DROPS as usize],
+                ringbuf_dropped_pin_calls: filters[filter::RINGBUF_DROPPED_PIN_CALLS as usize],
                 short_term_pins_write: filters[filter::SHORT_TERM_PIN_WRITE as usize],
                 short_term_pins_read: filters[filter::SHORT_TERM_PIN_READ as usize],
                 before_ready: filters[filter::BEFORE_READY as usize],

@@ -132,8 +132,8 @@ pub fn run(opts: &Options) -> Result<(Report, u8), Error> {
         counts: Counts {
             correlation: summary.stats,
             decode_errors,
-            events_lost: filters.ringbuf_full,
-            pin_calls_lost: filters.ringbuf_full_pin_calls,
+            events_lost: filters.ringbuf_drops,
+            pin_calls_lost: filters.ringbuf_dropped_pin_calls,
             map_insert_failures: kernel_counts.map_insert_failures.clone(),
             withheld_before_ready: filters.before_ready,
         },

@@ -310,9 +310,11 @@ impl Metrics {
             .with_label_values(&["false"])
             .inc_by(delta(f.mkclean_unclassified, l.mkclean_unclassified));
         self.ringbuf_drops
-            .inc_by(delta(f.ringbuf_full, l.ringbuf_full));
-        self.ringbuf_dropped_pin_calls
-            .inc_by(delta(f.ringbuf_full_pin_calls, l.ringbuf_full_pin_calls));
+            .inc_by(delta(f.ringbuf_drops, l.ringbuf_drops));
+        self.ringbuf_dropped_pin_calls.inc_by(delta(
+            f.ringbuf_dropped_pin_calls,
+            l.ringbuf_dropped_pin_calls,
+        ));
         self.withheld_before_ready
             .inc_by(delta(f.before_ready, l.before_ready));
         for (map, failures) in &now.map_insert_failures {
