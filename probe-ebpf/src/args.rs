@@ -22,8 +22,9 @@ pub trait Args: EbpfContext {
     fn arg_scalar(&self, n: usize) -> u64 {
         self.arg_u64(n)
     }
-    /// The `n`th argument where `n` is only known at run time (a global): a probe read of its
-    /// slot, since the verifier refuses a load at a computed context offset.
+    /// The `n`th argument where `n` is only known at run time (a global): the verifier refuses
+    /// a load at a computed context offset, so fentry asks `bpf_get_func_arg` and a kprobe
+    /// probe-reads the register's slot.
     fn arg_at(&self, n: usize) -> u64;
     /// The pin test of the `struct folio *` in argument `n` (`None` when unknown).
     fn folio_pins(&self, n: usize) -> Option<FolioPins> {

@@ -121,7 +121,7 @@ pub fn in_longterm_walk(task: &TaskPins) -> bool {
 
 /// Whether the task may have an `INFLIGHT` entry (false means certainly not).
 #[inline(always)]
-pub fn may_have_entry(pid_tgid: u64) -> bool {
+fn may_have_entry(pid_tgid: u64) -> bool {
     // SAFETY: a valid array slot, read once.
     slot(pid_tgid).is_some_and(|slot| unsafe { core::ptr::read_volatile(slot) } != 0)
 }
@@ -161,7 +161,7 @@ pub fn task_pins<C: EbpfContext>(ctx: &C) -> Option<&'static mut TaskPins> {
 #[inline(always)]
 pub fn remove_current() {
     let key = bpf_get_current_pid_tgid();
-    let Some(task) = current() else {
+    let Some(task) = entry_of(key) else {
         return;
     };
     flush_pins(task);
@@ -174,7 +174,12 @@ pub fn remove_current() {
 /// The current task's entry if it has one (it pinned long-term before).
 #[inline(always)]
 pub fn current() -> Option<&'static mut TaskPins> {
-    let key = bpf_get_current_pid_tgid();
+    entry_of(bpf_get_current_pid_tgid())
+}
+
+/// The entry of task `key` if it has one; the slot test first.
+#[inline(always)]
+fn entry_of(key: u64) -> Option<&'static mut TaskPins> {
     if !may_have_entry(key) {
         return None;
     }

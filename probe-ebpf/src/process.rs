@@ -3,7 +3,6 @@
 //! Debian's perf_event_paranoid=3 refuses perf_event_open) and as a classic perf tracepoint.
 
 use aya_ebpf::{
-    helpers::bpf_get_current_pid_tgid,
     macros::{raw_tracepoint, tracepoint},
     programs::{RawTracePointContext, TracePointContext},
 };
@@ -54,11 +53,9 @@ pub fn raw_tracepoint_process_exit(_ctx: RawTracePointContext) -> i32 {
 /// A task exits: its `INFLIGHT` entry goes with it. A task that exits holding pins (io_uring and
 /// AF_XDP release them later from a kworker) would otherwise keep it for ever, and a
 /// long-running host would fill the map with the dead. Almost no exiting task has an entry,
-/// which an array load says (`batch::may_have_entry`): they pay no lookup.
+/// which an array load says (`batch::current`'s slot test): they pay no lookup.
 #[inline(always)]
 fn on_exit() {
     counters::entry(hook::PROCESS_EXIT);
-    if batch::may_have_entry(bpf_get_current_pid_tgid()) {
-        batch::remove_current();
-    }
+    batch::remove_current();
 }
