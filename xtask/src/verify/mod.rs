@@ -76,8 +76,8 @@ pub fn parse(output: &str) -> Result<Results> {
 }
 
 /// `<exit code> <json>` after a result tag.
-/// pinwatch's kernel maps whose inserts can fail (`probe_common::map::COUNT`).
-const PROBE_MAPS: usize = 6;
+/// pinwatch's kernel maps whose inserts can fail: audit lists every one.
+const PROBE_MAPS: usize = probe_common::map::COUNT as usize;
 
 fn pass(tag: &str, rest: &str) -> Result<Pass> {
     let (code, json) = rest.split_once(' ').unwrap_or((rest, ""));
