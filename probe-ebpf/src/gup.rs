@@ -186,18 +186,12 @@ fn pin_returned<C: EbpfContext>(
     batch::flush_unpins(task);
     let walked = batch::take_walk(task, call.start);
     if ret > 0 && batch::joins(task, hook, &call, &walked) {
-        batch::watch(task, ret as u64);
-        // The batch's opener was sent by this task: its header has the process's start time.
-        let owner = owners::Owner {
-            pid_tgid: key,
-            start_ns: task.call.header.task_start_ns,
-        };
-        owners::record(task, call.pages_array, owner);
+        hold(task, key, &call, ret as u64);
         batch::join(task, call.start, ret as u64);
         return;
     }
-    // It cannot join (another call, refused, another VMA): the run ends
-    // here, and this call is sent on its own. Built in the task's entry: no room on the stack.
+    // It cannot join (another call, refused, another VMA): the run ends here, and this call is
+    // sent on its own. Built in the task's entry: no room on the stack.
     batch::close_pins(task);
     task.call = PinEvent {
         header: events::header(kind::PIN),
@@ -214,18 +208,26 @@ fn pin_returned<C: EbpfContext>(
         task.call.stack_id = pin_stack(ctx, &task.call.header.syscall, hook);
     }
     if ret > 0 {
-        batch::watch(task, ret as u64);
-        // The owner's start time is the header's (the task's entry may be new).
-        let owner = owners::Owner {
-            pid_tgid: key,
-            start_ns: task.call.header.task_start_ns,
-        };
-        owners::record(task, call.pages_array, owner);
+        hold(task, key, &call, ret as u64);
     }
     if !events::emit(&task.call) {
         counters::filtered(filter::RINGBUF_DROPPED_PIN_CALLS);
     }
     batch::open(task);
+}
+
+/// The task (`key`) holds the `pages` its call was granted: their unpins are watched, and
+/// their memory's owner recorded for a release by someone else. `task.call` is this task's
+/// last pin sent on its own (the batch's opener, or this call): its header has the process's
+/// start time.
+#[inline(always)]
+fn hold(task: &mut TaskPins, key: u64, call: &PinCall, pages: u64) {
+    batch::watch(task, pages);
+    let owner = owners::Owner {
+        pid_tgid: key,
+        start_ns: task.call.header.task_start_ns,
+    };
+    owners::record(task, call.pages_array, owner);
 }
 
 /// A pin entry point's programs: `fexit_<hook>` alone under fentry; `kprobe_<hook>` and
