@@ -100,6 +100,12 @@ impl Mapping {
             path,
         }
     }
+
+    /// Whether both name the same file. The path is not part of it: it is read from /proc while
+    /// the process lives, so two calls into one file may differ only in whether it was read.
+    pub fn same_file(&self, other: &Mapping) -> bool {
+        (self.fs, &self.dev, self.ino) == (other.fs, &other.dev, other.ino)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

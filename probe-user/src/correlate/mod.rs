@@ -258,7 +258,7 @@ impl Correlator {
                 && f.outcome == finding.outcome
                 && f.process == finding.process
                 && f.pinner == finding.pinner
-                && f.mapping == finding.mapping
+                && f.mapping.same_file(&finding.mapping)
                 && f.page_size == finding.page_size
         };
         match self.findings.iter_mut().find(same) {
@@ -270,6 +270,9 @@ impl Correlator {
                 };
                 existing.first_ns = existing.first_ns.min(finding.first_ns);
                 existing.last_ns = existing.last_ns.max(finding.last_ns);
+                if existing.mapping.path.is_none() {
+                    existing.mapping.path = finding.mapping.path;
+                }
             }
             None => self.findings.push(finding),
         }

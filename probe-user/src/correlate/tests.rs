@@ -343,6 +343,23 @@ fn pins_of_one_registration_in_several_calls_make_one_finding() {
     assert_eq!(findings, vec![(LFP, Granted, 16)]);
 }
 
+/// A call decoded after its process exited has no path (it is read from /proc): it still joins
+/// its registration's finding, which keeps the path it has.
+#[test]
+fn a_call_whose_path_was_unreadable_joins_its_registration() {
+    let mut c = Correlator::new(Config::default(), FollFlags::legacy());
+    let mut second = pin(PinSpec { ret: 8, ..spec(11) });
+    if let Event::Pin(p) = &mut second {
+        p.path = None;
+    }
+    c.push(second);
+    c.push(pin(PinSpec { ret: 8, ..spec(10) }));
+    let (findings, _) = c.finish();
+    assert_eq!(findings.len(), 1, "{findings:?}");
+    assert_eq!(findings[0].pages, 16);
+    assert_eq!(findings[0].mapping.path, Some("/mnt/ext4/vm.img".into()));
+}
+
 fn untrack(at: u64, from_zap: bool, with_vma: bool) -> Event {
     Event::PfnUntrack(crate::events::PfnUntrack {
         at_ns: at * MS,
