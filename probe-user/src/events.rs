@@ -6,7 +6,12 @@ use probe_common::event::{
     PinEvent, PinRunEvent, UnpinEvent, UnpinRunEvent, kind,
 };
 
-use crate::{hazards::Hazard, probes, text::UserText};
+use crate::{
+    hazards::Hazard,
+    pinner::{Pinner, UntrackOrigin},
+    probes,
+    text::UserText,
+};
 
 mod runs;
 pub use runs::{RunId, pin_run, run_id, unpin_run};
@@ -63,9 +68,10 @@ pub struct Pin {
     #[serde(skip)]
     pub stack_id: Option<u32>,
     pub vma: Option<Vma>,
-    /// Who pinned (io_uring, vfio…), named from the kernel stack by the runtime once per stack
-    /// and shared by every pin from it.
-    pub pinner: std::sync::Arc<str>,
+    /// Who pinned (io_uring, vfio…), named from the kernel stack by the runtime once per stack.
+    pub pinner: Pinner,
+    /// For an unknown pinner: the first caller of GUP on the stack (shared by every pin from it).
+    pub caller: Option<std::sync::Arc<str>>,
     /// Path of the mapped file, resolved by the runtime while the process lives.
     pub path: Option<UserText>,
     /// Whether the pinned range is MADV_DONTFORK, read by the runtime while the process lives.
@@ -118,8 +124,8 @@ pub struct PfnUntrack {
     pub pfn: u64,
     #[serde(skip)]
     pub stack_id: Option<u32>,
-    /// The kernel function that started the zap (revoke_iomem, vfio-pci…), from the stack.
-    pub via: String,
+    /// What started the zap (revoke_iomem, vfio-pci…), named from the stack by the runtime.
+    pub origin: UntrackOrigin,
     pub path: Option<UserText>,
 }
 
@@ -408,15 +414,10 @@ fn pfn_untrack(e: PfnUntrackEvent) -> PfnUntrack {
         vm_end: e.vm_end,
         pfn: e.pfn,
         stack_id: u32::try_from(e.stack_id).ok(),
-        via: "unknown".to_owned(),
+        origin: UntrackOrigin::Zap,
         path: None,
     }
 }
-
-/// The pinner of a pin the runtime did not name (yet): one shared string, so that decoding a
-/// record allocates nothing.
-static UNKNOWN_PINNER: std::sync::LazyLock<std::sync::Arc<str>> =
-    std::sync::LazyLock::new(|| "unknown".into());
 
 fn pin(p: PinEvent) -> Pin {
     let vma = vma(p.vma);
@@ -431,7 +432,8 @@ fn pin(p: PinEvent) -> Pin {
         ret: p.ret,
         stack_id: u32::try_from(p.stack_id).ok(),
         vma,
-        pinner: UNKNOWN_PINNER.clone(),
+        pinner: Pinner::Unknown,
+        caller: None,
         path: None,
         dontfork: None,
         calls: 1,

@@ -3,7 +3,21 @@
 
 use serde::Serialize;
 
-use crate::{events::FileId, hazards::Hazard, text::UserText};
+use std::sync::Arc;
+
+use crate::{
+    events::{FileId, Task},
+    hazards::Hazard,
+    pinner::{Pinner, UntrackOrigin},
+    text::UserText,
+};
+
+/// The version of the findings' JSON (findings log lines, audit reports). Bumped on any change
+/// a consumer could trip on.
+/// - 2: `pinner` is an id or null (not seen), `cause` per hazard replaces `gup_flags` and the
+///   zap origin carried in `pinner`, `mapping` is null where there is no file, `counts` name
+///   ring-buffer loss `ringbuf_drops` / `ringbuf_dropped_pin_calls`.
+pub const SCHEMA: u32 = 2;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -74,6 +88,21 @@ pub struct Process {
     pub cgroup: Cgroup,
 }
 
+impl Process {
+    /// The process of `task`; its cgroup path is resolved at report time.
+    pub fn of(task: &Task) -> Self {
+        Self {
+            tgid: task.tgid,
+            comm: task.comm.clone(),
+            start_ns: task.start_ns,
+            cgroup: Cgroup {
+                id: task.cgroup_id,
+                path: None,
+            },
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Cgroup {
     pub id: u64,
@@ -114,7 +143,11 @@ pub struct Finding {
     pub outcome: Outcome,
     /// The pinning process (for an unattributed clean: the process that triggered writeback).
     pub process: Process,
-    pub pinner: String,
+    /// Who holds the pin; `None` when pinwatch did not see it (it predates pinwatch, or its
+    /// event was lost) or the hazard involves no pin (`early-pfn-untrack`).
+    pub pinner: Option<Pinner>,
+    /// What the kernel did that makes it a finding, with that hazard's own details.
+    pub cause: Cause,
     /// Base (4 KiB) pages concerned, whatever size of page or folio holds them.
     pub pages: u64,
     /// Bytes of each page or folio the kernel handled (4096; 2 MiB for a hugetlb page or a
@@ -124,11 +157,158 @@ pub struct Finding {
     /// How many folios (or huge pages) the kernel handled, where it works in folios: copies at
     /// fork and folios cleaned by writeback.
     pub folios: Option<u64>,
-    pub mapping: Mapping,
-    pub gup_flags: String,
+    /// The file, where the memory is a file's (`None`: anonymous memory, a COW copy, a PFN
+    /// mapping without a file).
+    pub mapping: Option<Mapping>,
     pub first_ns: u64,
     pub last_ns: u64,
     pub advice: &'static str,
+}
+
+impl Finding {
+    /// A finding of `hazard` with `outcome` by `task` at `at_ns`, before its rule says who
+    /// pinned, how much and where.
+    pub fn new(hazard: Hazard, outcome: Outcome, task: &Task, at_ns: u64, cause: Cause) -> Self {
+        Self {
+            hazard,
+            outcome,
+            process: Process::of(task),
+            pinner: None,
+            cause,
+            pages: 0,
+            page_size: None,
+            folios: None,
+            mapping: None,
+            first_ns: at_ns,
+            last_ns: at_ns,
+            advice: advice(hazard, outcome),
+        }
+    }
+
+    /// Whether `other` reports the same thing and can be merged into this one: one report line
+    /// per registration even when GUP pins a range in several calls.
+    pub fn same_as(&self, other: &Finding) -> bool {
+        let same_file = match (&self.mapping, &other.mapping) {
+            (Some(a), Some(b)) => a.same_file(b),
+            (a, b) => a.is_none() && b.is_none(),
+        };
+        self.hazard == other.hazard
+            && self.outcome == other.outcome
+            && self.process == other.process
+            && self.pinner == other.pinner
+            && same_file
+            && self.page_size == other.page_size
+            && self.cause.kind() == other.cause.kind()
+    }
+
+    /// Merges `other`, the same as this one ([`Finding::same_as`]).
+    pub fn merge(&mut self, other: Finding) {
+        self.pages = self.pages.saturating_add(other.pages);
+        self.folios = match (self.folios, other.folios) {
+            (Some(a), Some(b)) => Some(a.saturating_add(b)),
+            (a, b) => a.or(b),
+        };
+        self.first_ns = self.first_ns.min(other.first_ns);
+        self.last_ns = self.last_ns.max(other.last_ns);
+        if let (Some(mine), Some(theirs)) = (&mut self.mapping, other.mapping)
+            && mine.path.is_none()
+        {
+            mine.path = theirs.path;
+        }
+        if let (Cause::Fork { forks }, Cause::Fork { forks: more }) = (&mut self.cause, other.cause)
+        {
+            *forks = forks.saturating_add(more);
+        }
+    }
+}
+
+/// What the kernel did, per hazard.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Cause {
+    /// `longterm-file-pin`: a pin call with these GUP flags.
+    Pin {
+        gup_flags: String,
+        /// For an unknown pinner: the first kernel function outside GUP on the call's stack.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        caller: Option<Arc<str>>,
+    },
+    /// `pinned-folio-cleaned`: writeback write-protected the folio (`folio_mkclean`); the GUP
+    /// flags of the pin that holds it, when pinwatch saw it.
+    Writeback { gup_flags: Option<String> },
+    /// `fork-with-pins`: the process forked, this many times.
+    Fork { forks: u64 },
+    /// `pinned-cow`: a fault on a pinned page.
+    Fault { kind: FaultKind },
+    /// `early-pfn-untrack`: what untracked the memtype.
+    Untrack { origin: UntrackOrigin },
+}
+
+impl Cause {
+    /// What tells two findings of one hazard apart beyond their outcome.
+    fn kind(&self) -> Option<&'static str> {
+        match self {
+            Cause::Fault { kind } => Some(kind.id()),
+            Cause::Untrack { origin } => Some(origin.id()),
+            Cause::Pin { .. } | Cause::Writeback { .. } | Cause::Fork { .. } => None,
+        }
+    }
+}
+
+impl std::fmt::Display for Cause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Cause::Pin { gup_flags, caller } => {
+                write!(f, "pin with {gup_flags}")?;
+                match caller {
+                    Some(caller) => write!(f, ", called from {caller}"),
+                    None => Ok(()),
+                }
+            }
+            Cause::Writeback {
+                gup_flags: Some(flags),
+            } => write!(f, "writeback (folio_mkclean) under a pin with {flags}"),
+            Cause::Writeback { gup_flags: None } => f.write_str("writeback (folio_mkclean)"),
+            Cause::Fork { forks: 1 } => f.write_str("a fork"),
+            Cause::Fork { forks } => write!(f, "{forks} forks"),
+            Cause::Fault { kind } => write!(f, "{} fault", kind.id()),
+            Cause::Untrack { origin } => write!(f, "untracked by {}", origin.description()),
+        }
+    }
+}
+
+/// The kind of a fault on a pinned page (`vm_fault.flags`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FaultKind {
+    /// `FAULT_FLAG_UNSHARE`: a read-only long-term pin unsharing a page it found shared.
+    Unshare,
+    /// `FAULT_FLAG_WRITE`: a write by the process.
+    Write,
+    /// Neither flag.
+    Other,
+}
+
+impl FaultKind {
+    /// `FAULT_FLAG_UNSHARE` (0x400) and `FAULT_FLAG_WRITE` (0x1): the same values in 6.1, 6.12
+    /// and 7.2.
+    pub fn of(fault_flags: u32) -> Self {
+        if fault_flags & 0x400 != 0 {
+            FaultKind::Unshare
+        } else if fault_flags & 0x1 != 0 {
+            FaultKind::Write
+        } else {
+            FaultKind::Other
+        }
+    }
+
+    pub fn id(self) -> &'static str {
+        match self {
+            FaultKind::Unshare => "unshare",
+            FaultKind::Write => "write",
+            FaultKind::Other => "other",
+        }
+    }
 }
 
 /// Filesystem names of the superblock magics pinwatch meets (include/uapi/linux/magic.h).

@@ -27,7 +27,8 @@ pub struct Kernel {
     /// Upper bounds: what must stay silent on this kernel.
     pub filters_max: &'static [(&'static str, u64)],
     /// Exactly the findings `pinwatch audit` must report over the workloads:
-    /// (hazard, outcome, pinner, filesystem, pages). Every other workload (anonymous, shmem,
+    /// (hazard, outcome, pinner — for an untrack, its origin —, filesystem, pages), `-` for none
+    /// (a pin pinwatch did not see; no file). Every other workload (anonymous, shmem,
     /// read-only, short-term pins; unpinned writeback) must stay silent.
     pub findings: &'static [Finding],
     /// Write faults that must be seen reusing a pinned page in place (counted, not findings):
@@ -45,13 +46,8 @@ pub struct Kernel {
 }
 
 /// Writeback of pinned folios whose pin pinwatch never saw: still reported, unattributed.
-const CLEANED_UNDER_AN_OLD_PIN: &[Finding] = &[(
-    "pinned-folio-cleaned",
-    "unattributed",
-    "unknown (pinned before pinwatch was ready)",
-    "ext4",
-    16,
-)];
+const CLEANED_UNDER_AN_OLD_PIN: &[Finding] =
+    &[("pinned-folio-cleaned", "unattributed", "-", "ext4", 16)];
 
 pub type Finding = (&'static str, &'static str, &'static str, &'static str, u64);
 /// A finding and the page size it reports (`None`: the hazard has none).
@@ -67,14 +63,14 @@ const LARGE_FOLIOS_6_1: &[SizedFinding] = &[
         ("pinned-folio-cleaned", "attributed", "vfio", "xfs", 1024),
         Some(2 << 20),
     ),
-    (("pinned-cow", "copied", "vfio", "cow", 1024), None),
+    (("pinned-cow", "copied", "vfio", "-", 1024), None),
 ];
 /// 6.5+ refuses the shared pin (nothing pinned is cleaned): VFIO pins in batches of 512 pages
 /// (one page of page pointers) and stops at the first refused batch. The private pages are
 /// unshared at pin time.
 const LARGE_FOLIOS_6_5_ON: &[SizedFinding] = &[
     (("longterm-file-pin", "refused", "vfio", "xfs", 512), None),
-    (("pinned-cow", "unshared", "vfio", "cow", 1024), None),
+    (("pinned-cow", "unshared", "vfio", "-", 1024), None),
 ];
 
 /// 6.1: VFIO keeps its long-term pin of 16 ext4 MAP_SHARED pages, and the msync that follows
@@ -106,19 +102,19 @@ const FINDINGS_6_1: &[Finding] = &[
 /// 6.1 only: a read-only VFIO pin of a read-faulted ext4 MAP_PRIVATE mapping pins the
 /// page-cache pages themselves; the 16 writes that follow each copy a pinned page. From 6.2 the
 /// pin unshares first and the writes reuse the pinned anonymous copies (silent).
-const PINNED_PRIVATE_FILE_COW: Finding = ("pinned-cow", "copied", "vfio", "cow", 16);
+const PINNED_PRIVATE_FILE_COW: Finding = ("pinned-cow", "copied", "vfio", "-", 16);
 /// A read-only VFIO pin of 16 anonymous pages shared with a fork child unshares (copies) each
 /// page before pinning it, on every kernel. From 6.2 the MAP_PRIVATE file pin above unshares its
 /// 16 page-cache pages too (one finding per process and pinner: 32).
-const UNSHARED_6_1: Finding = ("pinned-cow", "unshared", "vfio", "cow", 16);
-const UNSHARED_6_2_ON: Finding = ("pinned-cow", "unshared", "vfio", "cow", 32);
+const UNSHARED_6_1: Finding = ("pinned-cow", "unshared", "vfio", "-", 16);
+const UNSHARED_6_2_ON: Finding = ("pinned-cow", "unshared", "vfio", "-", 32);
 /// 6.1 only: vfio-pci maps a BAR with io_remap_pfn_range over the whole VMA (VM_PAT); clearing
 /// memory-enable through the config region zaps it (zap_vma_ptes) and frees its memtype while
 /// the 1-page VMA stays mapped. 6.12 and 7.2 insert PFNs without VM_PAT: silent.
 const EARLY_UNTRACK_BY_VFIO_ZAP: Finding = (
     "early-pfn-untrack",
     "untracked-while-mapped",
-    "vfio-pci (BAR zap)",
+    "vfio-pci-bar-zap",
     "anon_inode",
     1,
 );
@@ -137,13 +133,13 @@ const AGAIN_AT_MUNMAP_VFIO: Finding = (
     "anon_inode",
     1,
 );
-const PIN_THEN_FORK: Finding = ("fork-with-pins", "eager-copy", "io_uring", "anon", 16);
+const PIN_THEN_FORK: Finding = ("fork-with-pins", "eager-copy", "io_uring", "-", 16);
 /// …and with MADV_DONTFORK on the buffer: nothing copied, reported as protected.
-const PIN_THEN_FORK_DONTFORK: Finding = ("fork-with-pins", "protected", "io_uring", "anon", 16);
+const PIN_THEN_FORK_DONTFORK: Finding = ("fork-with-pins", "protected", "io_uring", "-", 16);
 const EARLY_UNTRACK_BY_REBIND: Finding = (
     "early-pfn-untrack",
     "untracked-while-mapped",
-    "revoke_iomem (a driver claimed the region)",
+    "revoke-iomem",
     "sysfs",
     4,
 );

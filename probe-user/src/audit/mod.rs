@@ -45,6 +45,8 @@ pub struct Options {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
+    /// The JSON's version ([`crate::findings::SCHEMA`]).
+    pub schema: u32,
     pub kernel: String,
     pub watched: Watched,
     pub findings: Vec<Finding>,
@@ -73,10 +75,10 @@ pub struct Counts {
     #[serde(flatten)]
     pub correlation: Stats,
     pub decode_errors: u64,
-    /// Detailed events the kernel could not queue (ring buffer full).
-    pub events_lost: u64,
+    /// Records the kernel could not queue (ring buffer full).
+    pub ringbuf_drops: u64,
     /// Long-term pin calls in those lost records (a run record stands for many calls).
-    pub pin_calls_lost: u64,
+    pub ringbuf_dropped_pin_calls: u64,
     /// Failed inserts into pinwatch's kernel maps, by map (every map listed, from 0).
     pub map_insert_failures: crate::counters::MapInsertFailures,
     /// Kernel events not correlated because hooks were still attaching (before `ready_at`).
@@ -118,6 +120,7 @@ pub fn run(opts: &Options) -> Result<(Report, u8), Error> {
     let kernel_counts = Counters::read(&session.ebpf)?;
     let filters = &kernel_counts.filters;
     let report = Report {
+        schema: crate::findings::SCHEMA,
         kernel: kernel::release(),
         watched: Watched {
             command: (!opts.command.is_empty()).then(|| UserText::command_line(&opts.command)),
@@ -132,8 +135,8 @@ pub fn run(opts: &Options) -> Result<(Report, u8), Error> {
         counts: Counts {
             correlation: summary.stats,
             decode_errors,
-            events_lost: filters.ringbuf_drops,
-            pin_calls_lost: filters.ringbuf_dropped_pin_calls,
+            ringbuf_drops: filters.ringbuf_drops,
+            ringbuf_dropped_pin_calls: filters.ringbuf_dropped_pin_calls,
             map_insert_failures: kernel_counts.map_insert_failures.clone(),
             withheld_before_ready: filters.before_ready,
         },

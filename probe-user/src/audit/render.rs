@@ -3,7 +3,47 @@
 use std::fmt::Write as _;
 
 use super::Report;
-use crate::{events::PAGE_SHIFT, findings::Finding};
+use crate::{
+    events::PAGE_SHIFT,
+    findings::{Cause, Finding},
+};
+
+/// One finding: what, who, where, why, and what to do.
+fn finding(out: &mut String, n: usize, f: &Finding) {
+    let _ = writeln!(out, "\n{n}. {} — {}", f.hazard, f.outcome.id());
+    let pinner = match (f.pinner, &f.cause) {
+        (Some(pinner), _) => format!(", pinner {pinner}"),
+        (None, Cause::Untrack { .. }) => String::new(),
+        (None, _) => ", pinner not seen (pinned before pinwatch was ready)".to_owned(),
+    };
+    let _ = writeln!(
+        out,
+        "   process  {} (tgid {}){pinner}",
+        f.process.comm, f.process.tgid
+    );
+    match &f.mapping {
+        // Anonymous memory (or a COW copy of it): no file to name.
+        None => {
+            let _ = writeln!(out, "   mapping  no file, {}", pages(f));
+        }
+        Some(m) => {
+            let path = m.path.as_ref().map_or_else(
+                || "(path no longer resolvable)".to_owned(),
+                ToString::to_string,
+            );
+            let _ = writeln!(
+                out,
+                "   mapping  {path} on {} (dev {}, inode {}), {}",
+                m.fs,
+                m.dev,
+                m.ino,
+                pages(f)
+            );
+        }
+    }
+    let _ = writeln!(out, "   cause    {}", f.cause);
+    let _ = writeln!(out, "   advice   {}", f.advice);
+}
 
 /// Processes listed in the text summary.
 const RANKED: usize = 10;
@@ -28,34 +68,7 @@ pub fn render(r: &Report) -> String {
         let _ = writeln!(out, "\nNo findings.");
     }
     for (i, f) in r.findings.iter().enumerate() {
-        let _ = writeln!(out, "\n{}. {} — {}", i + 1, f.hazard, f.outcome.id());
-        let _ = writeln!(
-            out,
-            "   process  {} (tgid {}), pinner {}",
-            f.process.comm, f.process.tgid, f.pinner
-        );
-        if f.mapping.ino == 0 && f.mapping.path.is_none() {
-            // Anonymous memory (or a COW copy of it): no file to name.
-            let _ = writeln!(out, "   mapping  anonymous memory, {}", pages(f));
-        } else {
-            let path = f.mapping.path.as_ref().map_or_else(
-                || "(path no longer resolvable)".to_owned(),
-                ToString::to_string,
-            );
-            let _ = writeln!(
-                out,
-                "   mapping  {} on {} (dev {}, inode {}), {}",
-                path,
-                f.mapping.fs,
-                f.mapping.dev,
-                f.mapping.ino,
-                pages(f)
-            );
-        }
-        if !f.gup_flags.is_empty() {
-            let _ = writeln!(out, "   flags    {}", f.gup_flags);
-        }
-        let _ = writeln!(out, "   advice   {}", f.advice);
+        finding(&mut out, i + 1, f);
     }
     if !r.processes.is_empty() {
         let _ = writeln!(out, "\nProcesses by long-term pinned pages:");
@@ -86,7 +99,7 @@ pub fn render(r: &Report) -> String {
         c.correlation.events,
         c.correlation.longterm_pins,
         c.correlation.harmless_pins,
-        c.events_lost,
+        c.ringbuf_drops,
         c.decode_errors
     );
     if !r.unobservable.is_empty() {
@@ -126,6 +139,7 @@ fn pages(f: &Finding) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pinner::Pinner;
     use crate::{
         audit::{Counts, Watched},
         correlate::ProcessPins,
@@ -151,6 +165,7 @@ mod tests {
         };
         let hazard = Hazard::LongtermFilePin;
         Report {
+            schema: crate::findings::SCHEMA,
             kernel: "6.1.0".into(),
             watched: Watched {
                 command: Some(b"/bin/w --comm \x1b[31mEVIL\nFAKE-LINE".as_slice().into()),
@@ -163,17 +178,20 @@ mod tests {
                 hazard,
                 outcome: Outcome::Refused,
                 process: process.clone(),
-                pinner: "io_uring".into(),
+                pinner: Some(Pinner::IoUring),
+                cause: Cause::Pin {
+                    gup_flags: "FOLL_WRITE|FOLL_LONGTERM".into(),
+                    caller: None,
+                },
                 pages: 16,
                 page_size: None,
                 folios: None,
-                mapping: Mapping {
+                mapping: Some(Mapping {
                     fs: "ext4",
                     dev: "1:0".into(),
                     ino: 12,
                     path: Some(PATH.into()),
-                },
-                gup_flags: "FOLL_WRITE|FOLL_LONGTERM".into(),
+                }),
                 first_ns: 1,
                 last_ns: 2,
                 advice: advice(hazard, Outcome::Refused),

@@ -1,175 +1,126 @@
-//! `longterm-file-pin`: long-term writable pins of dirty-tracked shared file mappings, from
-//! entry to outcome (refused, released by the caller in the same system call, or kept), and the
-//! ledger of live pins every other rule attributes to.
+//! Long-term pins of dirty-tracked file mappings, from grant to release: *pending* while the
+//! pinning system call may still release them (6.1's io_uring unpins at once after its own
+//! check), then *active* until unpinned, so that writeback of their pages can be attributed.
 
-use super::*;
+use std::ops::Range;
 
-impl Correlator {
-    pub(super) fn on_pin(&mut self, pin: Pin) {
-        self.stats.longterm_pins = self.stats.longterm_pins.saturating_add(pin.calls);
-        self.attribute_unshares(&pin);
-        if pin.ret > 0 {
-            let held = live::NewPin {
-                at_ns: pin.at_ns,
-                start: pin.start,
-                pages: pin.ret as u64,
-                pinner: &pin.pinner,
-                dontfork: pin.dontfork == Some(true),
-            };
-            // An evicted pin is still held by the kernel, just no longer tracked: counted, and
-            // not reported as released.
-            if self.live.push(live::key(&pin.task), &held).is_some() {
-                self.stats.evicted_pins += 1;
-            }
-            self.tally_pin(&pin.task, pin.ret as u64);
-        }
-        let Some((file, first_index)) = self.dirty_tracked_file(&pin) else {
-            self.stats.harmless_pins = self.stats.harmless_pins.saturating_add(pin.calls);
-            return;
-        };
-        if pin.ret < 0 {
-            let finding = self.pin_finding(&pin, file, Outcome::Refused, pin.nr_pages);
-            self.record(finding);
-        } else if pin.ret > 0 {
-            let pages = pin.ret as u64;
-            if self.pending.len() >= self.cfg.max_pins {
-                self.pending.remove(0);
-                self.stats.evicted_file_pins += 1;
-            }
-            self.pending.push(FilePin {
-                pin,
-                file,
-                first_index,
-                pages,
-                unpinned: 0,
-            });
+use super::{same_process, same_task};
+use crate::events::{FileId, Pin, Unpin};
+
+/// A granted long-term pin of a dirty-tracked shared file mapping.
+#[derive(Debug, Clone)]
+pub(super) struct FilePin {
+    pub pin: Pin,
+    pub file: FileId,
+    /// Page-cache index of the first pinned page.
+    pub first_index: u64,
+    pub pages: u64,
+    /// Pages unpinned so far (within the pinning syscall while pending, later while active).
+    pub unpinned: u64,
+}
+
+impl FilePin {
+    /// Whether the pin holds part of the page-cache range `indexes` of `file` (a pin may start
+    /// inside a large folio).
+    fn covers(&self, file: FileId, indexes: &Range<u64>) -> bool {
+        self.file == file
+            && self.first_index < indexes.end
+            && indexes.start < self.first_index.saturating_add(self.pages)
+    }
+}
+
+/// Both tables are bounded by `cap`: a full one drops its oldest pin, and the caller counts it.
+pub(super) struct FilePins {
+    cap: usize,
+    pending: Vec<FilePin>,
+    active: Vec<FilePin>,
+}
+
+impl FilePins {
+    pub fn new(cap: usize) -> Self {
+        Self {
+            cap,
+            pending: Vec::new(),
+            active: Vec::new(),
         }
     }
 
-    /// The file of a FOLL_WRITE long-term pin of a MAP_SHARED mapping that needs dirty tracking,
-    /// with the page-cache index of `start`. The kernel's own verdict wins where it gave one.
-    fn dirty_tracked_file(&self, pin: &Pin) -> Option<(FileId, u64)> {
-        let write = self
-            .flags
-            .value("FOLL_WRITE")
-            .is_some_and(|w| pin.gup_flags & w != 0);
-        let vma = pin.vma.as_ref()?;
-        let file = vma.file?;
-        let needs = vma
-            .needs_dirty_tracking
-            .unwrap_or(!findings::exempt_from_dirty_tracking(file.fs_magic));
-        let first_index = vma
-            .pgoff
-            .saturating_add(pin.start.saturating_sub(vma.start) >> PAGE_SHIFT);
-        (write && vma.flags & VM_SHARED != 0 && needs).then_some((file, first_index))
+    /// Takes a pin just granted; `true` when the full table dropped its oldest.
+    pub fn admit(&mut self, pin: FilePin) -> bool {
+        push_bounded(&mut self.pending, pin, self.cap)
     }
 
-    pub(super) fn on_unpin(&mut self, unpin: &Unpin) {
-        self.release_live(unpin);
+    /// Counts an unpin against the pin it ends: a pending pin of the same system call, else an
+    /// active pin of the same process. Returns a pending pin this unpin released completely:
+    /// its caller gave it back at once.
+    pub fn unpin(&mut self, unpin: &Unpin) -> Option<FilePin> {
         let same_call =
             |p: &FilePin| same_task(&p.pin.task, &unpin.task) && p.pin.syscall == unpin.syscall;
         if let Some(i) = self.pending.iter().rposition(same_call) {
-            self.pending[i].unpinned = self.pending[i].unpinned.saturating_add(unpin.pages);
-            if self.pending[i].unpinned >= self.pending[i].pages {
-                let released = self.pending.remove(i);
-                let finding = self.pin_finding(
-                    &released.pin,
-                    released.file,
-                    Outcome::ReleasedByCaller,
-                    released.pages,
-                );
-                self.record(finding);
-            }
-            return;
+            let pin = &mut self.pending[i];
+            pin.unpinned = pin.unpinned.saturating_add(unpin.pages);
+            return (pin.unpinned >= pin.pages).then(|| self.pending.remove(i));
         }
         let owner = |p: &FilePin| same_process(&p.pin.task, &unpin.task);
         if let Some(i) = self.active.iter().position(owner) {
-            self.active[i].unpinned = self.active[i].unpinned.saturating_add(unpin.pages);
-            if self.active[i].unpinned >= self.active[i].pages {
+            let pin = &mut self.active[i];
+            pin.unpinned = pin.unpinned.saturating_add(unpin.pages);
+            if pin.unpinned >= pin.pages {
                 self.active.remove(i);
             }
         }
+        None
     }
 
-    /// Unpins end live pins of the same process, oldest first.
-    fn release_live(&mut self, unpin: &Unpin) {
-        self.live.release(
-            live::key(&unpin.task),
-            unpin.pages,
-            unpin.at_ns,
-            &mut self.released,
-        );
-    }
-
-    /// Pins of processes that exited are gone with them (the kernel unpins at teardown, often
-    /// from a kworker pinwatch does not watch): released now, so live pages and memory stay true.
-    pub fn prune_exited(&mut self, alive: impl Fn(u32) -> bool, now: u64) {
-        let mut verdicts: Vec<(u32, bool)> = Vec::new();
-        let mut is_alive = |tgid: u32| match verdicts.iter().find(|(t, _)| *t == tgid) {
-            Some((_, v)) => *v,
-            None => {
-                let v = alive(tgid);
-                verdicts.push((tgid, v));
-                v
-            }
-        };
-        let gone = self.live.prune(&mut is_alive, now);
-        self.released.extend(gone);
-        self.active.retain(|p| is_alive(p.pin.task.tgid));
-    }
-
-    fn tally_pin(&mut self, task: &Task, pages: u64) {
-        let key = (task.tgid, task.start_ns);
-        if let Some(t) = self.tally.get_mut(&key) {
-            t.pinned_pages = t.pinned_pages.saturating_add(pages);
-        } else if self.tally.len() < self.cfg.max_pins {
-            self.tally.insert(
-                key,
-                ProcessPins {
-                    process: process(task),
-                    pinned_pages: pages,
-                    held_pages: 0,
-                },
-            );
-        } else {
-            self.stats.untallied_processes += 1;
+    /// Pending pins granted `settle_ns` before `now` were kept by their caller: they become
+    /// active, and are returned with the number the full active table dropped.
+    pub fn settle(&mut self, now: u64, settle_ns: u64) -> (Vec<FilePin>, u64) {
+        if self.pending.is_empty() {
+            return (Vec::new(), 0);
         }
-    }
-
-    /// Pending pins older than the settle window were kept by their caller: granted.
-    pub(super) fn settle(&mut self, now: u64) {
-        let settle_ns = self.cfg.settle_ns;
         let (due, keep): (Vec<FilePin>, Vec<FilePin>) = self
             .pending
             .drain(..)
             .partition(|p| p.pin.at_ns.saturating_add(settle_ns) <= now);
         self.pending = keep;
-        for mut pin in due {
-            let finding = self.pin_finding(&pin.pin, pin.file, Outcome::Granted, pin.pages);
-            self.record(finding);
-            pin.unpinned = 0;
-            if self.active.len() >= self.cfg.max_pins {
-                self.active.remove(0);
-                self.stats.evicted_file_pins += 1;
-            }
-            self.active.push(pin);
+        let mut evicted = 0;
+        for pin in &due {
+            let kept = FilePin {
+                unpinned: 0,
+                ..pin.clone()
+            };
+            evicted += u64::from(push_bounded(&mut self.active, kept, self.cap));
         }
+        (due, evicted)
     }
 
-    fn pin_finding(&self, pin: &Pin, file: FileId, outcome: Outcome, pages: u64) -> Finding {
-        Finding {
-            hazard: Hazard::LongtermFilePin,
-            outcome,
-            process: process(&pin.task),
-            pinner: pin.pinner.to_string(),
-            pages,
-            page_size: None,
-            folios: None,
-            mapping: Mapping::of(file, pin.path.clone()),
-            gup_flags: self.flags.decode(pin.gup_flags),
-            first_ns: pin.at_ns,
-            last_ns: pin.at_ns,
-            advice: findings::advice(Hazard::LongtermFilePin, outcome),
-        }
+    /// The pin, active or pending, that holds part of `indexes` in `file`.
+    pub fn covering(&self, file: FileId, indexes: &Range<u64>) -> Option<&FilePin> {
+        self.active
+            .iter()
+            .chain(&self.pending)
+            .find(|p| p.covers(file, indexes))
     }
+
+    /// Pins of processes that exited are gone with them.
+    pub fn prune(&mut self, mut alive: impl FnMut(u32) -> bool) {
+        self.active.retain(|p| alive(p.pin.task.tgid));
+    }
+
+    pub fn tables(&self) -> [(&'static str, usize); 2] {
+        [
+            ("pending-file-pins", self.pending.len()),
+            ("active-file-pins", self.active.len()),
+        ]
+    }
+}
+
+/// Appends `pin`, dropping the oldest first when `table` holds `cap`: `true` when it did.
+fn push_bounded(table: &mut Vec<FilePin>, pin: FilePin, cap: usize) -> bool {
+    let full = table.len() >= cap;
+    if full {
+        table.remove(0);
+    }
+    table.push(pin);
+    full
 }

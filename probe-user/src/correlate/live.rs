@@ -10,15 +10,12 @@
 //!
 //! The ledger is bounded by `cap` entries; an eviction is returned to the caller, who counts it.
 
-use std::{
-    collections::{BTreeMap, BTreeSet, HashMap, VecDeque},
-    sync::Arc,
-};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use rustc_hash::FxHashMap;
 
 use super::Released;
-use crate::events::Task;
+use crate::{events::Task, pinner::Pinner};
 
 /// A process, as long as it lives: tgid and start time (a reused tgid is another process).
 pub(super) type ProcKey = (u32, u64);
@@ -35,76 +32,27 @@ struct Entry {
     start: u64,
     pages: u32,
     pinned: u32,
-    pinner: u16,
+    pinner: Pinner,
     dontfork: bool,
 }
 
 const _: () = assert!(size_of::<Entry>() == 40);
 
 /// A pin as `push` takes it.
-pub(super) struct NewPin<'a> {
+pub(super) struct NewPin {
     pub at_ns: u64,
     pub start: u64,
     pub pages: u64,
-    pub pinner: &'a str,
+    pub pinner: Pinner,
     pub dontfork: bool,
 }
 
 /// A live pin as the rules read it.
-pub(super) struct HeldPin<'a> {
+pub(super) struct HeldPin {
     pub start: u64,
     pub pages: u64,
-    pub pinner: &'a str,
+    pub pinner: Pinner,
     pub dontfork: bool,
-}
-
-/// Distinct pinner names are few (kernel call sites); past `u16::MAX` they share one name.
-#[derive(Default)]
-struct Pinners {
-    names: Vec<Arc<str>>,
-    ids: HashMap<Arc<str>, u16>,
-    /// The last name looked up: a storm pins from one call site, and a string compare is
-    /// cheaper than hashing it.
-    last: Option<u16>,
-}
-
-const OTHER_PINNERS: &str = "other (too many distinct pinners)";
-
-impl Pinners {
-    fn id(&mut self, name: &str) -> u16 {
-        if let Some(id) = self.last
-            && *self.names[usize::from(id)] == *name
-        {
-            return id;
-        }
-        if let Some(&id) = self.ids.get(name) {
-            self.last = Some(id);
-            return id;
-        }
-        let name = if self.names.len() < usize::from(u16::MAX) {
-            name
-        } else {
-            OTHER_PINNERS
-        };
-        if let Some(&id) = self.ids.get(name) {
-            return id;
-        }
-        let id = self.names.len() as u16;
-        let name: Arc<str> = name.into();
-        self.names.push(Arc::clone(&name));
-        self.ids.insert(name, id);
-        self.last = Some(id);
-        id
-    }
-
-    fn name(&self, id: u16) -> &str {
-        &self.names[usize::from(id)]
-    }
-
-    /// The name, shared (a reference count, not a copy).
-    fn shared(&self, id: u16) -> Arc<str> {
-        Arc::clone(&self.names[usize::from(id)])
-    }
 }
 
 pub(super) struct LivePins {
@@ -114,10 +62,9 @@ pub(super) struct LivePins {
     by_process: FxHashMap<ProcKey, VecDeque<Entry>>,
     /// (oldest pin's seq, process) for every process with live pins.
     fronts: BTreeSet<(u64, ProcKey)>,
-    pinners: Pinners,
-    /// Live pages by pinner id (the index), kept as pins come and go (read every metrics
+    /// Live pages by pinner (`Pinner as usize`), kept as pins come and go (read every metrics
     /// tick).
-    pages_by_pinner: Vec<u64>,
+    pages_by_pinner: [u64; Pinner::ALL.len()],
 }
 
 impl LivePins {
@@ -128,8 +75,7 @@ impl LivePins {
             next_seq: 0,
             by_process: FxHashMap::default(),
             fronts: BTreeSet::new(),
-            pinners: Pinners::default(),
-            pages_by_pinner: Vec::new(),
+            pages_by_pinner: [0; Pinner::ALL.len()],
         }
     }
 
@@ -156,7 +102,7 @@ impl LivePins {
             start: pin.start,
             pages,
             pinned: pages,
-            pinner: self.pinners.id(pin.pinner),
+            pinner: pin.pinner,
             dontfork: pin.dontfork,
         };
         self.next_seq += 1;
@@ -166,11 +112,7 @@ impl LivePins {
         }
         pins.push_back(entry);
         self.len += 1;
-        let slot = usize::from(entry.pinner);
-        if self.pages_by_pinner.len() <= slot {
-            self.pages_by_pinner.resize(slot + 1, 0);
-        }
-        self.pages_by_pinner[slot] += u64::from(pages);
+        self.pages_by_pinner[entry.pinner as usize] += u64::from(pages);
         evicted
     }
 
@@ -182,7 +124,7 @@ impl LivePins {
         self.after_front_change(process, entry.seq, next_front);
         self.len -= 1;
         sub_pages(&mut self.pages_by_pinner, entry.pinner, entry.pages);
-        Some(released(&self.pinners, &entry, now))
+        Some(released(&entry, now))
     }
 
     /// Unpins of `pages` by `process` end its pins oldest first; the pins they complete are
@@ -190,7 +132,6 @@ impl LivePins {
     pub fn release(&mut self, process: ProcKey, pages: u64, at_ns: u64, done: &mut Vec<Released>) {
         let Self {
             by_process,
-            pinners,
             pages_by_pinner,
             len,
             ..
@@ -211,7 +152,7 @@ impl LivePins {
             }
             if let Some(entry) = pins.pop_front() {
                 *len -= 1;
-                done.push(released(pinners, &entry, at_ns));
+                done.push(released(&entry, at_ns));
             }
         }
         let new_front = pins.front().map(|e| e.seq);
@@ -241,14 +182,14 @@ impl LivePins {
             self.len -= pins.len();
             for entry in &pins {
                 sub_pages(&mut self.pages_by_pinner, entry.pinner, entry.pages);
-                done.push(released(&self.pinners, entry, now));
+                done.push(released(entry, now));
             }
         }
         done
     }
 
     /// The process's live pins, oldest first.
-    pub fn of(&self, process: ProcKey) -> impl Iterator<Item = HeldPin<'_>> {
+    pub fn of(&self, process: ProcKey) -> impl Iterator<Item = HeldPin> + '_ {
         self.by_process
             .get(&process)
             .into_iter()
@@ -256,7 +197,7 @@ impl LivePins {
             .map(|e| HeldPin {
                 start: e.start,
                 pages: u64::from(e.pages),
-                pinner: self.pinners.name(e.pinner),
+                pinner: e.pinner,
                 dontfork: e.dontfork,
             })
     }
@@ -268,11 +209,11 @@ impl LivePins {
             .map(|(k, pins)| (*k, pins.iter().map(|e| u64::from(e.pages)).sum()))
     }
 
-    pub fn pages_by_pinner(&self) -> BTreeMap<&str, u64> {
-        (0u16..)
-            .zip(&self.pages_by_pinner)
-            .filter(|(_, pages)| **pages > 0)
-            .map(|(id, &pages)| (self.pinners.name(id), pages))
+    pub fn pages_by_pinner(&self) -> BTreeMap<Pinner, u64> {
+        Pinner::ALL
+            .into_iter()
+            .map(|pinner| (pinner, self.pages_by_pinner[pinner as usize]))
+            .filter(|(_, pages)| *pages > 0)
             .collect()
     }
 
@@ -291,16 +232,15 @@ impl LivePins {
 }
 
 /// Takes `pages` off a pinner's live pages.
-fn sub_pages(pages_by_pinner: &mut [u64], pinner: u16, pages: u32) {
-    if let Some(total) = pages_by_pinner.get_mut(usize::from(pinner)) {
-        *total = total.saturating_sub(u64::from(pages));
-    }
+fn sub_pages(pages_by_pinner: &mut [u64], pinner: Pinner, pages: u32) {
+    let total = &mut pages_by_pinner[pinner as usize];
+    *total = total.saturating_sub(u64::from(pages));
 }
 
 /// A pin whose last page was unpinned (or that went with its process) at `now`.
-fn released(pinners: &Pinners, entry: &Entry, now: u64) -> Released {
+fn released(entry: &Entry, now: u64) -> Released {
     Released {
-        pinner: pinners.shared(entry.pinner),
+        pinner: entry.pinner,
         pages: u64::from(entry.pinned),
         held_ns: now.saturating_sub(entry.at_ns),
     }
@@ -314,7 +254,9 @@ fn saturate(pages: u64) -> u32 {
 mod tests {
     use super::*;
 
-    fn pin(at_ns: u64, start: u64, pages: u64, pinner: &str) -> NewPin<'_> {
+    use Pinner::{IoUring, Vfio};
+
+    fn pin(at_ns: u64, start: u64, pages: u64, pinner: Pinner) -> NewPin {
         NewPin {
             at_ns,
             start,
@@ -330,16 +272,16 @@ mod tests {
     #[test]
     fn unpins_release_the_oldest_pins_of_their_process_first() {
         let mut live = LivePins::new(16);
-        live.push(A, &pin(1, 0x1000, 2, "io_uring"));
-        live.push(B, &pin(2, 0x9000, 4, "vfio"));
-        live.push(A, &pin(3, 0x5000, 3, "io_uring"));
+        live.push(A, &pin(1, 0x1000, 2, IoUring));
+        live.push(B, &pin(2, 0x9000, 4, Vfio));
+        live.push(A, &pin(3, 0x5000, 3, IoUring));
         // 3 pages: the first pin (2) completes, the second loses 1 of 3.
         let mut done = Vec::new();
         live.release(A, 3, 10, &mut done);
         assert_eq!(
             done,
             vec![Released {
-                pinner: "io_uring".into(),
+                pinner: IoUring,
                 pages: 2,
                 held_ns: 9
             }]
@@ -348,8 +290,8 @@ mod tests {
         assert_eq!(left, vec![(0x5000, 2)]);
         assert_eq!(live.len(), 2);
         let by_pinner = live.pages_by_pinner();
-        assert_eq!(by_pinner.get("io_uring"), Some(&2));
-        assert_eq!(by_pinner.get("vfio"), Some(&4));
+        assert_eq!(by_pinner.get(&IoUring), Some(&2));
+        assert_eq!(by_pinner.get(&Vfio), Some(&4));
         // B is untouched by A's unpins.
         assert_eq!(live.of(B).map(|p| p.pages).sum::<u64>(), 4);
     }
@@ -357,13 +299,13 @@ mod tests {
     #[test]
     fn a_full_ledger_evicts_the_oldest_pin_of_any_process() {
         let mut live = LivePins::new(2);
-        assert!(live.push(A, &pin(1, 0x1000, 1, "x")).is_none());
-        assert!(live.push(B, &pin(2, 0x2000, 1, "y")).is_none());
-        let evicted = live.push(B, &pin(3, 0x3000, 1, "y")).expect("full");
-        assert_eq!(&*evicted.pinner, "x");
+        assert!(live.push(A, &pin(1, 0x1000, 1, IoUring)).is_none());
+        assert!(live.push(B, &pin(2, 0x2000, 1, Vfio)).is_none());
+        let evicted = live.push(B, &pin(3, 0x3000, 1, Vfio)).expect("full");
+        assert_eq!(evicted.pinner, IoUring);
         assert_eq!(live.of(A).count(), 0);
-        let evicted = live.push(A, &pin(4, 0x4000, 1, "x")).expect("full");
-        assert_eq!((&*evicted.pinner, evicted.held_ns), ("y", 2));
+        let evicted = live.push(A, &pin(4, 0x4000, 1, IoUring)).expect("full");
+        assert_eq!((evicted.pinner, evicted.held_ns), (Vfio, 2));
         assert_eq!(live.len(), 2);
         let starts: Vec<u64> = live.of(B).map(|p| p.start).collect();
         assert_eq!(starts, vec![0x3000]);
@@ -373,9 +315,9 @@ mod tests {
     fn pages_stay_exact_through_many_small_pins() {
         let mut live = LivePins::new(100_000);
         for i in 0..50_000u64 {
-            live.push(A, &pin(i, i << 12, 1, "io_uring"));
+            live.push(A, &pin(i, i << 12, 1, IoUring));
         }
-        assert_eq!(live.pages_by_pinner().get("io_uring"), Some(&50_000));
+        assert_eq!(live.pages_by_pinner().get(&IoUring), Some(&50_000));
         let mut done = Vec::new();
         live.release(A, 49_999, 60_000, &mut done);
         assert_eq!(done.len(), 49_999);
@@ -391,9 +333,9 @@ mod tests {
     #[test]
     fn pruning_a_dead_process_releases_all_its_pins() {
         let mut live = LivePins::new(16);
-        live.push(A, &pin(1, 0x1000, 2, "io_uring"));
-        live.push(A, &pin(2, 0x2000, 3, "io_uring"));
-        live.push(B, &pin(3, 0x3000, 4, "vfio"));
+        live.push(A, &pin(1, 0x1000, 2, IoUring));
+        live.push(A, &pin(2, 0x2000, 3, IoUring));
+        live.push(B, &pin(3, 0x3000, 4, Vfio));
         let released = live.prune(|tgid| tgid != A.0, 10);
         assert_eq!(released.iter().map(|r| r.pages).sum::<u64>(), 5);
         assert_eq!(live.len(), 1);
@@ -401,13 +343,13 @@ mod tests {
         // The remaining process is still evictable: the fronts index stayed in step.
         let mut live2 = live;
         live2.cap = 1;
-        assert!(live2.push(B, &pin(4, 0x4000, 1, "vfio")).is_some());
+        assert!(live2.push(B, &pin(4, 0x4000, 1, Vfio)).is_some());
     }
 
     #[test]
     fn unpins_beyond_the_held_pages_stop_at_empty() {
         let mut live = LivePins::new(4);
-        live.push(A, &pin(1, 0x1000, 2, "io_uring"));
+        live.push(A, &pin(1, 0x1000, 2, IoUring));
         let mut done = Vec::new();
         live.release(A, 1_000, 5, &mut done);
         assert_eq!(done.len(), 1);
@@ -420,7 +362,7 @@ mod tests {
     #[test]
     fn page_counts_saturate_instead_of_wrapping() {
         let mut live = LivePins::new(4);
-        live.push(A, &pin(1, 0, u64::MAX, "x"));
+        live.push(A, &pin(1, 0, u64::MAX, IoUring));
         assert_eq!(
             live.of(A).next().map(|p| p.pages),
             Some(u64::from(u32::MAX))

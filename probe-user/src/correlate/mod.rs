@@ -8,23 +8,29 @@
 //!   this after its own check. Otherwise the pin was kept, and it stays *active* so that later
 //!   writeback of its pages can be attributed to it.
 //! - Every table is bounded. Evictions are counted in [`Stats`], never silent.
+//!
+//! The core keeps the reorder queue and the live-pin ledger; each hazard is a [`rule::Rule`]
+//! in `rules/`, registered in [`rules::all`].
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use self::{live::LivePins, reorder::ReorderQueue};
-use crate::{
-    events::{
-        Event, FileId, Fork, ForkCopy, Mkclean, PAGE_SHIFT, PfnUntrack, Pin, PinnedCow, Task, Unpin,
-    },
-    findings::{self, Finding, Mapping, Outcome, Process},
-    hazards::Hazard,
-    kernel::flags::FollFlags,
+pub use self::tally::ProcessPins;
+use self::{
+    file_pins::FilePins,
+    live::LivePins,
+    merged::MergedFindings,
+    reorder::ReorderQueue,
+    rule::{Context, Rule},
+    tally::Tally,
 };
-
-/// `VM_SHARED`, the same on every kernel.
-const VM_SHARED: u64 = 0x8;
+use crate::{
+    events::{Event, Pin, Task, Unpin},
+    findings::Finding,
+    kernel::flags::FollFlags,
+    pinner::Pinner,
+};
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -66,36 +72,13 @@ pub struct Stats {
     pub untallied_processes: u64,
 }
 
-/// A long-term pin of a dirty-tracked shared file mapping, granted by the kernel.
-#[derive(Debug, Clone)]
-struct FilePin {
-    pin: Pin,
-    file: FileId,
-    /// Page-cache index of the first pinned page.
-    first_index: u64,
-    pages: u64,
-    /// Pages unpinned so far (within the pinning syscall while pending, later while active).
-    unpinned: u64,
-}
-
 /// A long-term pin whose pages were all unpinned.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Released {
-    /// Shared with the ledger's name of the pinner.
-    pub pinner: std::sync::Arc<str>,
+    pub pinner: Pinner,
     pub pages: u64,
     /// From the pin's return to the unpin that released its last page.
     pub held_ns: u64,
-}
-
-/// Long-term pinning by one process over a watch.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ProcessPins {
-    pub process: Process,
-    /// Pages pinned long-term during the watch, summed over pin calls.
-    pub pinned_pages: u64,
-    /// Pages still pinned when the watch ended (as far as pinwatch saw the unpins).
-    pub held_pages: u64,
 }
 
 /// What a finished watch leaves besides findings.
@@ -109,23 +92,16 @@ pub struct Summary {
 
 pub struct Correlator {
     cfg: Config,
-    /// Every granted long-term pin not yet unpinned.
-    live: LivePins,
-    /// VMAs whose memtype a zap freed early, by (tgid, start time, vm_start), until their munmap.
-    untracked_early: Vec<(u32, u64, u64)>,
-    /// Copying unshare faults issued by pins whose event has not arrived yet.
-    unshares: Vec<PinnedCow>,
-    /// Eager copies seen in a fork that has not reached its `Fork` event yet.
-    copies: Vec<fork::PendingCopies>,
     flags: FollFlags,
     queue: ReorderQueue,
-    pending: Vec<FilePin>,
-    active: Vec<FilePin>,
-    findings: Vec<Finding>,
+    /// Every granted long-term pin not yet unpinned.
+    live: LivePins,
+    file_pins: FilePins,
+    rules: Vec<Box<dyn Rule>>,
+    findings: MergedFindings,
     /// Pins fully released since the caller last took them.
     released: Vec<Released>,
-    /// Long-term pinned pages by process (tgid, start time), for the summary.
-    tally: HashMap<(u32, u64), ProcessPins>,
+    tally: Tally,
     stats: Stats,
 }
 
@@ -133,17 +109,14 @@ impl Correlator {
     pub fn new(cfg: Config, flags: FollFlags) -> Self {
         Self {
             live: LivePins::new(cfg.max_live_pins),
+            file_pins: FilePins::new(cfg.max_pins),
+            tally: Tally::new(cfg.max_pins),
             cfg,
-            unshares: Vec::new(),
-            untracked_early: Vec::new(),
-            copies: Vec::new(),
             flags,
             queue: ReorderQueue::default(),
-            pending: Vec::new(),
-            active: Vec::new(),
-            findings: Vec::new(),
+            rules: rules::all(),
+            findings: MergedFindings::default(),
             released: Vec::new(),
-            tally: HashMap::new(),
             stats: Stats::default(),
         }
     }
@@ -154,49 +127,36 @@ impl Correlator {
         self.queue.push(event);
     }
 
-    /// Applies every event older than the reorder window and settles pins older than `settle_ns`.
+    /// Applies every event older than the reorder window and settles what waits on a window
+    /// older than `now`.
     pub fn advance(&mut self, now: u64) {
         while let Some(event) = self.queue.pop_older(now, self.cfg.reorder_ns) {
             self.settle(event.at_ns());
-            self.apply(event);
+            self.apply(&event);
         }
         self.settle(now);
         // A storm grew the queue; its memory goes back once it has drained.
         self.queue.shrink();
     }
 
-    /// Applies everything still queued and settles every pending pin: the end of a watch.
+    /// Applies everything still queued and settles everything pending: the end of a watch.
     pub fn finish(mut self) -> (Vec<Finding>, Summary) {
         self.advance(u64::MAX);
-        self.flush_unshares();
-        for (process, pages) in self.live.pages_by_process() {
-            if let Some(t) = self.tally.get_mut(&process) {
-                t.held_pages = t.held_pages.saturating_add(pages);
-            }
+        let (mut rules, mut cx) = self.split();
+        for rule in &mut rules {
+            rule.finish(&mut cx);
         }
-        let mut processes: Vec<ProcessPins> = self.tally.into_values().collect();
-        processes.sort_by(|a, b| {
-            (b.pinned_pages, b.held_pages, a.process.tgid).cmp(&(
-                a.pinned_pages,
-                a.held_pages,
-                b.process.tgid,
-            ))
-        });
         let summary = Summary {
             stats: self.stats,
-            processes,
+            processes: self.tally.ranked(self.live.pages_by_process()),
         };
-        (self.findings, summary)
+        (self.findings.into_vec(), summary)
     }
 
     /// Findings whose last event is older than `before_ns`, removed: a long-running watch hands
     /// each finding out once, after GUP calls of the same registration had time to merge.
     pub fn take_settled(&mut self, before_ns: u64) -> Vec<Finding> {
-        let (due, keep) = std::mem::take(&mut self.findings)
-            .into_iter()
-            .partition(|f| f.last_ns < before_ns);
-        self.findings = keep;
-        due
+        self.findings.take_older(before_ns)
     }
 
     /// Findings recorded so far and not taken.
@@ -214,21 +174,19 @@ impl Correlator {
     }
 
     /// Pages held by live long-term pins, by pinner.
-    pub fn live_pages_by_pinner(&self) -> BTreeMap<&str, u64> {
+    pub fn live_pages_by_pinner(&self) -> BTreeMap<Pinner, u64> {
         self.live.pages_by_pinner()
     }
 
     /// Entries in each bounded table: the correlation state's size.
-    pub fn table_sizes(&self) -> [(&'static str, usize); 7] {
-        [
+    pub fn table_sizes(&self) -> Vec<(&'static str, usize)> {
+        let mut tables = vec![
             ("reorder-queue", self.queue.len()),
             ("live-pins", self.live.len()),
-            ("pending-file-pins", self.pending.len()),
-            ("active-file-pins", self.active.len()),
-            ("untracked-pfn-vmas", self.untracked_early.len()),
-            ("unattributed-unshares", self.unshares.len()),
-            ("fork-copies", self.copies.len()),
-        ]
+        ];
+        tables.extend(self.file_pins.tables());
+        tables.extend(self.rules.iter().flat_map(|r| r.tables()));
+        tables
     }
 
     /// The live-pin ledger's capacity, the limit a host with many pins meets first.
@@ -236,46 +194,90 @@ impl Correlator {
         self.live.cap()
     }
 
-    fn apply(&mut self, event: Event) {
+    /// Pins of processes that exited are gone with them (the kernel unpins at teardown, often
+    /// from a kworker pinwatch does not watch): released now, so live pages and memory stay true.
+    pub fn prune_exited(&mut self, alive: impl Fn(u32) -> bool, now: u64) {
+        let mut verdicts: Vec<(u32, bool)> = Vec::new();
+        let mut is_alive = |tgid: u32| match verdicts.iter().find(|(t, _)| *t == tgid) {
+            Some((_, v)) => *v,
+            None => {
+                let v = alive(tgid);
+                verdicts.push((tgid, v));
+                v
+            }
+        };
+        let gone = self.live.prune(&mut is_alive, now);
+        self.released.extend(gone);
+        self.file_pins.prune(&mut is_alive);
+    }
+
+    /// The ledgers take the event, then every rule sees it.
+    fn apply(&mut self, event: &Event) {
         match event {
-            Event::Pin(pin) => self.on_pin(pin),
-            Event::Unpin(unpin) => self.on_unpin(&unpin),
-            Event::MkcleanPinned(clean) => self.on_clean(&clean),
-            Event::PfnUntrack(untrack) => self.on_pfn_untrack(&untrack),
-            Event::ForkCopy(copy) => self.on_fork_copy(&copy),
-            Event::Fork(fork) => self.on_fork(&fork),
-            Event::PinnedCow(cow) => self.on_pinned_cow(&cow),
-            // Process-tree bookkeeping only (pipeline::ProcessTree).
-            Event::Spawn(_) => {}
+            Event::Pin(pin) => self.pinned(pin),
+            Event::Unpin(unpin) => self.unpinned(unpin),
+            _ => {}
+        }
+        let (mut rules, mut cx) = self.split();
+        for rule in &mut rules {
+            rule.on_event(event, &mut cx);
+        }
+        self.rules = rules;
+    }
+
+    fn settle(&mut self, now: u64) {
+        let (mut rules, mut cx) = self.split();
+        for rule in &mut rules {
+            rule.settle(now, &mut cx);
+        }
+        self.rules = rules;
+    }
+
+    /// The rules, taken out for a pass, and the context they see.
+    fn split(&mut self) -> (Vec<Box<dyn Rule>>, Context<'_>) {
+        let rules = std::mem::take(&mut self.rules);
+        let cx = Context {
+            live: &self.live,
+            file_pins: &mut self.file_pins,
+            findings: &mut self.findings,
+            stats: &mut self.stats,
+            flags: &self.flags,
+            cfg: &self.cfg,
+        };
+        (rules, cx)
+    }
+
+    /// A long-term pin: live and tallied when granted.
+    fn pinned(&mut self, pin: &Pin) {
+        self.stats.longterm_pins = self.stats.longterm_pins.saturating_add(pin.calls);
+        if pin.ret <= 0 {
+            return;
+        }
+        let held = live::NewPin {
+            at_ns: pin.at_ns,
+            start: pin.start,
+            pages: pin.ret as u64,
+            pinner: pin.pinner,
+            dontfork: pin.dontfork == Some(true),
+        };
+        // An evicted pin is still held by the kernel, just no longer tracked: counted, and
+        // not reported as released.
+        if self.live.push(live::key(&pin.task), &held).is_some() {
+            self.stats.evicted_pins += 1;
+        }
+        if !self.tally.pinned(&pin.task, pin.ret as u64) {
+            self.stats.untallied_processes += 1;
         }
     }
 
-    /// Adds a finding, or grows the one with the same hazard, outcome, process, pinner and file:
-    /// one report line per registration even when GUP pins a range in several calls.
-    fn record(&mut self, finding: Finding) {
-        let same = |f: &&mut Finding| {
-            f.hazard == finding.hazard
-                && f.outcome == finding.outcome
-                && f.process == finding.process
-                && f.pinner == finding.pinner
-                && f.mapping.same_file(&finding.mapping)
-                && f.page_size == finding.page_size
-        };
-        match self.findings.iter_mut().find(same) {
-            Some(existing) => {
-                existing.pages = existing.pages.saturating_add(finding.pages);
-                existing.folios = match (existing.folios, finding.folios) {
-                    (Some(a), Some(b)) => Some(a.saturating_add(b)),
-                    (a, b) => a.or(b),
-                };
-                existing.first_ns = existing.first_ns.min(finding.first_ns);
-                existing.last_ns = existing.last_ns.max(finding.last_ns);
-                if existing.mapping.path.is_none() {
-                    existing.mapping.path = finding.mapping.path;
-                }
-            }
-            None => self.findings.push(finding),
-        }
+    /// Unpins end live pins of the same process, oldest first.
+    fn unpinned(&mut self, unpin: &Unpin) {
+        self.live.release(
+            live::key(&unpin.task),
+            unpin.pages,
+            unpin.at_ns,
+            &mut self.released,
+        );
     }
 }
 
@@ -287,25 +289,13 @@ fn same_task(a: &Task, b: &Task) -> bool {
     same_process(a, b) && a.tid == b.tid
 }
 
-fn process(task: &Task) -> Process {
-    Process {
-        tgid: task.tgid,
-        comm: task.comm.clone(),
-        start_ns: task.start_ns,
-        cgroup: findings::Cgroup {
-            id: task.cgroup_id,
-            path: None,
-        },
-    }
-}
-
-mod cow;
 mod file_pins;
-mod fork;
 mod live;
-mod pfn;
+mod merged;
 mod reorder;
-mod writeback;
+mod rule;
+mod rules;
+mod tally;
 
 #[cfg(test)]
 mod tests;

@@ -3,7 +3,12 @@
 use probe_common::event::Syscall;
 
 use super::*;
-use crate::events::Vma;
+use crate::{
+    events::{FileId, Mkclean, Vma},
+    findings::{Cause, Outcome},
+    hazards::Hazard,
+    pinner::{Pinner, UntrackOrigin},
+};
 
 const MS: u64 = 1_000_000;
 const EXT4: u32 = 0xef53;
@@ -80,7 +85,8 @@ fn pin(s: PinSpec) -> Event {
             }),
             needs_dirty_tracking: s.verdict,
         }),
-        pinner: "vfio".into(),
+        pinner: Pinner::Vfio,
+        caller: None,
         path: Some("/mnt/ext4/vm.img".into()),
         dontfork: Some(s.dontfork),
         calls: 1,
@@ -329,10 +335,19 @@ fn findings_carry_what_an_engineer_needs() {
         (42, b"p42".as_slice(), 1)
     );
     assert_eq!(
-        (f.pinner.as_str(), f.mapping.fs, f.mapping.path.clone()),
-        ("vfio", "ext4", Some("/mnt/ext4/vm.img".into()))
+        (f.pinner, f.mapping.as_ref().map(|m| (m.fs, m.path.clone()))),
+        (
+            Some(Pinner::Vfio),
+            Some(("ext4", Some("/mnt/ext4/vm.img".into())))
+        )
     );
-    assert_eq!(f.gup_flags, "FOLL_WRITE|FOLL_LONGTERM");
+    assert_eq!(
+        f.cause,
+        Cause::Pin {
+            gup_flags: "FOLL_WRITE|FOLL_LONGTERM".into(),
+            caller: None
+        }
+    );
     assert!(f.advice.contains("memfd"));
 }
 
@@ -357,7 +372,8 @@ fn a_call_whose_path_was_unreadable_joins_its_registration() {
     let (findings, _) = c.finish();
     assert_eq!(findings.len(), 1, "{findings:?}");
     assert_eq!(findings[0].pages, 16);
-    assert_eq!(findings[0].mapping.path, Some("/mnt/ext4/vm.img".into()));
+    let path = findings[0].mapping.as_ref().and_then(|m| m.path.clone());
+    assert_eq!(path, Some("/mnt/ext4/vm.img".into()));
 }
 
 fn untrack(at: u64, from_zap: bool, with_vma: bool) -> Event {
@@ -375,7 +391,7 @@ fn untrack(at: u64, from_zap: bool, with_vma: bool) -> Event {
         vm_end: 0x7000_4000,
         pfn: 0xfebf0,
         stack_id: None,
-        via: "revoke_iomem".into(),
+        origin: UntrackOrigin::RevokeIomem,
         path: Some("/sys/bus/pci/devices/0000:00:02.0/resource4".into()),
     })
 }

@@ -23,6 +23,7 @@ pub enum FindingsLog {
 
 #[derive(Serialize)]
 struct Line<'a> {
+    schema: u32,
     time: String,
     #[serde(flatten)]
     finding: &'a Finding,
@@ -54,6 +55,7 @@ impl FindingsLog {
 
     pub fn write(&mut self, finding: &Finding) -> Result<(), Error> {
         let line = serde_json::to_string(&Line {
+            schema: crate::findings::SCHEMA,
             time: humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
             finding,
         })

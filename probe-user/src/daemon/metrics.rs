@@ -20,6 +20,7 @@ use crate::{
     hazards::Hazard,
     kernel::flags::FollFlags,
     observability::HazardStatus,
+    pinner::Pinner,
     pipeline::Observer,
     probes::HOOKS,
 };
@@ -77,25 +78,25 @@ pub struct Metrics {
     last_stats: Stats,
     last_decode_errors: u64,
     /// Pinners the live-pages gauge has a series for.
-    pinners: std::collections::BTreeSet<String>,
+    pinners: std::collections::BTreeSet<Pinner>,
     /// Series already looked up, so that a record costs no label hashing (see [`SeriesCache`]).
     series: SeriesCache,
 }
 
 /// The per-record series, resolved once each: `with_label_values` hashes every label and takes
 /// a lock, which in a pin storm cost more than correlating the record. The keys are few
-/// (record kinds, pinners × writable × result), so a short list searched by pointer or text
+/// (record kinds, pinners × writable × result), so a short list searched by key
 /// beats a map.
 #[derive(Default)]
 struct SeriesCache {
     events: Vec<(&'static str, IntCounter)>,
     pins: Vec<(PinSeries, IntCounter)>,
     /// pinner → (`pinwatch_unpinned_pages_total`, `pinwatch_pin_age_seconds`) series.
-    released: Vec<(std::sync::Arc<str>, (IntCounter, prometheus::Histogram))>,
+    released: Vec<(Pinner, (IntCounter, prometheus::Histogram))>,
 }
 
 /// (pinner, writable, granted): the labels of a `pinwatch_pins_total` series.
-type PinSeries = (std::sync::Arc<str>, bool, bool);
+type PinSeries = (Pinner, bool, bool);
 
 /// The entry of `list` whose key `matches`, made by `make` the first time.
 fn cached<K, V>(
@@ -111,11 +112,6 @@ fn cached<K, V>(
         }
     };
     &list[at].1
-}
-
-/// Same text, checked by pointer first (names are shared from the stack cache).
-fn same_name(a: &std::sync::Arc<str>, b: &std::sync::Arc<str>) -> bool {
-    std::sync::Arc::ptr_eq(a, b) || a == b
 }
 
 fn opts(name: &str) -> Opts {
@@ -358,17 +354,17 @@ impl Metrics {
         // Pinners whose pins are all gone drop to 0 rather than vanish: the gauge stays honest.
         let live = correlator.live_pages_by_pinner();
         for pinner in &self.pinners {
-            if !live.contains_key(pinner.as_str()) {
-                self.live_pinned_pages.with_label_values(&[pinner]).set(0);
+            if !live.contains_key(pinner) {
+                self.live_pinned_pages
+                    .with_label_values(&[pinner.id()])
+                    .set(0);
             }
         }
         for (pinner, pages) in live {
             self.live_pinned_pages
-                .with_label_values(&[pinner])
+                .with_label_values(&[pinner.id()])
                 .set(pages as i64);
-            if !self.pinners.contains(pinner) {
-                self.pinners.insert(pinner.to_owned());
-            }
+            self.pinners.insert(pinner);
         }
     }
 
@@ -397,27 +393,26 @@ impl Observer for Metrics {
                 let writable = pin.gup_flags & self.foll_write != 0;
                 let granted = pin.ret > 0;
                 let pins = &self.pins;
-                let key = (pin.pinner.clone(), writable, granted);
+                let key = (pin.pinner, writable, granted);
                 let series = cached(
                     &mut self.series.pins,
-                    |k: &PinSeries| same_name(&k.0, &key.0) && (k.1, k.2) == (key.1, key.2),
+                    |k: &PinSeries| *k == key,
                     || {
                         let labels = [
-                            &*pin.pinner,
+                            pin.pinner.id(),
                             "true",
                             if writable { "true" } else { "false" },
                             if granted { "granted" } else { "failed" },
                         ];
-                        (key.clone(), pins.with_label_values(&labels))
+                        (key, pins.with_label_values(&labels))
                     },
                 );
                 series.inc_by(pin.calls);
                 // The live-pages series of a pinner exists from its first pin on.
-                if !self.pinners.contains(&*pin.pinner) {
+                if self.pinners.insert(pin.pinner) {
                     self.live_pinned_pages
-                        .with_label_values(&[&pin.pinner])
+                        .with_label_values(&[pin.pinner.id()])
                         .set(0);
-                    self.pinners.insert(pin.pinner.to_string());
                 }
             }
             Event::ForkCopy(copy) => self.fork_copied_pages.inc_by(copy.pages),
@@ -439,11 +434,11 @@ impl Observer for Metrics {
         let (unpinned, age) = (&self.unpinned_pages, &self.pin_age);
         let (pages, held) = cached(
             &mut self.series.released,
-            |k| same_name(k, &pin.pinner),
+            |k| *k == pin.pinner,
             || {
-                let label = [&*pin.pinner];
+                let label = [pin.pinner.id()];
                 (
-                    pin.pinner.clone(),
+                    pin.pinner,
                     (
                         unpinned.with_label_values(&label),
                         age.with_label_values(&label),

@@ -3,7 +3,7 @@
 
 use probe_common::event::{Header, PinRun, PinRunEvent, UnpinRun, UnpinRunEvent, kind};
 
-use super::{Pin, UNKNOWN_PINNER, Unpin, hook_name, read, task, vma};
+use super::{Pin, Pinner, Unpin, hook_name, read, task, vma};
 
 /// A run's identity: the task's pid_tgid, the run's record kind, and when its first call was
 /// gathered.
@@ -34,7 +34,8 @@ pub fn pin_run(task_header: &Header, run: &PinRun) -> Pin {
         ret: i64::try_from(run.pages).unwrap_or(i64::MAX),
         stack_id: u32::try_from(run.stack_id).ok(),
         vma: vma(run.vma),
-        pinner: UNKNOWN_PINNER.clone(),
+        pinner: Pinner::Unknown,
+        caller: None,
         path: None,
         dontfork: None,
         calls: run.calls,

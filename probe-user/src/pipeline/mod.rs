@@ -162,8 +162,10 @@ fn deliver(
 /// Cgroups are named the same way: the kernel's cgroup id is the directory's inode number.
 fn resolve_paths(findings: &mut [Finding]) {
     for f in findings.iter_mut() {
-        if f.mapping.path.is_none() && f.mapping.ino != 0 {
-            f.mapping.path = procfs::path_of(&f.mapping.dev, f.mapping.ino);
+        if let Some(m) = &mut f.mapping
+            && m.path.is_none()
+        {
+            m.path = procfs::path_of(&m.dev, m.ino);
         }
         if f.process.cgroup.id != 0 {
             f.process.cgroup.path = procfs::cgroup_path(f.process.cgroup.id);

@@ -1,6 +1,6 @@
 //! The ring buffer and the stacks its events refer to: records in, enriched events out.
 
-use std::{collections::HashMap, sync::Arc};
+use std::collections::HashMap;
 
 use aya::maps::{MapData, RingBuf, StackTraceMap};
 
@@ -10,7 +10,8 @@ use crate::{
     error::Error,
     events::{self, Event},
     kernel::kallsyms::Kallsyms,
-    pinner, procfs,
+    pinner::{self, UntrackOrigin},
+    procfs,
     session::Session,
     text::UserText,
 };
@@ -32,8 +33,8 @@ pub struct EventSource {
 /// storm from one call site symbolizes one stack, not one per event.
 struct Stacks {
     map: StackTraceMap<MapData>,
-    pinners: HashMap<u32, Arc<str>>,
-    zap_origins: HashMap<u32, String>,
+    pinners: HashMap<u32, pinner::Named>,
+    zap_origins: HashMap<u32, UntrackOrigin>,
 }
 
 /// MADV_DONTFORK ranges by process, with when smaps was read (kernel monotonic ns): a read
@@ -159,12 +160,13 @@ fn enrich(
 ) {
     match event {
         Event::Pin(pin) => {
-            pin.pinner = stacks.pinner(kallsyms, pin.stack_id);
+            let named = stacks.pinner(kallsyms, pin.stack_id);
+            (pin.pinner, pin.caller) = (named.pinner, named.caller);
             pin.path = file_path(pin);
             pin.dontfork = dontfork_of(pin, dontfork);
         }
         Event::PfnUntrack(untrack) => {
-            untrack.via = stacks.zap_origin(kallsyms, untrack.stack_id);
+            untrack.origin = stacks.zap_origin(kallsyms, untrack.stack_id);
             if let Some(vma) = &untrack.vma {
                 untrack.path = procfs::mapped_path(untrack.task.tgid, vma.start);
             }
@@ -210,34 +212,34 @@ fn dontfork_of(pin: &events::Pin, cache: &mut DontforkRanges) -> Option<bool> {
 }
 
 impl Stacks {
-    fn pinner(&mut self, kallsyms: &Kallsyms, stack_id: Option<u32>) -> Arc<str> {
+    fn pinner(&mut self, kallsyms: &Kallsyms, stack_id: Option<u32>) -> pinner::Named {
         named(&mut self.pinners, &self.map, kallsyms, stack_id, |f| {
             pinner::name(f)
         })
     }
 
-    fn zap_origin(&mut self, kallsyms: &Kallsyms, stack_id: Option<u32>) -> String {
+    fn zap_origin(&mut self, kallsyms: &Kallsyms, stack_id: Option<u32>) -> UntrackOrigin {
         named(&mut self.zap_origins, &self.map, kallsyms, stack_id, |f| {
             pinner::zap_origin(f)
         })
     }
 }
 
-/// `namer` applied to the stack's frames, once per stack id; a clone of the cached name is a
-/// reference count, not an allocation.
-fn named<N: Clone + From<String>>(
+/// `namer` applied to the stack's frames, once per stack id; a clone of the cached name
+/// allocates nothing.
+fn named<N: Clone>(
     cache: &mut HashMap<u32, N>,
     map: &StackTraceMap<MapData>,
     kallsyms: &Kallsyms,
     stack_id: Option<u32>,
-    namer: fn(&[&str]) -> String,
+    namer: fn(&[&str]) -> N,
 ) -> N {
     let Some(id) = stack_id else {
-        return namer(&[]).into();
+        return namer(&[]);
     };
     cache
         .entry(id)
-        .or_insert_with(|| namer(&frames(map, kallsyms, id)).into())
+        .or_insert_with(|| namer(&frames(map, kallsyms, id)))
         .clone()
 }
 

@@ -4,14 +4,19 @@ use serde_json::Value;
 
 use super::{pass, result, s};
 
-/// A finding as the expectation tables write it: `hazard outcome pinner fs pages`.
+/// A finding as the expectation tables write it: `hazard outcome who fs pages`, where `who` is
+/// the pinner or, for an untrack, what untracked it, and `-` stands for none (a pin pinwatch did
+/// not see; no file).
 pub fn finding_key(f: &Value) -> String {
+    let who = f["pinner"]
+        .as_str()
+        .or_else(|| f["cause"]["untrack"]["origin"].as_str())
+        .unwrap_or("-");
+    let fs = f["mapping"]["fs"].as_str().unwrap_or("-");
     format!(
-        "{} {} {} {} {}",
+        "{} {} {who} {fs} {}",
         s(f, "hazard"),
         s(f, "outcome"),
-        s(f, "pinner"),
-        s(&f["mapping"], "fs"),
         f["pages"]
     )
 }

@@ -314,7 +314,8 @@ fn check_audit(
         ));
     }
     for counter in [
-        "events_lost",
+        "ringbuf_drops",
+        "ringbuf_dropped_pin_calls",
         "decode_errors",
         "evicted_pins",
         "evicted_file_pins",

@@ -21,7 +21,7 @@ const HUGE: u64 = 2 << 20;
 const BASE: u64 = 4096;
 
 pub fn check(kernel: &Kernel, output: &str, fails: &mut Vec<String>) {
-    let eager = ("fork-with-pins", "eager-copy", "io_uring", "anon", PAGES);
+    let eager = ("fork-with-pins", "eager-copy", "io_uring", "-", PAGES);
     check_pass(
         kernel,
         output,

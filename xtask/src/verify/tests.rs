@@ -70,7 +70,7 @@ fn output(kernel: &Kernel, method: &str, edit: impl Fn(&mut Value)) -> String {
         .iter()
         .map(|(h, o, p, fs, n)| serde_json::json!({"hazard": h, "outcome": o, "pinner": p, "mapping": {"fs": fs, "path": "/mnt/y"}, "pages": n, "process": {"cgroup": {"path": "/"}}}))
         .collect();
-    let zeros = serde_json::json!({"events_lost": 0, "decode_errors": 0, "map_insert_failures": {"inflight": 0, "forking": 0, "wp_faults": 0, "last_pin_stack": 0, "zapping": 0, "stacks": 0}, "evicted_pins": 0, "evicted_file_pins": 0, "pinned_reuses": kernel.pinned_reuses_min});
+    let zeros = serde_json::json!({"ringbuf_drops": 0, "ringbuf_dropped_pin_calls": 0, "decode_errors": 0, "map_insert_failures": {"inflight": 0, "forking": 0, "wp_faults": 0, "last_pin_stack": 0, "zapping": 0, "stacks": 0}, "evicted_pins": 0, "evicted_file_pins": 0, "pinned_reuses": kernel.pinned_reuses_min});
     let audit = serde_json::json!({"watched": {"command": "w", "exit_status": 0}, "counts": zeros, "findings": findings});
     let held =
         serde_json::json!({"watched": {"command": null}, "counts": zeros, "findings": preexisting});
