@@ -4,7 +4,7 @@
 
 use std::ops::Range;
 
-use super::{same_process, same_task};
+use super::live::{same_process, same_task};
 use crate::events::{FileId, Pin, Unpin};
 
 /// A granted long-term pin of a dirty-tracked shared file mapping.

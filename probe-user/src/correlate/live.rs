@@ -14,7 +14,6 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use rustc_hash::FxHashMap;
 
-use super::Released;
 use crate::{events::Task, pinner::Pinner};
 
 /// A process, as long as it lives: tgid and start time (a reused tgid is another process).
@@ -22,6 +21,25 @@ pub(super) type ProcKey = (u32, u64);
 
 pub(super) fn key(task: &Task) -> ProcKey {
     (task.tgid, task.start_ns)
+}
+
+/// A long-term pin whose pages were all unpinned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Released {
+    pub pinner: Pinner,
+    pub pages: u64,
+    /// From the pin's return to the unpin that released its last page.
+    pub held_ns: u64,
+}
+
+/// Whether `a` and `b` are threads of one process (a reused tgid is another process).
+pub(super) fn same_process(a: &Task, b: &Task) -> bool {
+    a.tgid == b.tgid && a.start_ns == b.start_ns
+}
+
+/// Whether `a` and `b` are the same thread.
+pub(super) fn same_task(a: &Task, b: &Task) -> bool {
+    same_process(a, b) && a.tid == b.tid
 }
 
 /// One granted pin call. Page counts saturate at u32::MAX (4 Ki × 4 GiB of pinned memory).

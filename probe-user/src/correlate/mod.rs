@@ -16,7 +16,12 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-pub use self::tally::ProcessPins;
+pub use self::{
+    config::{Config, DEFAULT_MAX_LIVE_PINS},
+    live::Released,
+    stats::Stats,
+    tally::ProcessPins,
+};
 use self::{
     file_pins::FilePins,
     live::LivePins,
@@ -26,60 +31,11 @@ use self::{
     tally::Tally,
 };
 use crate::{
-    events::{Event, Pin, Task, Unpin},
+    events::{Event, Pin, Unpin},
     findings::Finding,
     kernel::flags::FollFlags,
     pinner::Pinner,
 };
-
-#[derive(Debug, Clone)]
-pub struct Config {
-    pub reorder_ns: u64,
-    pub settle_ns: u64,
-    /// Entries in each of the smaller tables (file pins, processes, reorder helpers).
-    pub max_pins: usize,
-    /// Entries in the live-pin ledger: one per granted long-term pin call still held.
-    pub max_live_pins: usize,
-}
-
-/// 16 io_uring rings' worth of single-page buffers (16 × 16,384 pin calls) at 40 bytes each.
-pub const DEFAULT_MAX_LIVE_PINS: usize = 1 << 18;
-
-impl Default for Config {
-    fn default() -> Self {
-        Self {
-            reorder_ns: 50_000_000,
-            settle_ns: 1_000_000_000,
-            max_pins: 65_536,
-            max_live_pins: DEFAULT_MAX_LIVE_PINS,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct Stats {
-    pub events: u64,
-    pub longterm_pins: u64,
-    /// Long-term pins of memory that needs no dirty tracking (anon, shmem, hugetlb, private).
-    pub harmless_pins: u64,
-    /// Pins dropped from the full live-pin ledger (oldest first).
-    pub evicted_pins: u64,
-    /// Dirty-tracked file pins dropped from their full tables (oldest first).
-    pub evicted_file_pins: u64,
-    /// Write faults that reused a pinned page in place (the safe outcome).
-    pub pinned_reuses: u64,
-    /// Processes not ranked in the summary because the tally was full.
-    pub untallied_processes: u64,
-}
-
-/// A long-term pin whose pages were all unpinned.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Released {
-    pub pinner: Pinner,
-    pub pages: u64,
-    /// From the pin's return to the unpin that released its last page.
-    pub held_ns: u64,
-}
 
 /// What a finished watch leaves besides findings.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -281,20 +237,14 @@ impl Correlator {
     }
 }
 
-fn same_process(a: &Task, b: &Task) -> bool {
-    a.tgid == b.tgid && a.start_ns == b.start_ns
-}
-
-fn same_task(a: &Task, b: &Task) -> bool {
-    same_process(a, b) && a.tid == b.tid
-}
-
+mod config;
 mod file_pins;
 mod live;
 mod merged;
 mod reorder;
 mod rule;
 mod rules;
+mod stats;
 mod tally;
 
 #[cfg(test)]

@@ -1,7 +1,9 @@
 //! The shape of one hazard's correlation: a rule sees every event in kernel-time order, after
 //! the core updated the ledgers with it, and records findings.
 
-use super::{Config, Stats, file_pins::FilePins, live::LivePins, merged::MergedFindings};
+use super::{
+    config::Config, file_pins::FilePins, live::LivePins, merged::MergedFindings, stats::Stats,
+};
 use crate::{events::Event, kernel::flags::FollFlags};
 
 /// One hazard (or one outcome family of it). Registered once in [`super::rules::all`].

@@ -4,7 +4,7 @@ use probe_common::event::Syscall;
 
 use super::*;
 use crate::{
-    events::{FileId, Mkclean, Vma},
+    events::{FileId, Mkclean, Task, Vma},
     findings::{Cause, Outcome},
     hazards::Hazard,
     pinner::{Pinner, UntrackOrigin},

@@ -2,9 +2,8 @@
 //! forks whose pins MADV_DONTFORK kept from the child.
 
 use super::super::{
-    live,
+    live::{self, same_task},
     rule::{Context, Rule},
-    same_task,
 };
 use crate::{
     events::{Event, Fork, ForkCopy, PAGE_SHIFT, Task},

@@ -2,9 +2,8 @@
 //! long-term pin unsharing pages it found shared.
 
 use super::super::{
-    live,
+    live::{self, same_task},
     rule::{Context, Rule},
-    same_task,
 };
 use crate::{
     events::{Event, PAGE_SHIFT, Pin, PinnedCow as Fault},
