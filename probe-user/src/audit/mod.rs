@@ -85,6 +85,20 @@ pub struct Counts {
     pub withheld_before_ready: u64,
 }
 
+impl Counts {
+    /// Correlation's counts beside the kernel's: every loss in one place.
+    fn of(correlation: Stats, decode_errors: u64, kernel: &Counters) -> Self {
+        Self {
+            correlation,
+            decode_errors,
+            ringbuf_drops: kernel.filters.ringbuf_drops,
+            ringbuf_dropped_pin_calls: kernel.filters.ringbuf_dropped_pin_calls,
+            map_insert_failures: kernel.map_insert_failures.clone(),
+            withheld_before_ready: kernel.filters.before_ready,
+        }
+    }
+}
+
 pub fn run(opts: &Options) -> Result<(Report, u8), Error> {
     let existing = opts.pid.map(Target::process).transpose()?;
     // From the start: a Ctrl-C while the hooks attach still ends with a report.
@@ -117,8 +131,6 @@ pub fn run(opts: &Options) -> Result<(Report, u8), Error> {
     )?;
     pipeline.pump(&session, &mut events);
     let (findings, summary, decode_errors) = pipeline.finish();
-    let kernel_counts = Counters::read(&session.ebpf)?;
-    let filters = &kernel_counts.filters;
     let report = Report {
         schema: crate::findings::SCHEMA,
         kernel: kernel::release(),
@@ -132,14 +144,11 @@ pub fn run(opts: &Options) -> Result<(Report, u8), Error> {
             seconds: start.elapsed().as_secs_f64(),
             interrupted: stop.load(Ordering::Relaxed),
         },
-        counts: Counts {
-            correlation: summary.stats,
+        counts: Counts::of(
+            summary.stats,
             decode_errors,
-            ringbuf_drops: filters.ringbuf_drops,
-            ringbuf_dropped_pin_calls: filters.ringbuf_dropped_pin_calls,
-            map_insert_failures: kernel_counts.map_insert_failures.clone(),
-            withheld_before_ready: filters.before_ready,
-        },
+            &Counters::read(&session.ebpf)?,
+        ),
         processes: summary.processes,
         unobservable,
         fail_on: opts.fail_on.clone(),

@@ -4,9 +4,37 @@ use std::fmt::Write as _;
 
 use super::Report;
 use crate::{
+    correlate::ProcessPins,
     events::PAGE_SHIFT,
     findings::{Cause, Finding},
 };
+
+/// The watched processes by long-term pinned pages, the first [`RANKED`] of them.
+fn ranking(out: &mut String, processes: &[ProcessPins]) {
+    if processes.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "\nProcesses by long-term pinned pages:");
+    let _ = writeln!(
+        out,
+        "  {:>8}  {:>8}  {:>8}  command",
+        "pinned", "held", "tgid"
+    );
+    for p in processes.iter().take(RANKED) {
+        let _ = writeln!(
+            out,
+            "  {:>8}  {:>8}  {:>8}  {}",
+            p.pinned_pages, p.held_pages, p.process.tgid, p.process.comm
+        );
+    }
+    if processes.len() > RANKED {
+        let _ = writeln!(
+            out,
+            "  … and {} more (--json lists all)",
+            processes.len() - RANKED
+        );
+    }
+}
 
 /// One finding: what, who, where, why, and what to do.
 fn finding(out: &mut String, n: usize, f: &Finding) {
@@ -70,28 +98,7 @@ pub fn render(r: &Report) -> String {
     for (i, f) in r.findings.iter().enumerate() {
         finding(&mut out, i + 1, f);
     }
-    if !r.processes.is_empty() {
-        let _ = writeln!(out, "\nProcesses by long-term pinned pages:");
-        let _ = writeln!(
-            out,
-            "  {:>8}  {:>8}  {:>8}  command",
-            "pinned", "held", "tgid"
-        );
-        for p in r.processes.iter().take(RANKED) {
-            let _ = writeln!(
-                out,
-                "  {:>8}  {:>8}  {:>8}  {}",
-                p.pinned_pages, p.held_pages, p.process.tgid, p.process.comm
-            );
-        }
-        if r.processes.len() > RANKED {
-            let _ = writeln!(
-                out,
-                "  … and {} more (--json lists all)",
-                r.processes.len() - RANKED
-            );
-        }
-    }
+    ranking(&mut out, &r.processes);
     let c = &r.counts;
     let _ = writeln!(
         out,

@@ -173,7 +173,13 @@ impl Metrics {
         m.build_info
             .with_label_values(&[env!("CARGO_PKG_VERSION"), kernel])
             .set(1);
-        // Series that must exist before the first event, so that rate() and alerts see zero.
+        m.create_zero_series();
+        m
+    }
+
+    /// Series that must exist before the first event, so that rate() and alerts see zero.
+    fn create_zero_series(&self) {
+        let m = self;
         for result in ["copied", "reused"] {
             m.pinned_page_faults.with_label_values(&[result]).reset();
         }
@@ -197,7 +203,6 @@ impl Metrics {
                 m.finding_pages.with_label_values(&labels).reset();
             }
         }
-        m
     }
 
     fn register_all(&self) {

@@ -2,13 +2,29 @@
 
 use std::fmt::Write as _;
 
-use super::report::Report;
-use crate::{attach::Method, kernel::flags::FlagSource, observability::HookStatus};
+use super::report::{Report, Watch};
+use crate::{
+    attach::Method,
+    kernel::flags::FlagSource,
+    observability::{HazardStatus, HookStatus},
+};
 
 pub fn render(r: &Report) -> String {
     let mut out = String::new();
-    let c = &r.capabilities;
     let _ = writeln!(out, "pinwatch doctor — kernel {}\n", r.kernel.release);
+    render_access(&mut out, r);
+    render_hooks(&mut out, &r.hooks);
+    render_hazards(&mut out, &r.hazards);
+    if let Some(w) = &r.watch {
+        render_watch(&mut out, w);
+    }
+    let _ = writeln!(out, "\n{}", r.verdict);
+    out
+}
+
+/// What this process may do here: privileges, BTF, lockdown, attach methods, flag values.
+fn render_access(out: &mut String, r: &Report) {
+    let c = &r.capabilities;
     let _ = writeln!(out, "  root               {}", yes_no(c.root));
     if !c.root {
         let missing = c.missing();
@@ -36,30 +52,28 @@ pub fn render(r: &Report) -> String {
             .unwrap_or("unknown (securityfs not mounted)")
     );
     let _ = writeln!(out, "  kprobe PMU         {}", yes_no(c.kprobe_pmu));
-    let _ = writeln!(
-        out,
-        "  fentry             {} — {}",
-        yes_no(r.methods.fentry.available),
-        r.methods.fentry.detail
-    );
-    let _ = writeln!(
-        out,
-        "  kprobe             {} — {}",
-        yes_no(r.methods.kprobe.available),
-        r.methods.kprobe.detail
-    );
+    for (name, method) in [("fentry", &r.methods.fentry), ("kprobe", &r.methods.kprobe)] {
+        let _ = writeln!(
+            out,
+            "  {name:<18} {} — {}",
+            yes_no(method.available),
+            method.detail
+        );
+    }
     let source = match r.foll_flags.source {
         FlagSource::Btf => "BTF enums",
         FlagSource::LegacyDefines => "pre-6.5 #define values (not in BTF)",
     };
     let _ = writeln!(out, "  FOLL_* flags       {source}\n");
-    render_hooks(&mut out, &r.hooks);
+}
+
+fn render_hazards(out: &mut String, hazards: &[HazardStatus]) {
     let _ = writeln!(
         out,
         "\n  {:<22} {:<11} {:<9} kernel behaviour",
         "hazard", "observable", "verdict"
     );
-    for h in &r.hazards {
+    for h in hazards {
         let _ = writeln!(
             out,
             "  {:<22} {:<11} {:<9} {}",
@@ -72,34 +86,34 @@ pub fn render(r: &Report) -> String {
             let _ = writeln!(out, "  {:<22} missing: {}", "", h.missing.join(", "));
         }
     }
-    if let Some(w) = &r.watch {
-        let what = w
-            .command
-            .as_ref()
-            .map_or_else(|| "(time span)".to_owned(), ToString::to_string);
-        let status = w.exit_status.map_or("killed by a signal".to_owned(), |c| {
-            format!("exit status {c}")
-        });
-        let _ = writeln!(out, "\n  watched {what} for {:.1}s, {status}", w.seconds);
-        if let Some(why) = &w.program_costs_unavailable {
-            let _ = writeln!(out, "  program cost: {why}");
-        } else if !w.program_costs.is_empty() {
+}
+
+/// What a `--for`/command watch saw: how it ended, and what each program cost.
+fn render_watch(out: &mut String, w: &Watch) {
+    let what = w
+        .command
+        .as_ref()
+        .map_or_else(|| "(time span)".to_owned(), ToString::to_string);
+    let status = w.exit_status.map_or("killed by a signal".to_owned(), |c| {
+        format!("exit status {c}")
+    });
+    let _ = writeln!(out, "\n  watched {what} for {:.1}s, {status}", w.seconds);
+    if let Some(why) = &w.program_costs_unavailable {
+        let _ = writeln!(out, "  program cost: {why}");
+    } else if !w.program_costs.is_empty() {
+        let _ = writeln!(
+            out,
+            "\n  {:<40} {:>10} {:>10}   (kernel BPF statistics)",
+            "program", "runs", "ns/run"
+        );
+        for c in &w.program_costs {
             let _ = writeln!(
                 out,
-                "\n  {:<40} {:>10} {:>10}   (kernel BPF statistics)",
-                "program", "runs", "ns/run"
+                "  {:<40} {:>10} {:>10.0}",
+                c.program, c.runs, c.ns_per_run
             );
-            for c in &w.program_costs {
-                let _ = writeln!(
-                    out,
-                    "  {:<40} {:>10} {:>10.0}",
-                    c.program, c.runs, c.ns_per_run
-                );
-            }
         }
     }
-    let _ = writeln!(out, "\n{}", r.verdict);
-    out
 }
 
 fn render_hooks(out: &mut String, hooks: &[HookStatus]) {
