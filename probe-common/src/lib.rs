@@ -5,10 +5,11 @@
 #![no_std]
 
 pub mod event;
-pub mod filter;
 pub mod hook;
 pub mod layout;
+pub mod loss;
 pub mod map;
+pub mod verdict;
 
 /// Number of per-hook counter slots reserved in the `HOOK_HITS` / `HOOK_RETURNS` maps.
 /// Larger than [`hook::COUNT`] so a new hook does not change the map's size.

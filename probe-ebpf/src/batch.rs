@@ -16,7 +16,7 @@ use probe_common::{
     event::{
         NEEDS_DIRTY_UNKNOWN, PinCall, PinRun, PinRunEvent, TaskPins, UnpinRunEvent, VmaInfo, kind,
     },
-    filter, map as maps,
+    loss, map as maps,
 };
 
 use crate::{
@@ -294,7 +294,7 @@ pub fn flush_pins(task: &mut TaskPins) {
         header,
         run: task.pins,
     }) {
-        counters::filtered_n(filter::RINGBUF_DROPPED_PIN_CALLS, task.pins.calls);
+        counters::lost_n(loss::RINGBUF_DROPPED_PIN_CALLS, task.pins.calls);
     }
     task.pins.calls = 0;
     task.pins.pages = 0;

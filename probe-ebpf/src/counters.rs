@@ -1,7 +1,7 @@
 //! Per-CPU counters: the only thing hot paths touch. Userspace sums the CPUs at read time.
 
 use aya_ebpf::{macros::map, maps::PerCpuArray};
-use probe_common::{MAX_HOOKS, filter, map as maps};
+use probe_common::{MAX_HOOKS, loss, map as maps, verdict};
 
 /// Entry hits per hook id.
 #[map]
@@ -11,9 +11,13 @@ static HOOK_HITS: PerCpuArray<u64> = PerCpuArray::with_max_entries(MAX_HOOKS, 0)
 #[map]
 static HOOK_RETURNS: PerCpuArray<u64> = PerCpuArray::with_max_entries(MAX_HOOKS, 0);
 
-/// What the in-kernel filters decided, by `probe_common::hook::filter` slot.
+/// What the in-kernel filters decided, by `probe_common::verdict` slot.
 #[map]
-static FILTER_HITS: PerCpuArray<u64> = PerCpuArray::with_max_entries(filter::COUNT, 0);
+static VERDICTS: PerCpuArray<u64> = PerCpuArray::with_max_entries(verdict::COUNT, 0);
+
+/// What userspace will never get, by `probe_common::loss` slot.
+#[map]
+static LOSSES: PerCpuArray<u64> = PerCpuArray::with_max_entries(loss::COUNT, 0);
 
 /// Failed inserts into pinwatch's own maps, by `probe_common::map` slot.
 #[map]
@@ -38,15 +42,22 @@ pub fn ret(hook: u32) {
     bump(&HOOK_RETURNS, hook);
 }
 
+/// Counts a filter's verdict (`probe_common::verdict`).
 #[inline(always)]
-pub fn filtered(slot: u32) {
-    bump(&FILTER_HITS, slot);
+pub fn verdict(slot: u32) {
+    bump(&VERDICTS, slot);
 }
 
-/// Adds `n` to a filter slot.
+/// Counts a loss (`probe_common::loss`).
 #[inline(always)]
-pub fn filtered_n(slot: u32, n: u64) {
-    if let Some(counter) = FILTER_HITS.get_ptr_mut(slot) {
+pub fn lost(slot: u32) {
+    bump(&LOSSES, slot);
+}
+
+/// Adds `n` to a loss slot.
+#[inline(always)]
+pub fn lost_n(slot: u32, n: u64) {
+    if let Some(counter) = LOSSES.get_ptr_mut(slot) {
         // SAFETY: as in `bump`.
         unsafe { *counter += n }
     }

@@ -12,7 +12,7 @@ use aya_ebpf::{
 };
 use probe_common::{
     event::{Header, TaskPins},
-    filter,
+    loss,
 };
 
 use crate::{counters, layout};
@@ -34,7 +34,7 @@ pub fn armed() -> bool {
     if ARMED.get(0).is_some_and(|armed| *armed != 0) {
         return true;
     }
-    counters::filtered(filter::BEFORE_READY);
+    counters::lost(loss::WITHHELD_BEFORE_READY);
     false
 }
 
@@ -89,7 +89,7 @@ pub fn emit<T: 'static>(record: &T) -> bool {
         BPF_RB_NO_WAKEUP
     };
     if EVENTS.output::<T>(record, wakeup).is_err() {
-        counters::filtered(filter::RINGBUF_DROPS);
+        counters::lost(loss::RINGBUF_DROPS);
         return false;
     }
     true

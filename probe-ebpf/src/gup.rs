@@ -9,7 +9,7 @@
 use aya_ebpf::{EbpfContext, helpers::bpf_get_current_pid_tgid, macros::map, maps::LruHashMap};
 use probe_common::{
     event::{PinCall, PinEvent, Syscall, TaskPins, kind},
-    filter, hook, map as maps,
+    hook, loss, map as maps, verdict,
 };
 
 use crate::{
@@ -60,10 +60,10 @@ fn longterm(gup_flags: u32) -> bool {
     match layout::foll_longterm() {
         Some(longterm) if gup_flags & longterm != 0 => true,
         Some(_) => {
-            counters::filtered(if gup_flags & FOLL_WRITE != 0 {
-                filter::SHORT_TERM_PIN_WRITE
+            counters::verdict(if gup_flags & FOLL_WRITE != 0 {
+                verdict::SHORT_TERM_PIN_WRITE
             } else {
-                filter::SHORT_TERM_PIN_READ
+                verdict::SHORT_TERM_PIN_READ
             });
             false
         }
@@ -144,7 +144,7 @@ fn on_pin_return<C: Ret>(ctx: &C, hook: u32, at: PinArgs) {
     counters::ret(hook);
     let ret = ctx.ret_i64() as i32;
     if ret < 0 {
-        counters::filtered(filter::PIN_FAILED);
+        counters::verdict(verdict::PIN_FAILED);
     }
     let (task, call) = match arguments {
         Some(call) => {
@@ -211,7 +211,7 @@ fn pin_returned<C: EbpfContext>(
         hold(task, key, &call, ret as u64);
     }
     if !events::emit(&task.call) {
-        counters::filtered(filter::RINGBUF_DROPPED_PIN_CALLS);
+        counters::lost(loss::RINGBUF_DROPPED_PIN_CALLS);
     }
     batch::open(task);
 }
@@ -332,7 +332,7 @@ fn dirty_tracking_return<C: Ret>(ctx: &C) {
     counters::ret(hook::VMA_NEEDS_DIRTY_TRACKING);
     let needs = ctx.ret_i64() & 0xff != 0;
     if needs {
-        counters::filtered(filter::DIRTY_TRACKING_NEEDED);
+        counters::verdict(verdict::DIRTY_TRACKING_NEEDED);
     }
     // Asked by a long-term GUP's walk (`check_vma_flags` runs first), or by mmap and mprotect
     // (`vma_wants_writenotify`) with no walk in progress.

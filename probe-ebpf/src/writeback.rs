@@ -5,7 +5,7 @@
 
 use probe_common::{
     event::{MkcleanEvent, kind},
-    filter, hook,
+    hook, verdict,
 };
 
 use crate::{args::Args, counters, entry_programs, events, layout};
@@ -14,14 +14,14 @@ use crate::{args::Args, counters, entry_programs, events, layout};
 fn on_mkclean<C: Args>(ctx: &C) {
     counters::entry(hook::FOLIO_MKCLEAN);
     let Some(pins) = ctx.folio_pins(0) else {
-        counters::filtered(filter::MKCLEAN_UNCLASSIFIED);
+        counters::verdict(verdict::MKCLEAN_UNCLASSIFIED);
         return;
     };
     if !pins.maybe_dma_pinned() {
         // Counted by the call itself: userspace derives the unpinned ones.
         return;
     }
-    counters::filtered(filter::MKCLEAN_PINNED);
+    counters::verdict(verdict::MKCLEAN_PINNED);
     let folio = ctx.arg_scalar(0);
     let (ino, dev, fs_magic, index) = layout::folio_file(folio).unwrap_or((0, 0, 0, 0));
     events::emit(&MkcleanEvent {

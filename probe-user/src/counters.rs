@@ -1,7 +1,7 @@
 //! Reads the per-CPU counters the eBPF programs bump, summed over CPUs.
 
 use aya::{Ebpf, maps::PerCpuArray};
-use probe_common::{MAX_HOOKS, filter, map};
+use probe_common::{MAX_HOOKS, loss, map, verdict};
 use serde::Serialize;
 
 #[derive(Debug, thiserror::Error)]
@@ -20,7 +20,8 @@ pub enum CounterError {
 pub struct Counters {
     pub hook_hits: Vec<u64>,
     pub hook_returns: Vec<u64>,
-    pub filters: FilterCounts,
+    pub verdicts: Verdicts,
+    pub losses: Losses,
     /// Failed inserts into pinwatch's own kernel maps, by map (lower-case name).
     pub map_insert_failures: MapInsertFailures,
 }
@@ -43,21 +44,26 @@ pub fn map_label(slot: u32) -> &'static str {
 
 /// What the in-kernel filters decided.
 #[derive(Debug, Clone, Default, Serialize)]
-pub struct FilterCounts {
+pub struct Verdicts {
     pub mkclean_pinned: u64,
     pub mkclean_unpinned: u64,
     pub mkclean_unclassified: u64,
     pub pin_failed: u64,
     pub dirty_tracking_needed: u64,
-    /// Detailed events lost to a full ring buffer.
-    pub ringbuf_drops: u64,
-    /// Long-term pin calls in those lost records (a run stands for many).
-    pub ringbuf_dropped_pin_calls: u64,
     /// Short-term pin calls (O_DIRECT, process_vm…), writable and read-only.
     pub short_term_pins_write: u64,
     pub short_term_pins_read: u64,
+}
+
+/// What the kernel side saw and userspace will never get: nothing is lost uncounted.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Losses {
+    /// Records lost to a full ring buffer.
+    pub ringbuf_drops: u64,
+    /// Long-term pin calls in those lost records (a run stands for many).
+    pub ringbuf_dropped_pin_calls: u64,
     /// Records (or correlations) withheld while hooks were still attaching.
-    pub before_ready: u64,
+    pub withheld_before_ready: u64,
 }
 
 impl Counters {
@@ -65,13 +71,14 @@ impl Counters {
         // Unpinned cleans are derived: calls minus the other verdicts. A folio cleaned while
         // the two maps are read makes it off by one until the next read, never for good.
         let hook_hits = sum_all(ebpf, "HOOK_HITS", MAX_HOOKS)?;
-        let filters = sum_all(ebpf, "FILTER_HITS", filter::COUNT)?;
+        let verdicts = sum_all(ebpf, "VERDICTS", verdict::COUNT)?;
+        let losses = sum_all(ebpf, "LOSSES", loss::COUNT)?;
         let cleaned = hook_hits
             .get(probe_common::hook::FOLIO_MKCLEAN as usize)
             .copied()
             .unwrap_or(0);
-        let mkclean_pinned = filters[filter::MKCLEAN_PINNED as usize];
-        let mkclean_unclassified = filters[filter::MKCLEAN_UNCLASSIFIED as usize];
+        let mkclean_pinned = verdicts[verdict::MKCLEAN_PINNED as usize];
+        let mkclean_unclassified = verdicts[verdict::MKCLEAN_UNCLASSIFIED as usize];
         Ok(Self {
             hook_returns: sum_all(ebpf, "HOOK_RETURNS", MAX_HOOKS)?,
             map_insert_failures: sum_all(ebpf, "MAP_INSERT_FAILURES", map::COUNT)?
@@ -80,19 +87,21 @@ impl Counters {
                 .map(|(slot, n)| (map_label(slot as u32), n))
                 .collect(),
             hook_hits,
-            filters: FilterCounts {
+            verdicts: Verdicts {
                 mkclean_pinned,
                 mkclean_unpinned: cleaned
                     .saturating_sub(mkclean_pinned)
                     .saturating_sub(mkclean_unclassified),
                 mkclean_unclassified,
-                pin_failed: filters[filter::PIN_FAILED as usize],
-                dirty_tracking_needed: filters[filter::DIRTY_TRACKING_NEEDED as usize],
-                ringbuf_drops: filters[filter::RINGBUF_DROPS as usize],
-                ringbuf_dropped_pin_calls: filters[filter::RINGBUF_DROPPED_PIN_CALLS as usize],
-                short_term_pins_write: filters[filter::SHORT_TERM_PIN_WRITE as usize],
-                short_term_pins_read: filters[filter::SHORT_TERM_PIN_READ as usize],
-                before_ready: filters[filter::BEFORE_READY as usize],
+                pin_failed: verdicts[verdict::PIN_FAILED as usize],
+                dirty_tracking_needed: verdicts[verdict::DIRTY_TRACKING_NEEDED as usize],
+                short_term_pins_write: verdicts[verdict::SHORT_TERM_PIN_WRITE as usize],
+                short_term_pins_read: verdicts[verdict::SHORT_TERM_PIN_READ as usize],
+            },
+            losses: Losses {
+                ringbuf_drops: losses[loss::RINGBUF_DROPS as usize],
+                ringbuf_dropped_pin_calls: losses[loss::RINGBUF_DROPPED_PIN_CALLS as usize],
+                withheld_before_ready: losses[loss::WITHHELD_BEFORE_READY as usize],
             },
         })
     }

@@ -22,10 +22,11 @@ pub struct Kernel {
     pub foll_source: &'static str,
     pub foll_values: &'static [(&'static str, u64)],
     pub behaviours: &'static [(&'static str, &'static str)],
-    /// Lower bounds on the in-kernel filter counters over the workloads.
-    pub filters_min: &'static [(&'static str, u64)],
+    /// Lower bounds on the in-kernel filters' verdicts over the workloads (doctor's
+    /// `watch.verdicts`).
+    pub verdicts_min: &'static [(&'static str, u64)],
     /// Upper bounds: what must stay silent on this kernel.
-    pub filters_max: &'static [(&'static str, u64)],
+    pub verdicts_max: &'static [(&'static str, u64)],
     /// Exactly the findings `pinwatch audit` must report over the workloads:
     /// (hazard, outcome, pinner — for an untrack, its origin —, filesystem, pages), `-` for none
     /// (a pin pinwatch did not see; no file). Every other workload (anonymous, shmem,
@@ -280,8 +281,8 @@ pub const KERNELS: &[Kernel] = &[
             ("pinned-cow", "present"),
             ("early-pfn-untrack", "present"),
         ],
-        filters_min: &GRANTED_FILE_PIN,
-        filters_max: &NOTHING_REFUSED,
+        verdicts_min: &GRANTED_FILE_PIN,
+        verdicts_max: &NOTHING_REFUSED,
         findings: FINDINGS_6_1,
         pinned_reuses_min: 0,
         preexisting: CLEANED_UNDER_AN_OLD_PIN,
@@ -379,8 +380,8 @@ pub const KERNELS: &[Kernel] = &[
             ("pinned-cow", "present"),
             ("early-pfn-untrack", "present"),
         ],
-        filters_min: &REFUSED_FILE_PINS,
-        filters_max: &NO_PINNED_CLEAN,
+        verdicts_min: &REFUSED_FILE_PINS,
+        verdicts_max: &NO_PINNED_CLEAN,
         findings: FINDINGS_6_12,
         pinned_reuses_min: 16,
         preexisting: &[],
@@ -471,8 +472,8 @@ pub const KERNELS: &[Kernel] = &[
             ("pinned-cow", "present"),
             ("early-pfn-untrack", "fixed"),
         ],
-        filters_min: &REFUSED_FILE_PINS,
-        filters_max: &NO_PINNED_CLEAN,
+        verdicts_min: &REFUSED_FILE_PINS,
+        verdicts_max: &NO_PINNED_CLEAN,
         findings: FINDINGS_7_2,
         pinned_reuses_min: 16,
         preexisting: &[],

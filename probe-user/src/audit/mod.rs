@@ -91,10 +91,10 @@ impl Counts {
         Self {
             correlation,
             decode_errors,
-            ringbuf_drops: kernel.filters.ringbuf_drops,
-            ringbuf_dropped_pin_calls: kernel.filters.ringbuf_dropped_pin_calls,
+            ringbuf_drops: kernel.losses.ringbuf_drops,
+            ringbuf_dropped_pin_calls: kernel.losses.ringbuf_dropped_pin_calls,
             map_insert_failures: kernel.map_insert_failures.clone(),
-            withheld_before_ready: kernel.filters.before_ready,
+            withheld_before_ready: kernel.losses.withheld_before_ready,
         }
     }
 }

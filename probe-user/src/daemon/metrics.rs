@@ -294,7 +294,7 @@ impl Metrics {
                 self.pfn_tracks.inc_by(calls);
             }
         }
-        let (f, l) = (&now.filters, &last.filters);
+        let (f, l) = (&now.verdicts, &last.verdicts);
         let short = [
             ("true", f.short_term_pins_write, l.short_term_pins_write),
             ("false", f.short_term_pins_read, l.short_term_pins_read),
@@ -310,14 +310,17 @@ impl Metrics {
         self.pinned_folio_cleans
             .with_label_values(&["false"])
             .inc_by(delta(f.mkclean_unclassified, l.mkclean_unclassified));
+        let (lost, before) = (&now.losses, &last.losses);
         self.ringbuf_drops
-            .inc_by(delta(f.ringbuf_drops, l.ringbuf_drops));
+            .inc_by(delta(lost.ringbuf_drops, before.ringbuf_drops));
         self.ringbuf_dropped_pin_calls.inc_by(delta(
-            f.ringbuf_dropped_pin_calls,
-            l.ringbuf_dropped_pin_calls,
+            lost.ringbuf_dropped_pin_calls,
+            before.ringbuf_dropped_pin_calls,
         ));
-        self.withheld_before_ready
-            .inc_by(delta(f.before_ready, l.before_ready));
+        self.withheld_before_ready.inc_by(delta(
+            lost.withheld_before_ready,
+            before.withheld_before_ready,
+        ));
         for (map, failures) in &now.map_insert_failures {
             let before = last.map_insert_failures.get(map).copied().unwrap_or(0);
             self.map_insert_failures

@@ -100,7 +100,8 @@ fn watch(opts: &Options, ebpf: &Ebpf) -> Result<Option<(Watch, Counters)>, Error
         command: (!opts.command.is_empty()).then(|| UserText::command_line(&opts.command)),
         exit_status,
         seconds: start.elapsed().as_secs_f64(),
-        filters: counters.filters.clone(),
+        verdicts: counters.verdicts.clone(),
+        losses: counters.losses.clone(),
         program_costs: stats
             .as_ref()
             .map_or_else(|_| Vec::new(), |_fd| cost::read(ebpf)),

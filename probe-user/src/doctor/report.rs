@@ -4,7 +4,7 @@ use serde::Serialize;
 
 use super::cost::ProgramCost;
 use crate::{
-    counters::FilterCounts,
+    counters::{Losses, Verdicts},
     kernel::{caps::Capabilities, flags::FollFlags, layout::Layout},
     observability::{HazardStatus, HookStatus},
     session::Methods,
@@ -34,7 +34,10 @@ pub struct Watch {
     pub command: Option<crate::text::UserText>,
     pub exit_status: Option<i32>,
     pub seconds: f64,
-    pub filters: FilterCounts,
+    /// What the in-kernel filters decided over the watch.
+    pub verdicts: Verdicts,
+    /// What never reached userspace over the watch.
+    pub losses: Losses,
     /// Per-program cost from the kernel's BPF statistics (programs that ran).
     pub program_costs: Vec<ProgramCost>,
     /// Why `program_costs` is empty when the statistics could not be enabled.

@@ -183,27 +183,27 @@ fn check_pass(kernel: &Kernel, pass: &Pass, fails: &mut Vec<String>) {
         }
     }
     check_flags(&at, kernel, r, fails);
-    let filters = &r["watch"]["filters"];
-    for (name, min) in kernel.filters_min {
-        if filters[name].as_u64().unwrap_or(0) < *min {
+    let verdicts = &r["watch"]["verdicts"];
+    for (name, min) in kernel.verdicts_min {
+        if verdicts[name].as_u64().unwrap_or(0) < *min {
             fails.push(format!(
-                "{at}: filter counter {name} = {} (expected >= {min})",
-                filters[name]
+                "{at}: verdict {name} = {} (expected >= {min})",
+                verdicts[name]
             ));
         }
     }
-    for (name, max) in kernel.filters_max {
-        if filters[name].as_u64().unwrap_or(u64::MAX) > *max {
+    for (name, max) in kernel.verdicts_max {
+        if verdicts[name].as_u64().unwrap_or(u64::MAX) > *max {
             fails.push(format!(
-                "{at}: filter counter {name} = {} (expected <= {max})",
-                filters[name]
+                "{at}: verdict {name} = {} (expected <= {max})",
+                verdicts[name]
             ));
         }
     }
-    if filters["mkclean_unclassified"].as_u64() != Some(0) {
+    if verdicts["mkclean_unclassified"].as_u64() != Some(0) {
         fails.push(format!(
             "{at}: {} folio_mkclean calls unclassified (layout globals not applied?)",
-            filters["mkclean_unclassified"]
+            verdicts["mkclean_unclassified"]
         ));
     }
     for (hazard, verdict) in kernel.behaviours {

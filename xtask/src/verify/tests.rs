@@ -37,13 +37,13 @@ fn output(kernel: &Kernel, method: &str, edit: impl Fn(&mut Value)) -> String {
         .iter()
         .map(|(id, v)| serde_json::json!({"id": id, "observable": true, "kernel_behaviour": {"verdict": v}}))
         .collect();
-    let filters: serde_json::Map<String, Value> = kernel
-        .filters_min
+    let verdicts: serde_json::Map<String, Value> = kernel
+        .verdicts_min
         .iter()
         .map(|(k, v)| ((*k).to_owned(), (*v).into()))
         .chain(
             kernel
-                .filters_max
+                .verdicts_max
                 .iter()
                 .map(|(k, v)| ((*k).to_owned(), (*v).into())),
         )
@@ -55,7 +55,7 @@ fn output(kernel: &Kernel, method: &str, edit: impl Fn(&mut Value)) -> String {
     let mut report = serde_json::json!({
         "hooks": hooks, "layout": layout, "hazards": hazards,
         "foll_flags": {"source": kernel.foll_source, "values": values},
-        "watch": {"exit_status": 0, "filters": filters, "program_costs_unavailable": null,
+        "watch": {"exit_status": 0, "verdicts": verdicts, "program_costs_unavailable": null,
                   "program_costs": costs},
         "verdict": "OK",
     });
@@ -168,7 +168,7 @@ fn wrong_offsets_flags_and_behaviours_fail() {
         r["layout"]["folio_pincount"] = 92.into();
         r["foll_flags"]["source"] = "btf".into();
         r["hazards"][0]["kernel_behaviour"]["verdict"] = "refused".into();
-        r["watch"]["filters"]["mkclean_unclassified"] = 3.into();
+        r["watch"]["verdicts"]["mkclean_unclassified"] = 3.into();
     });
     for needle in [
         "layout.folio_pincount",

@@ -1,4 +1,4 @@
-//! Slots of the per-CPU `FILTER_HITS` map: what the in-kernel filters decided.
+//! Slots of the per-CPU `VERDICTS` map: what the in-kernel filters decided.
 
 /// folio_mkclean on a folio the kernel's own test calls maybe-DMA-pinned.
 pub const MKCLEAN_PINNED: u32 = 0;
@@ -10,16 +10,8 @@ pub const MKCLEAN_UNCLASSIFIED: u32 = 1;
 pub const PIN_FAILED: u32 = 2;
 /// vma_needs_dirty_tracking() answered true.
 pub const DIRTY_TRACKING_NEEDED: u32 = 3;
-/// A detailed event was lost: the ring buffer was full.
-pub const RINGBUF_DROPS: u32 = 4;
 /// A short-term pin call (no FOLL_LONGTERM: O_DIRECT, process_vm…) with FOLL_WRITE.
-pub const SHORT_TERM_PIN_WRITE: u32 = 5;
+pub const SHORT_TERM_PIN_WRITE: u32 = 4;
 /// A short-term pin call without FOLL_WRITE.
-pub const SHORT_TERM_PIN_READ: u32 = 6;
-/// A detailed record (or the state that leads to one) withheld because pinwatch was not ready:
-/// some hook it depends on was still being attached (`ARMED` not yet set).
-pub const BEFORE_READY: u32 = 7;
-/// Pin calls inside records lost to a full ring buffer: one per lost pin record, a run's calls
-/// per lost run record. With the pins received, they account for every long-term pin call.
-pub const RINGBUF_DROPPED_PIN_CALLS: u32 = 8;
-pub const COUNT: u32 = 9;
+pub const SHORT_TERM_PIN_READ: u32 = 5;
+pub const COUNT: u32 = 6;
