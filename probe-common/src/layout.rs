@@ -87,11 +87,5 @@ pub const VM_FAULT_FLAGS_OFF: &str = "VM_FAULT_FLAGS_OFF";
 pub const VM_FAULT_ADDRESS_OFF: &str = "VM_FAULT_ADDRESS_OFF";
 pub const TASK_MM_OFF: &str = "TASK_MM_OFF";
 pub const MM_FLAGS_OFF: &str = "MM_FLAGS_OFF";
-/// `MMF_HAS_PINNED`: bit 27 of mm->flags in 6.1, 6.12 and 7.2; set by the first FOLL_PIN, never cleared.
-pub const MMF_HAS_PINNED_BIT: u32 = 27;
 /// Value of FOLL_LONGTERM on this kernel (0x10000 on 6.1, 0x100 from 6.5).
 pub const FOLL_LONGTERM: &str = "FOLL_LONGTERM";
-
-/// `GUP_PIN_COUNTING_BIAS`: a small folio is maybe-pinned when `_refcount >= 1024`.
-/// A macro in every kernel since 5.7, not visible in BTF; unchanged since.
-pub const GUP_PIN_COUNTING_BIAS: u32 = 1 << 10;

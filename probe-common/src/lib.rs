@@ -7,6 +7,7 @@
 pub mod event;
 pub mod filter;
 pub mod hook;
+pub mod kernel;
 pub mod layout;
 pub mod map;
 

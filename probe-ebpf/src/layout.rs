@@ -7,7 +7,8 @@
 use aya_ebpf::{Global, helpers::bpf_probe_read_kernel};
 use probe_common::{
     event::{NEEDS_DIRTY_UNKNOWN, Syscall, VmaInfo},
-    layout::{GUP_PIN_COUNTING_BIAS, valid},
+    kernel::{GUP_PIN_COUNTING_BIAS, MMF_HAS_PINNED_BIT},
+    layout::valid,
 };
 
 macro_rules! globals {
@@ -344,7 +345,7 @@ pub fn current_has_pinned() -> bool {
         Some(mm) if !mm.is_null() => {
             // SAFETY: as in `current_may_hold_pins`.
             let flags: u64 = unsafe { load(mm, &MM_FLAGS_OFF) };
-            flags & (1 << probe_common::layout::MMF_HAS_PINNED_BIT) != 0
+            flags & (1 << MMF_HAS_PINNED_BIT) != 0
         }
         _ => false,
     }
@@ -366,7 +367,7 @@ pub fn current_may_hold_pins() -> bool {
     }
     // SAFETY: the first word of `mm_struct.flags` (7.2: `__mm_flags`), per the layout's BTF.
     let flags: u64 = unsafe { load(mm, &MM_FLAGS_OFF) };
-    flags & (1 << probe_common::layout::MMF_HAS_PINNED_BIT) != 0
+    flags & (1 << MMF_HAS_PINNED_BIT) != 0
 }
 
 /// Whether the current task may be a kernel thread (no mm of its own): yes when unknown.

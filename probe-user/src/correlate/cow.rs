@@ -1,5 +1,7 @@
 //! `pinned-cow`: write faults that copied a still-pinned page.
 
+use probe_common::kernel::{FAULT_FLAG_UNSHARE, FAULT_FLAG_WRITE};
+
 use super::*;
 
 impl Correlator {
@@ -69,8 +71,6 @@ impl Correlator {
     }
 }
 
-const FAULT_FLAG_UNSHARE: u32 = 0x400;
-
 fn unshare_finding(u: &PinnedCow, pages: u64, pinner: String) -> Finding {
     Finding {
         hazard: Hazard::PinnedCow,
@@ -93,11 +93,11 @@ fn unshare_finding(u: &PinnedCow, pages: u64, pinner: String) -> Finding {
     }
 }
 
-/// FAULT_FLAG_UNSHARE (0x400) and FAULT_FLAG_WRITE (0x1): the same values in 6.1, 6.12 and 7.2.
+/// The kind of fault a `vm_fault.flags` value records.
 fn fault_kind(flags: u32) -> &'static str {
-    if flags & 0x400 != 0 {
+    if flags & FAULT_FLAG_UNSHARE != 0 {
         "FAULT_FLAG_UNSHARE"
-    } else if flags & 0x1 != 0 {
+    } else if flags & FAULT_FLAG_WRITE != 0 {
         "FAULT_FLAG_WRITE"
     } else {
         "fault"

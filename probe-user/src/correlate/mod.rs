@@ -11,6 +11,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use probe_common::kernel::VM_SHARED;
 use serde::Serialize;
 
 use self::{live::LivePins, reorder::ReorderQueue};
@@ -22,9 +23,6 @@ use crate::{
     hazards::Hazard,
     kernel::flags::FollFlags,
 };
-
-/// `VM_SHARED`, the same on every kernel.
-const VM_SHARED: u64 = 0x8;
 
 #[derive(Debug, Clone)]
 pub struct Config {

@@ -1,9 +1,8 @@
 //! `early-pfn-untrack`: PAT memtype freed from the zap path while the VMA stays mapped.
 
-use super::*;
+use probe_common::kernel::VM_PAT;
 
-/// `VM_PAT` (x86, 6.1 and 6.12).
-const VM_PAT: u64 = 0x0100_0000;
+use super::*;
 
 impl Correlator {
     /// An untrack from the zap path frees the memtype of a VMA that stays mapped: the later
