@@ -57,16 +57,6 @@ macro_rules! layout {
                     }, )*
                 ]
             }
-
-            /// This layout with one field, named as doctor prints it, set to `value`.
-            #[cfg(test)]
-            fn with(mut self, field: &str, value: Option<u32>) -> Self {
-                match field {
-                    $( stringify!($field) => self.$field = value, )*
-                    _ => panic!("no layout field {field}"),
-                }
-                self
-            }
         }
     };
 }
@@ -287,90 +277,65 @@ mod tests {
     }
 }
 
+/// The table itself: each fact declared once, each read by some group, and the eBPF object
+/// declaring exactly the globals it names.
 #[cfg(test)]
-mod legacy;
+mod table_tests {
+    use std::collections::BTreeSet;
 
-/// The table gives every global the value the resolver it replaced gave: on this host's kernel
-/// and on every BTF file `PINWATCH_EQUIVALENCE_BTF` lists (colon-separated; e.g. the `.BTF`
-/// sections of the VM matrix's 6.1, 6.12 and 7.2 kernels), whole and with each field missing.
-#[cfg(test)]
-mod equivalence {
-    use std::path::Path;
+    use object::{Object as _, ObjectSection as _, ObjectSymbol as _, SymbolKind};
+    use probe_common::event::{IDLE, RING_WAKEUP_BYTES, TRACK_SPAWNS};
 
     use super::*;
 
-    fn sorted(globals: (u32, Vec<(&'static str, u32)>)) -> (u32, Vec<(&'static str, u32)>) {
-        let (bits, mut globals) = globals;
-        globals.sort_unstable();
-        (bits, globals)
-    }
+    /// Every `valid` bit.
+    const ALL_GROUPS: u32 = 0b111_1111_1111;
 
-    fn assert_same(new: &Layout, old: &legacy::Layout, foll: &FollFlags, what: &str) {
-        assert_eq!(
-            serde_json::to_value(new).unwrap(),
-            serde_json::to_value(old).unwrap(),
-            "{what}: doctor's layout"
-        );
-        assert_eq!(
-            sorted(new.globals(foll)),
-            sorted(old.globals(foll)),
-            "{what}: LAYOUT_VALID and globals"
-        );
-        assert_eq!(new.has_folio_pin_test(), old.has_folio_pin_test(), "{what}");
-        for hazard in Hazard::ALL {
-            let old_missing: Vec<&str> = super::HAZARD_NEEDS
-                .iter()
-                .filter(|(h, bit, _)| *h == hazard && old.globals(foll).0 & bit == 0)
-                .map(|(_, _, what)| *what)
-                .collect();
-            assert_eq!(
-                new.missing_for(hazard, foll),
-                old_missing,
-                "{what}: {hazard}"
-            );
-        }
-    }
-
-    fn check(path: &Path) -> bool {
-        let Ok(btf) = KernelBtf::load(path) else {
-            eprintln!("skipped {}: no readable BTF", path.display());
-            return false;
-        };
-        let (new, old) = (Layout::resolve(&btf), legacy::Layout::resolve(&btf));
-        let what = path.display().to_string();
-        for foll in [
-            FollFlags::resolve(&btf),
-            FollFlags::legacy(),
-            FollFlags {
-                source: super::super::flags::FlagSource::Btf,
-                values: Vec::new(),
-            },
-        ] {
-            assert_same(&new, &old, &foll, &what);
-            let fields = serde_json::to_value(&new).unwrap();
-            for field in fields.as_object().unwrap().keys() {
-                let new = new.clone().with(field, None);
-                let mut json = serde_json::to_value(&old).unwrap();
-                json[field] = serde_json::Value::Null;
-                let old: legacy::Layout = serde_json::from_value(json).unwrap();
-                assert_same(&new, &old, &foll, &format!("{what} without {field}"));
-            }
-        }
-        eprintln!("{what}: {}", serde_json::to_string(&new).unwrap());
-        true
+    fn facts() -> Vec<Fact> {
+        Layout::default().facts(&FollFlags::legacy())
     }
 
     #[test]
-    fn the_table_resolves_every_global_as_the_old_resolver_did() {
-        let mut paths = vec![super::super::btf::VMLINUX_BTF.to_owned()];
-        if let Ok(more) = std::env::var("PINWATCH_EQUIVALENCE_BTF") {
-            paths.extend(more.split(':').filter(|p| !p.is_empty()).map(str::to_owned));
+    fn every_fact_is_declared_once_and_read_by_a_group() {
+        let facts = facts();
+        let globals: BTreeSet<&str> = facts.iter().map(|f| f.global).collect();
+        assert_eq!(globals.len(), facts.len(), "a global named twice");
+        assert!(!globals.contains(probe_common::layout::LAYOUT_VALID));
+        for fact in &facts {
+            assert_ne!(fact.groups, 0, "{} is read by no group", fact.global);
+            assert_eq!(fact.groups & !ALL_GROUPS, 0, "{}", fact.global);
         }
-        let checked = paths.iter().filter(|p| check(Path::new(p))).count();
-        eprintln!("{checked} of {} BTF files compared", paths.len());
-        assert_eq!(
-            Layout::default().globals(&FollFlags::legacy()).0,
-            legacy::Layout::default().globals(&FollFlags::legacy()).0
+        let read = facts.iter().fold(0, |bits, f| bits | f.groups);
+        assert_eq!(read, ALL_GROUPS, "a `valid` group no fact belongs to");
+        let fields = serde_json::to_value(Layout::default()).unwrap();
+        let fields = fields.as_object().unwrap();
+        assert!(fields.values().all(serde_json::Value::is_null));
+        assert!(
+            fields.len() < facts.len(),
+            "FOLL_LONGTERM has no layout field"
         );
+    }
+
+    /// The globals the eBPF object declares in `.rodata` as `Global<u32>` (4-byte objects) are
+    /// the table's, `LAYOUT_VALID` and the event module's switches: no more, no fewer.
+    #[test]
+    fn the_ebpf_object_declares_exactly_the_tables_globals() {
+        let bytes = crate::loader::object_bytes();
+        if bytes.is_empty() {
+            eprintln!("skipped: built with AYA_BUILD_SKIP=1, no eBPF object to read");
+            return;
+        }
+        let elf = object::File::parse(bytes).expect("the eBPF object is ELF");
+        let rodata = elf.section_by_name(".rodata").expect("a .rodata section");
+        let declared: BTreeSet<&str> = elf
+            .symbols()
+            .filter(|s| s.is_global() && s.kind() == SymbolKind::Data && s.size() == 4)
+            .filter(|s| s.section_index() == Some(rodata.index()))
+            .filter_map(|s| s.name().ok())
+            .collect();
+        let mut expected: BTreeSet<&str> = facts().iter().map(|f| f.global).collect();
+        expected.insert(probe_common::layout::LAYOUT_VALID);
+        expected.extend([IDLE, RING_WAKEUP_BYTES, TRACK_SPAWNS]);
+        assert_eq!(declared, expected);
     }
 }

@@ -70,3 +70,41 @@ pub fn folio_pincount(btf: &KernelBtf) -> Option<u32> {
         Some(btf.struct_size("page")? + in_tail)
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::kernel::btf::VMLINUX_BTF;
+
+    /// Against the running kernel's BTF (skipped where there is none): the first candidate the
+    /// kernel has wins, and none gives no value.
+    #[test]
+    fn the_first_candidate_the_kernel_has_wins() {
+        let Ok(btf) = KernelBtf::load(Path::new(VMLINUX_BTF)) else {
+            eprintln!("skipped: no readable {VMLINUX_BTF}");
+            return;
+        };
+        let flags = source!(member("folio", "flags")).resolve(&btf);
+        assert!(flags.is_some());
+        let renamed = source!(member("folio", "no_such_field" | "flags"));
+        assert_eq!(renamed.resolve(&btf), flags);
+        assert_eq!(
+            source!(member("folio", "no_such_field")).resolve(&btf),
+            None
+        );
+        let ladder = source!(arg_of("no_such_function" => 3, "schedule" => 7));
+        assert_eq!(ladder.resolve(&btf), Some(7));
+        assert_eq!(source!(arg_of("no_such_function" => 3)).resolve(&btf), None);
+        assert_eq!(
+            source!(size_of("page")).resolve(&btf),
+            btf.struct_size("page")
+        );
+        assert_eq!(
+            source!(enumerator("NO_SUCH_ENUMERATOR")).resolve(&btf),
+            None
+        );
+        assert!(source!(special(folio_pincount)).resolve(&btf).is_some());
+    }
+}
