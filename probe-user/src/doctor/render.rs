@@ -2,13 +2,29 @@
 
 use std::fmt::Write as _;
 
-use super::report::Report;
-use crate::{attach::Method, kernel::flags::FlagSource, observability::HookStatus};
+use super::report::{Report, Watch};
+use crate::{
+    attach::Method,
+    kernel::flags::FlagSource,
+    observability::{HazardStatus, HookStatus},
+};
 
 pub fn render(r: &Report) -> String {
     let mut out = String::new();
-    let c = &r.capabilities;
     let _ = writeln!(out, "pinwatch doctor — kernel {}\n", r.kernel.release);
+    render_kernel(&mut out, r);
+    render_hooks(&mut out, &r.hooks);
+    render_hazards(&mut out, &r.hazards);
+    if let Some(w) = &r.watch {
+        render_watch(&mut out, w);
+    }
+    let _ = writeln!(out, "\n{}", r.verdict);
+    out
+}
+
+/// What the kernel lets pinwatch do: privileges, BTF, attach methods, where FOLL_* came from.
+fn render_kernel(out: &mut String, r: &Report) {
+    let c = &r.capabilities;
     let _ = writeln!(out, "  root               {}", yes_no(c.root));
     if !c.root {
         let missing = c.missing();
@@ -53,13 +69,16 @@ pub fn render(r: &Report) -> String {
         FlagSource::LegacyDefines => "pre-6.5 #define values (not in BTF)",
     };
     let _ = writeln!(out, "  FOLL_* flags       {source}\n");
-    render_hooks(&mut out, &r.hooks);
+}
+
+/// Each hazard: whether it is observable here, and how this kernel behaves.
+fn render_hazards(out: &mut String, hazards: &[HazardStatus]) {
     let _ = writeln!(
         out,
         "\n  {:<22} {:<11} {:<9} kernel behaviour",
         "hazard", "observable", "verdict"
     );
-    for h in &r.hazards {
+    for h in hazards {
         let _ = writeln!(
             out,
             "  {:<22} {:<11} {:<9} {}",
@@ -72,34 +91,34 @@ pub fn render(r: &Report) -> String {
             let _ = writeln!(out, "  {:<22} missing: {}", "", h.missing.join(", "));
         }
     }
-    if let Some(w) = &r.watch {
-        let what = w
-            .command
-            .as_ref()
-            .map_or_else(|| "(time span)".to_owned(), ToString::to_string);
-        let status = w.exit_status.map_or("killed by a signal".to_owned(), |c| {
-            format!("exit status {c}")
-        });
-        let _ = writeln!(out, "\n  watched {what} for {:.1}s, {status}", w.seconds);
-        if let Some(why) = &w.program_costs_unavailable {
-            let _ = writeln!(out, "  program cost: {why}");
-        } else if !w.program_costs.is_empty() {
+}
+
+/// What a watched command or time span cost.
+fn render_watch(out: &mut String, w: &Watch) {
+    let what = w
+        .command
+        .as_ref()
+        .map_or_else(|| "(time span)".to_owned(), ToString::to_string);
+    let status = w.exit_status.map_or("killed by a signal".to_owned(), |c| {
+        format!("exit status {c}")
+    });
+    let _ = writeln!(out, "\n  watched {what} for {:.1}s, {status}", w.seconds);
+    if let Some(why) = &w.program_costs_unavailable {
+        let _ = writeln!(out, "  program cost: {why}");
+    } else if !w.program_costs.is_empty() {
+        let _ = writeln!(
+            out,
+            "\n  {:<40} {:>10} {:>10}   (kernel BPF statistics)",
+            "program", "runs", "ns/run"
+        );
+        for c in &w.program_costs {
             let _ = writeln!(
                 out,
-                "\n  {:<40} {:>10} {:>10}   (kernel BPF statistics)",
-                "program", "runs", "ns/run"
+                "  {:<40} {:>10} {:>10.0}",
+                c.program, c.runs, c.ns_per_run
             );
-            for c in &w.program_costs {
-                let _ = writeln!(
-                    out,
-                    "  {:<40} {:>10} {:>10.0}",
-                    c.program, c.runs, c.ns_per_run
-                );
-            }
         }
     }
-    let _ = writeln!(out, "\n{}", r.verdict);
-    out
 }
 
 fn render_hooks(out: &mut String, hooks: &[HookStatus]) {
