@@ -6,6 +6,7 @@
 
 pub mod event;
 pub mod hook;
+pub mod kernel;
 pub mod layout;
 pub mod loss;
 pub mod map;

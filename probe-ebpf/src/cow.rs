@@ -9,16 +9,15 @@
 use aya_ebpf::{helpers::bpf_get_current_pid_tgid, macros::map, maps::HashMap};
 use probe_common::{
     event::{CowEvent, kind},
-    hook, map as maps,
+    hook,
+    kernel::FAULT_FLAG_UNSHARE,
+    map as maps,
 };
 
 use crate::{
     args::{Args, Ret},
     counters, entry_programs, events, layout, return_programs,
 };
-
-/// `FAULT_FLAG_UNSHARE`: the same value in 6.1, 6.12 and 7.2 (`enum fault_flag`).
-const FAULT_FLAG_UNSHARE: u32 = 0x400;
 
 /// Write-protect faults in flight: the `vm_fault` and whether the fault copied the page
 /// (`wp_page_copy` on 6.1; inlined from 6.12 on, where its new anon rmap is the witness).

@@ -1,4 +1,5 @@
-//! Kernel struct layout, written by userspace from BTF before load (see probe_common::layout).
+//! Kernel struct layout, written by userspace from BTF before load (the globals of
+//! `probe_common::kernel_facts!`).
 //!
 //! The statics start at 0 and live in .rodata (aya's `Global`: a volatile load, so the value
 //! userspace wrote is read, not the initial 0 folded in); each group of offsets is used only
@@ -7,58 +8,36 @@
 use aya_ebpf::{Global, helpers::bpf_probe_read_kernel};
 use probe_common::{
     event::{NEEDS_DIRTY_UNKNOWN, Syscall, VmaInfo},
-    layout::{GUP_PIN_COUNTING_BIAS, valid},
+    kernel::{GUP_PIN_COUNTING_BIAS, MMF_HAS_PINNED_BIT},
+    layout::valid,
 };
 
+/// One read-only `Global<u32>` per fact of the table, named as userspace writes it, plus
+/// `LAYOUT_VALID`. Only the names are used here: where each value comes from is userspace's job.
 macro_rules! globals {
-    ($($name:ident),* $(,)?) => {
+    (
+        btf { $( $(#[$doc:meta])* $global:ident => $field:ident in [$($group:ident),+]
+            = $source:ident $args:tt; )* }
+        foll { $( $(#[$fdoc:meta])* $fglobal:ident in [$($fgroup:ident),+]
+            = $fsource:ident $fargs:tt; )* }
+    ) => {
+        /// Bit set of the `valid` groups whose facts userspace all resolved.
+        #[unsafe(no_mangle)]
+        static LAYOUT_VALID: Global<u32> = Global::new(0);
         $(
+            $(#[$doc])*
             #[unsafe(no_mangle)]
-            static $name: Global<u32> = Global::new(0);
+            static $global: Global<u32> = Global::new(0);
+        )*
+        $(
+            $(#[$fdoc])*
+            #[unsafe(no_mangle)]
+            static $fglobal: Global<u32> = Global::new(0);
         )*
     };
 }
 
-globals!(
-    LAYOUT_VALID,
-    FOLIO_FLAGS_OFF,
-    FOLIO_REFCOUNT_OFF,
-    FOLIO_PINCOUNT_OFF,
-    PG_HEAD_BIT,
-    FOLIO_ORDER_OFF,
-    PAGE_TAIL_OFF,
-    PAGE_STRUCT_SIZE,
-    VMA_FLAGS_OFF,
-    VMA_START_OFF,
-    VMA_END_OFF,
-    VMA_PGOFF_OFF,
-    VMA_FILE_OFF,
-    FILE_INODE_OFF,
-    INODE_INO_OFF,
-    INODE_SB_OFF,
-    SB_DEV_OFF,
-    SB_MAGIC_OFF,
-    FOLIO_MAPPING_OFF,
-    FOLIO_INDEX_OFF,
-    MAPPING_HOST_OFF,
-    ANON_VMA_ROOT_OFF,
-    TASK_GROUP_LEADER_OFF,
-    TASK_START_TIME_OFF,
-    TASK_PID_OFF,
-    TASK_MM_OFF,
-    VM_FAULT_PAGE_OFF,
-    VM_FAULT_FLAGS_OFF,
-    VM_FAULT_ADDRESS_OFF,
-    MM_FLAGS_OFF,
-    FOLL_LONGTERM,
-    PT_REGS_ORIG_AX_OFF,
-    PT_REGS_IP_OFF,
-    PT_REGS_SP_OFF,
-    PT_REGS_DI_OFF,
-    PT_REGS_SI_OFF,
-    PT_REGS_DX_OFF,
-    ZAP_VMA_ARG,
-);
+probe_common::kernel_facts!(globals);
 
 #[inline(always)]
 pub fn has(group: u32) -> bool {
@@ -255,8 +234,8 @@ pub fn vma_info(vma: u64) -> VmaInfo {
     info
 }
 
-/// Which argument of the single-VMA zap hook is its VMA (see
-/// `probe_common::layout::ZAP_VMA_ARG`); `None` when this kernel's zap function is unknown.
+/// Which argument of the single-VMA zap hook is its VMA (see `ZAP_VMA_ARG` in
+/// `probe_common::kernel_facts!`); `None` when this kernel's zap function is unknown.
 #[inline(always)]
 pub fn zap_vma_arg() -> Option<usize> {
     has(valid::ZAP_VMA_ARG).then(|| ZAP_VMA_ARG.load() as usize)
@@ -344,7 +323,7 @@ pub fn current_has_pinned() -> bool {
         Some(mm) if !mm.is_null() => {
             // SAFETY: as in `current_may_hold_pins`.
             let flags: u64 = unsafe { load(mm, &MM_FLAGS_OFF) };
-            flags & (1 << probe_common::layout::MMF_HAS_PINNED_BIT) != 0
+            flags & (1 << MMF_HAS_PINNED_BIT) != 0
         }
         _ => false,
     }
@@ -366,7 +345,7 @@ pub fn current_may_hold_pins() -> bool {
     }
     // SAFETY: the first word of `mm_struct.flags` (7.2: `__mm_flags`), per the layout's BTF.
     let flags: u64 = unsafe { load(mm, &MM_FLAGS_OFF) };
-    flags & (1 << probe_common::layout::MMF_HAS_PINNED_BIT) != 0
+    flags & (1 << MMF_HAS_PINNED_BIT) != 0
 }
 
 /// Whether the current task may be a kernel thread (no mm of its own): yes when unknown.

@@ -12,6 +12,7 @@ use aya_log_ebpf::warn;
 use probe_common::{
     event::{PfnUntrackEvent, kind},
     hook,
+    kernel::{VM_PAT, VM_PFNMAP, VM_SHARED},
 };
 
 use crate::{
@@ -19,12 +20,8 @@ use crate::{
     counters, counting_hook, entry_programs, events, layout, return_programs,
 };
 
-/// `VM_PAT` (= VM_ARCH_1 on x86, 6.1 and 6.12; gone in 7.2).
-const VM_PAT: u64 = 0x0100_0000;
-/// `VM_PFNMAP`: only such VMAs have a PAT memtype to untrack.
-const VM_PFNMAP: u64 = 0x400;
-/// `VM_PFNMAP | VM_SHARED`: a shared PFN mapping (every process's `[vvar]` is private).
-const SHARED_PFNMAP: u64 = 0x400 | 0x8;
+/// A shared PFN mapping (every process's `[vvar]` is private).
+const SHARED_PFNMAP: u64 = VM_PFNMAP | VM_SHARED;
 
 /// Tasks inside the single-VMA zap path.
 #[map]

@@ -1,9 +1,10 @@
 //! What pinwatch reports: one finding type with a stable hazard id, an outcome saying what the
 //! kernel did, and everything an engineer needs to act.
 
-use serde::Serialize;
-
 use std::sync::Arc;
+
+use probe_common::kernel::{FAULT_FLAG_UNSHARE, FAULT_FLAG_WRITE};
+use serde::Serialize;
 
 use crate::{
     events::{FileId, Task},
@@ -290,12 +291,10 @@ pub enum FaultKind {
 }
 
 impl FaultKind {
-    /// `FAULT_FLAG_UNSHARE` (0x400) and `FAULT_FLAG_WRITE` (0x1): the same values in 6.1, 6.12
-    /// and 7.2.
     pub fn of(fault_flags: u32) -> Self {
-        if fault_flags & 0x400 != 0 {
+        if fault_flags & FAULT_FLAG_UNSHARE != 0 {
             FaultKind::Unshare
-        } else if fault_flags & 0x1 != 0 {
+        } else if fault_flags & FAULT_FLAG_WRITE != 0 {
             FaultKind::Write
         } else {
             FaultKind::Other

@@ -6,6 +6,7 @@ pub mod caps;
 pub mod flags;
 pub mod kallsyms;
 pub mod layout;
+pub mod source;
 
 /// `uname -r` of the running kernel.
 pub fn release() -> String {

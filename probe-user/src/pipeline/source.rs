@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 
 use aya::maps::{MapData, RingBuf, StackTraceMap};
+use probe_common::kernel::VM_DONTCOPY;
 
 use super::open_runs::OpenRuns;
 use crate::{
@@ -188,9 +189,6 @@ fn file_path(pin: &events::Pin) -> Option<UserText> {
     let path = procfs::mapped_path(pin.task.tgid, pin.start)?;
     (std::fs::metadata(path.as_path()).ok()?.ino() == file.ino).then_some(path)
 }
-
-/// `VM_DONTCOPY` (MADV_DONTFORK), the same bit on every kernel pinwatch supports.
-const VM_DONTCOPY: u64 = 0x0002_0000;
 
 /// From the VMA the kernel walked when the event carries it; otherwise (the fast GUP path walks
 /// no VMA) from smaps, read once for a run of events of the same process.

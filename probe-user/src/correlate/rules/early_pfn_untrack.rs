@@ -1,6 +1,8 @@
 //! `early-pfn-untrack`: PAT memtype freed from the zap path while the VMA stays mapped, and
 //! the munmap that untracks the same VMA again.
 
+use probe_common::kernel::VM_PAT;
+
 use super::super::rule::{Context, Rule};
 use crate::{
     events::{Event, PAGE_SHIFT, PfnUntrack},
@@ -8,9 +10,6 @@ use crate::{
     hazards::Hazard,
     pinner::UntrackOrigin,
 };
-
-/// `VM_PAT` (x86, 6.1 and 6.12).
-const VM_PAT: u64 = 0x0100_0000;
 
 /// VMAs whose memtype a zap freed early, by (tgid, start time, vm_start), until their munmap.
 #[derive(Default)]

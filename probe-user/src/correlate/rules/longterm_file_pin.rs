@@ -2,6 +2,8 @@
 //! entry to outcome: refused, released by the caller in the same system call, or kept
 //! (granted). The pins it keeps are the file-pin ledger other rules attribute to.
 
+use probe_common::kernel::VM_SHARED;
+
 use super::super::{
     file_pins::FilePin,
     rule::{Context, Rule},
@@ -11,9 +13,6 @@ use crate::{
     findings::{self, Cause, Finding, Mapping, Outcome},
     hazards::Hazard,
 };
-
-/// `VM_SHARED`, the same on every kernel.
-const VM_SHARED: u64 = 0x8;
 
 pub(super) struct LongtermFilePin;
 
