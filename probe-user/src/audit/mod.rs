@@ -154,11 +154,7 @@ pub fn run(opts: &Options) -> Result<(Report, u8), Error> {
         fail_on: opts.fail_on.clone(),
         findings,
     };
-    let code = if report.failing().next().is_some() {
-        exit::FINDINGS
-    } else {
-        exit::OK
-    };
+    let code = report.exit_code();
     Ok((report, code))
 }
 
@@ -196,6 +192,15 @@ fn watch(
 
 impl Report {
     /// Findings that make the audit fail: those of the `--fail-on` hazards, or all.
+    /// 1 when a finding of a `--fail-on` hazard (or any, without it) was made, else 0.
+    pub fn exit_code(&self) -> u8 {
+        if self.failing().next().is_some() {
+            exit::FINDINGS
+        } else {
+            exit::OK
+        }
+    }
+
     pub fn failing(&self) -> impl Iterator<Item = &Finding> {
         self.findings
             .iter()
