@@ -39,4 +39,4 @@ pub mod cli;
 pub mod daemon;
 pub mod doctor;
 pub mod error;
-pub mod stream;
+pub mod event_stream;

@@ -9,7 +9,7 @@ use probe_user::{
     cli::{Cli, Commands},
     daemon, doctor,
     error::Error,
-    exit, stream,
+    event_stream, exit,
 };
 
 fn main() -> ExitCode {
@@ -64,10 +64,10 @@ fn run(cli: Cli) -> Result<u8, Error> {
             findings_log: args.findings_log,
             bench_mode: args.bench_mode,
         }),
-        Commands::Events(args) => stream::run(&stream::Options {
+        Commands::Events(args) => event_stream::run(&event_stream::Options {
             btf_path: cli.btf,
             method: args.method,
-            filter: stream::Filter {
+            filter: event_stream::Filter {
                 hazards: args.hazard,
                 hooks: args.hook,
             },

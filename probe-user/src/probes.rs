@@ -9,7 +9,7 @@ use crate::hazards::Hazard::{self, *};
 
 /// What a hook attaches to.
 #[derive(Debug, Clone, Copy)]
-pub enum Target {
+pub enum AttachPoint {
     /// A kernel function; the first candidate present in kallsyms wins.
     Function {
         candidates: &'static [&'static str],
@@ -47,7 +47,7 @@ pub enum Need {
 pub struct Hook {
     pub id: u32,
     pub name: &'static str,
-    pub target: Target,
+    pub target: AttachPoint,
     pub feeds: &'static [(Hazard, Need)],
     /// Candidates whose arguments differ get their own programs: (symbol, program stem).
     pub variants: &'static [(&'static str, &'static str)],
@@ -63,22 +63,22 @@ impl Hook {
     }
 }
 
-const fn func(candidates: &'static [&'static str]) -> Target {
-    Target::Function {
+const fn func(candidates: &'static [&'static str]) -> AttachPoint {
+    AttachPoint::Function {
         candidates,
         returns: Returns::No,
     }
 }
 
-const fn func_ret(candidates: &'static [&'static str]) -> Target {
-    Target::Function {
+const fn func_ret(candidates: &'static [&'static str]) -> AttachPoint {
+    AttachPoint::Function {
         candidates,
         returns: Returns::AfterEntry,
     }
 }
 
-const fn func_ret_alone(candidates: &'static [&'static str]) -> Target {
-    Target::Function {
+const fn func_ret_alone(candidates: &'static [&'static str]) -> AttachPoint {
+    AttachPoint::Function {
         candidates,
         returns: Returns::Alone,
     }
@@ -297,7 +297,7 @@ pub const HOOKS: &[Hook] = &[
     Hook {
         id: hook::PROCESS_FORK,
         name: "process_fork",
-        target: Target::Tracepoint {
+        target: AttachPoint::Tracepoint {
             category: "sched",
             name: "sched_process_fork",
         },
@@ -307,7 +307,7 @@ pub const HOOKS: &[Hook] = &[
     Hook {
         id: hook::PROCESS_EXIT,
         name: "process_exit",
-        target: Target::Tracepoint {
+        target: AttachPoint::Tracepoint {
             category: "sched",
             name: "sched_process_exit",
         },
@@ -371,11 +371,11 @@ mod object_tests {
             .collect();
         for hook in HOOKS {
             let wanted: Vec<String> = match hook.target {
-                Target::Tracepoint { .. } => vec![
+                AttachPoint::Tracepoint { .. } => vec![
                     format!("tracepoint_{}", hook.name),
                     format!("raw_tracepoint_{}", hook.name),
                 ],
-                Target::Function { returns, .. } => {
+                AttachPoint::Function { returns, .. } => {
                     let mut v = vec![format!("kprobe_{}", hook.name)];
                     if returns != Returns::Alone {
                         v.push(format!("fentry_{}", hook.name));
@@ -396,7 +396,7 @@ mod object_tests {
                     hook.name
                 );
             }
-            if let Target::Function {
+            if let AttachPoint::Function {
                 returns: Returns::Alone,
                 ..
             } = hook.target

@@ -17,7 +17,7 @@ use crate::{
         btf::KernelBtf,
         kallsyms::{Kallsyms, Symbol},
     },
-    probes::{Hook, Returns, Target},
+    probes::{AttachPoint, Hook, Returns},
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
@@ -97,8 +97,10 @@ enum Side {
 impl Attacher<'_> {
     pub fn attach(&mut self, hook: &'static Hook) -> Attachment {
         match hook.target {
-            Target::Tracepoint { category, name } => self.attach_tracepoint(hook, category, name),
-            Target::Function {
+            AttachPoint::Tracepoint { category, name } => {
+                self.attach_tracepoint(hook, category, name)
+            }
+            AttachPoint::Function {
                 candidates,
                 returns,
             } => self.attach_function(hook, candidates, returns),
