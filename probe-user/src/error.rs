@@ -45,6 +45,8 @@ pub enum Error {
     },
     #[error("the metrics server failed: {0}")]
     Serve(std::io::Error),
+    #[error("{0}")]
+    Pins(#[from] crate::pins::scan::ScanError),
 }
 
 impl Error {
@@ -65,6 +67,7 @@ impl Error {
             | Error::Kallsyms(_)
             | Error::Spawn { .. }
             | Error::Serve(_)
+            | Error::Pins(_)
             | Error::Output(_) => exit::RUNTIME,
         }
     }

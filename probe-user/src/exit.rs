@@ -35,6 +35,7 @@ exit_codes! {
     RUNTIME = 7: "other run-time failure (eBPF load failure, a command that cannot start)";
     LISTEN = 8: "(run) the `--listen` address cannot be bound";
     OUTPUT = 9: "(run) the `--findings-log` file cannot be opened";
+    INCOMPLETE = 10: "(pins) the inventory is incomplete: some processes' fds could not be read (other users' need CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH) or a ring stayed busy";
 }
 
 pub fn code(value: u8) -> ExitCode {

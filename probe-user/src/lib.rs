@@ -32,11 +32,12 @@ pub mod findings;
 // The loop every watching command shares (ring buffer → enrich → correlate → observers).
 pub mod pipeline;
 
-// The surfaces: doctor, audit, the events stream, the daemon; the command line; the errors
-// they end with.
+// The surfaces: doctor, audit, the events stream, the daemon, the pins inventory (/proc only);
+// the command line; the errors they end with.
 pub mod audit;
 pub mod cli;
 pub mod daemon;
 pub mod doctor;
 pub mod error;
 pub mod event_stream;
+pub mod pins;

@@ -9,7 +9,7 @@ use probe_user::{
     cli::{Cli, Commands},
     daemon, doctor,
     error::Error,
-    event_stream, exit,
+    event_stream, exit, pins,
 };
 
 fn main() -> ExitCode {
@@ -75,6 +75,11 @@ fn run(cli: Cli) -> Result<u8, Error> {
             duration: args.duration,
             command: args.command,
         }),
+        Commands::Pins(args) => {
+            let (inventory, code) = pins::run()?;
+            emit(&inventory, args.json, pins::render::render)?;
+            Ok(code)
+        }
         Commands::Metrics(args) => {
             print(&daemon::catalog::catalog(args.names))?;
             Ok(exit::OK)
