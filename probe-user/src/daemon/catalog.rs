@@ -163,6 +163,18 @@ pub const CATALOG: &[Family] = &[
         labels: &["table"],
     },
     Family {
+        name: "pinwatch_procfs_pinned_pages",
+        kind: "gauge",
+        help: "Pages pinned now as /proc shows them, without eBPF (pins from before pinwatch included), by pinner and source: fdinfo (io_uring registered buffers, exact), vm_lck (VFIO: locked_vm, mixed with mlock), vm_pin (pinned_vm charges); read before attaching and every 30 s",
+        labels: &["pinner", "source"],
+    },
+    Family {
+        name: "pinwatch_procfs_unreadable_processes",
+        kind: "gauge",
+        help: "Processes whose fds the last pins inventory could not read (missing CAP_SYS_PTRACE or CAP_DAC_READ_SEARCH): their io_uring and VFIO pins are missing from pinwatch_procfs_pinned_pages",
+        labels: &[],
+    },
+    Family {
         name: "pinwatch_build_info",
         kind: "gauge",
         help: "Always 1: pinwatch's version and the kernel release it runs on",

@@ -8,6 +8,7 @@
 
 pub mod catalog;
 mod findings_log;
+mod inventory;
 mod metrics;
 mod notify;
 mod server;
@@ -29,6 +30,7 @@ use crate::{
     session::Session,
 };
 use findings_log::FindingsLog;
+use inventory::InventoryGauges;
 use metrics::Metrics;
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9469";
@@ -67,6 +69,8 @@ pub fn run(opts: &Options) -> Result<u8, Error> {
     listener.set_nonblocking(true).map_err(Error::Serve)?;
     let log = FindingsLog::open(opts.findings_log.as_deref())?;
     heap::tune_for_daemon();
+    // Before any hook is attached: the pins that predate pinwatch, as /proc shows them.
+    let before = inventory::take();
     let programs = crate::loader::Programs {
         track_spawns: false,
         idle: opts.bench_mode == BenchMode::Floor,
@@ -82,6 +86,8 @@ pub fn run(opts: &Options) -> Result<u8, Error> {
     let metrics = Metrics::new(&session.foll_flags, &kernel::release());
     metrics.attachments(&session.attachments, &hazards);
     metrics.ready(session.ready_at);
+    let mut pins = InventoryGauges::new(&metrics.registry());
+    pins.set(before.as_ref());
     // Attached: from here on only stacks are symbolized, and the start-up parsing is garbage.
     session.kallsyms.drop_attach_index();
     heap::trim();
@@ -89,7 +95,7 @@ pub fn run(opts: &Options) -> Result<u8, Error> {
     serve(
         listener,
         session,
-        metrics,
+        (metrics, pins),
         log,
         opts.bench_mode == BenchMode::KernelOnly,
     )
@@ -139,7 +145,7 @@ fn announce(opts: &Options, session: &Session, hazards: &[crate::observability::
 fn serve(
     listener: TcpListener,
     session: Session,
-    metrics: Metrics,
+    (metrics, pins): (Metrics, InventoryGauges),
     log: FindingsLog,
     discard: bool,
 ) -> Result<u8, Error> {
@@ -151,7 +157,7 @@ fn serve(
         std::thread::Builder::new()
             .name("pinwatch-pump".into())
             .spawn(move || {
-                let result = pump(session, metrics, log, &stop, discard);
+                let result = pump(session, (metrics, pins), log, &stop, discard);
                 let _ = done_tx.send(());
                 result
             })
@@ -201,11 +207,12 @@ async fn wait_for_stop(pump_done: tokio::sync::oneshot::Receiver<()>) -> &'stati
     }
 }
 
-/// Ring buffer → correlation → metrics and findings log, until `stop`. Returns how many
+/// Ring buffer → correlation → metrics and findings log, and the pins inventory every
+/// `inventory::INTERVAL`, until `stop`. Returns how many
 /// hooks were detached when the session was dropped.
 fn pump(
     mut session: Session,
-    mut metrics: Metrics,
+    (mut metrics, mut pins): (Metrics, InventoryGauges),
     mut log: FindingsLog,
     stop: &AtomicBool,
     discard: bool,
@@ -220,6 +227,7 @@ fn pump(
             if let Err(e) = tick(&session, &mut pipeline, &mut metrics, &mut log) {
                 break Err(e);
             }
+            pins.refresh_if_due(Instant::now());
         }
         if stop.load(Ordering::Relaxed) {
             break Ok(());
