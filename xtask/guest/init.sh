@@ -125,6 +125,23 @@ code=$?
 wait $held
 result "audit-preexisting $code $(cat /tmp/audit-pre.json)"
 
+# The pins inventory (`pinwatch pins`, /proc only, no eBPF): an io_uring pin of 37 pages taken
+# before any pinwatch runs must be listed with its holder and exactly its pages; once the holder
+# has exited, it must be gone.
+log "pass: pinwatch pins around an io_uring pin older than pinwatch"
+rm -f /tmp/pins-held
+/bin/pinwatch-workload iouring --pages 37 --held-flag /tmp/pins-held --hold-ms 600000 \
+  >/dev/console 2>&1 &
+holder=$!
+for _ in $(seq 1 300); do [ -e /tmp/pins-held ] && break; sleep 0.1; done
+json=$(/bin/pinwatch pins --json 2>/dev/console)
+result "pins-held $? holder=$holder $json"
+/bin/pinwatch pins 2>&1 | sed 's/^/PINWATCH-PINS /' >/dev/ttyS1
+kill $holder
+wait $holder
+json=$(/bin/pinwatch pins --json 2>/dev/console)
+result "pins-released $? holder=$holder $json"
+
 # What packaging/pinwatch.service grants (an unprivileged user with six capabilities) is enough
 # where every hook attaches without perf events; where one needs a kprobe (6.1's 8-argument
 # pin_user_pages_remote), Debian's perf_event_paranoid=3 refuses it and doctor says how to fix

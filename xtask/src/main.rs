@@ -133,6 +133,7 @@ fn vm(args: VmArgs) -> Result<()> {
         verify::page_sizes::check(kernel, &output, &mut fails);
         verify::releases::check(kernel, &output, &mut fails);
         verify::startup::check(kernel, &output, &mut fails);
+        verify::pins::check(kernel, &output, &mut fails);
         verify::hostile::check(kernel, &output, &mut fails);
         match verify::daemon::parse(&output) {
             None => fails.push(format!(

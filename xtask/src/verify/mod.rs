@@ -11,6 +11,7 @@ pub mod full_maps;
 pub mod hostile;
 pub mod jobs;
 pub mod page_sizes;
+pub mod pins;
 pub mod releases;
 pub mod scale;
 pub mod startup;
