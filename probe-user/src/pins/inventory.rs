@@ -157,16 +157,13 @@ pub fn holdings(facts: &ProcessFacts, age: f64, page_size: u64) -> Vec<Holding> 
         Err(_) => return Vec::new(),
     };
     let has = |kind: FdKind| fds.iter().any(|f| f.kind == kind);
-    let mut out = Vec::new();
-    let rings = ring_views(fds, page_size);
-    if rings.iter().any(|r| r.pages > 0 || !r.complete) {
-        let complete = rings.iter().all(|r| r.complete);
-        let note = if complete { RING_NOTE } else { BUSY_NOTE };
-        let mut h = hold(Pinner::IoUring, Source::Fdinfo, 0, complete, note);
-        h.pages = rings.iter().map(|r| r.pages).sum();
-        h.rings = rings;
-        out.push(h);
-    }
+    let mut out: Vec<Holding> = ring_holding(fds, page_size)
+        .into_iter()
+        .map(|h| Holding {
+            age_at_most_seconds: age,
+            ..h
+        })
+        .collect();
     if vm_lck > 0 && has(FdKind::Vfio) {
         out.push(hold(Pinner::Vfio, Source::VmLck, vm_lck, false, VFIO_NOTE));
     } else if vm_lck > 0 && has(FdKind::Iommufd) {
@@ -190,6 +187,24 @@ pub fn holdings(facts: &ProcessFacts, age: f64, page_size: u64) -> Vec<Holding> 
         ));
     }
     out
+}
+
+/// The io_uring holding: its rings' buffers; `None` when no ring holds any (and none was busy).
+fn ring_holding(fds: &[FdFact], page_size: u64) -> Option<Holding> {
+    let rings = ring_views(fds, page_size);
+    if !rings.iter().any(|r| r.pages > 0 || !r.complete) {
+        return None;
+    }
+    let complete = rings.iter().all(|r| r.complete);
+    Some(Holding {
+        pinner: Pinner::IoUring,
+        source: Source::Fdinfo,
+        pages: rings.iter().map(|r| r.pages).sum(),
+        exact: complete,
+        age_at_most_seconds: 0.0,
+        note: if complete { RING_NOTE } else { BUSY_NOTE },
+        rings,
+    })
 }
 
 fn ring_views(fds: &[FdFact], page_size: u64) -> Vec<RingView> {
