@@ -1,3 +1,5 @@
+//! The inventory built from samples of /proc: holdings per process and pinner, totals, rings shared by several processes.
+
 use super::*;
 use crate::pins::fdinfo::Buffer;
 
