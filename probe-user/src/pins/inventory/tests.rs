@@ -1,4 +1,5 @@
-//! The inventory built from samples of /proc: holdings per process and pinner, totals, rings shared by several processes.
+//! The inventory built from samples of /proc: holdings per process and pinner, totals, and
+//! rings shared by several processes.
 
 use super::*;
 use crate::pins::fdinfo::Buffer;
