@@ -61,22 +61,6 @@ impl Pinner {
             Pinner::Unknown => "unknown",
         }
     }
-
-    /// For people: what pins this way.
-    pub fn description(self) -> &'static str {
-        match self {
-            Pinner::IoUring => "io_uring registered buffers",
-            Pinner::Vfio => "VFIO DMA mappings (device passthrough)",
-            Pinner::AfXdp => "AF_XDP UMEM",
-            Pinner::Rdma => "RDMA memory registration",
-            Pinner::Udmabuf => "udmabuf (memfd pages exported as a dma-buf)",
-            Pinner::ProcessVm => "process_vm_readv/writev",
-            Pinner::ODirect => "O_DIRECT I/O",
-            Pinner::Vhost => "vhost",
-            Pinner::Kvm => "KVM",
-            Pinner::Unknown => "a caller pinwatch does not know",
-        }
-    }
 }
 
 impl std::fmt::Display for Pinner {
