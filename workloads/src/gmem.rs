@@ -5,7 +5,8 @@
 //! old page the pin still holds, which the process no longer sees. The controls punch after
 //! the pin is released, or memory that was never pinned. The `fs=` it reports is the magic a
 //! pin of this memory names: 7.2's guest_memfd has its own filesystem (`0x474d454d`), while
-//! 6.18 (this project's build hosts) still makes it an anonymous inode (`0x9041934`).
+//! the 6.18.44 build host here gives it an anonymous inode (`0x9041934`, anon_inodefs), so the
+//! magic alone does not tell guest_memfd on every kernel.
 
 use std::fs::File;
 use std::os::fd::{AsFd as _, AsRawFd as _};
