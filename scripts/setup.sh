@@ -28,8 +28,9 @@ KERNELS=(
   "7.2  sid               linux-image-7.2.13+deb14-cloud-amd64"
 )
 # Modules the guest workloads need (with their dependencies, resolved from modinfo); virtio_net
-# carries the daemon's metrics to the host's Prometheus.
-GUEST_MODULES=(brd xfs virtio_pci virtio_rng virtio_net vfio vfio_iommu_type1 vfio_pci)
+# carries the daemon's metrics to the host's Prometheus; kvm and kvm_amd give the guest /dev/kvm
+# for the guest_memfd workload (QEMU's qemu64 CPU model is AMD with SVM, which TCG emulates).
+GUEST_MODULES=(brd xfs virtio_pci virtio_rng virtio_net vfio vfio_iommu_type1 vfio_pci kvm kvm_amd)
 
 # Only for rendering the README's dashboard picture.
 SNAPSHOT_PACKAGES=(chromium)

@@ -9,8 +9,10 @@ mod bpftrace_script;
 mod devmem;
 mod fill_map;
 mod fork_cow;
+mod gmem;
 mod iouring;
 mod job_runner;
+mod kvm;
 mod mixed;
 mod msync;
 mod odirect;
@@ -22,6 +24,7 @@ mod sys;
 mod timed;
 mod truncate;
 mod udmabuf;
+mod unsupported;
 mod vfio;
 mod xdp_umem;
 
@@ -50,6 +53,8 @@ enum Command {
     FillMap(fill_map::Args),
     /// Register/unregister io_uring fixed buffers (long-term pin).
     Iouring(iouring::Args),
+    /// Pin a KVM guest_memfd with io_uring, then punch a hole in it (exit 3 without guest_memfd).
+    Gmem(gmem::Args),
     /// Run jobs in short-lived forked workers (or threads), each pinning a file of its own.
     JobRunner(job_runner::Args),
     /// Dirty a shared file mapping and msync(MS_SYNC) it.
@@ -91,6 +96,7 @@ impl Command {
             Self::BpfObjects(_) => "bpf-objects",
             Self::FillMap(_) => "fill-map",
             Self::Iouring(_) => "iouring",
+            Self::Gmem(_) => "gmem",
             Self::JobRunner(_) => "job-runner",
             Self::Msync(_) => "msync",
             Self::ForkCow(_) => "fork-cow",
@@ -116,6 +122,7 @@ impl Command {
             Self::BpfObjects(args) => bpf_objects::run(args),
             Self::FillMap(args) => fill_map::run(args),
             Self::Iouring(args) => iouring::run(args),
+            Self::Gmem(args) => gmem::run(args),
             Self::JobRunner(args) => job_runner::run(args),
             Self::Msync(args) => msync::run(args),
             Self::ForkCow(args) => fork_cow::run(args),
@@ -136,7 +143,8 @@ impl Command {
 }
 
 /// Failures print the full anyhow context chain on one line, in the same
-/// shape `all` uses, and exit 1.
+/// shape `all` uses, and exit 1; a kernel without what the workload needs is no failure of it:
+/// `unsupported <reason>` on stdout, exit 3.
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let name = cli.command.name();
@@ -149,6 +157,10 @@ fn main() -> ExitCode {
         Ok(status) => {
             println!("workload {name}: {status}");
             ExitCode::SUCCESS
+        }
+        Err(ref err) if let Some(missing) = unsupported::reason(err) => {
+            println!("workload {name}: unsupported {missing}");
+            ExitCode::from(unsupported::EXIT_UNSUPPORTED)
         }
         Err(err) => {
             eprintln!("workload {name}: FAILED {err:#}");

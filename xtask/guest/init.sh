@@ -142,6 +142,23 @@ wait $holder
 json=$(/bin/pinwatch pins --json 2>/dev/console)
 result "pins-released $? holder=$holder $json"
 
+# guest_memfd (issue 14): KVM needs SVM in the guest's CPU model for kvm_amd, and no vCPU to
+# create a VM and its guest_memfd. The workload pins the guest_memfd with io_uring and punches
+# half of it while pinned, then the controls (punch after unregistering; never pinned). 7.2 has
+# guest_memfd with host mmap; 6.1 and 6.12 answer ENOTTY (workload exit 3). Results only: what
+# pinwatch must find here comes with the hazard rules.
+log "pass: guest_memfd pinned by io_uring, punched (and the controls)"
+svm=0
+grep -qw svm /proc/cpuinfo && svm=1
+result "kvm svm=$svm kvm_amd=$([ -d /sys/module/kvm_amd ] && echo loaded || echo absent) dev-kvm=$([ -c /dev/kvm ] && echo yes || echo no)"
+for mode in pinned after-unregister never-pinned; do
+  # The workload's own exit status (3: no guest_memfd) is kept apart from the audit's.
+  run="/bin/pinwatch-workload gmem --punch $mode >/tmp/gmem-$mode.out 2>&1; echo \$? >/tmp/gmem-$mode.rc"
+  json=$(/bin/pinwatch audit --json -- sh -c "$run" 2>/dev/console)
+  result "audit-gmem-$mode $? $json"
+  result "gmem-$mode $(cat /tmp/gmem-$mode.rc) $(tr '\n' ' ' </tmp/gmem-$mode.out)"
+done
+
 # What packaging/pinwatch.service grants (an unprivileged user with six capabilities) is enough
 # where every hook attaches without perf events; where one needs a kprobe (6.1's 8-argument
 # pin_user_pages_remote), Debian's perf_event_paranoid=3 refuses it and doctor says how to fix
