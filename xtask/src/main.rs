@@ -53,7 +53,7 @@ struct VmArgs {
     #[arg(long)]
     show: bool,
     /// Seconds one guest may run before it is killed.
-    #[arg(long, default_value_t = 600)]
+    #[arg(long, default_value_t = 900)]
     timeout: u64,
 }
 
