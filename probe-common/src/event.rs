@@ -21,6 +21,10 @@ pub mod kind {
     pub const PIN_RUN: u32 = 9;
     /// Unpins by a watched task, gathered ([`super::UnpinRun`]).
     pub const UNPIN_RUN: u32 = 10;
+    /// A maybe-DMA-pinned folio left a file's page cache ([`super::PinnedFolioEvent`]).
+    pub const PAGE_CACHE_DISCARD: u32 = 11;
+    /// A process that has pinned discarded anonymous memory ([`super::MadviseEvent`]).
+    pub const MADVISE_DISCARD: u32 = 12;
 }
 
 /// Name of the eBPF global that turns on [`kind::SPAWN`] records: nonzero while a command
@@ -239,10 +243,12 @@ pub struct UnpinEvent {
     pub owner_start_ns: u64,
 }
 
-/// `folio_mkclean()` on a folio the kernel's own test calls maybe-DMA-pinned.
+/// A page-cache folio the kernel's own test calls maybe-DMA-pinned, met by writeback
+/// (`folio_mkclean()`, [`kind::MKCLEAN_PINNED`]) or leaving the page cache
+/// ([`kind::PAGE_CACHE_DISCARD`]).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct MkcleanEvent {
+pub struct PinnedFolioEvent {
     pub header: Header,
     pub folio: u64,
     /// Page-cache index of the folio in its file.
@@ -256,6 +262,20 @@ pub struct MkcleanEvent {
     pub large: u32,
     /// Base pages in the folio (`folio_nr_pages()`); 0 when this kernel's layout is unknown.
     pub pages: u32,
+    /// Kernel stack of a removal (what truncated or punched), negative when not taken.
+    pub stack_id: i64,
+}
+
+/// madvise() discarding anonymous memory (`MADV_DONTNEED`, `MADV_DONTNEED_LOCKED`) by a process
+/// whose mm has pinned (`MMF_HAS_PINNED`): userspace matches the range against its live pins.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MadviseEvent {
+    pub header: Header,
+    pub start: u64,
+    pub len: u64,
+    pub behavior: u32,
+    pub _pad: u32,
 }
 
 /// PAT memtype untracked for a VM_PFNMAP VMA: by `untrack_pfn` (6.1, 6.12; the VMA is known and
@@ -323,7 +343,8 @@ const _: () = assert!(size_of::<PfnUntrackEvent>() == 104 + 40 + 48);
 const _: () = assert!(size_of::<VmaInfo>() == 48);
 const _: () = assert!(size_of::<PinEvent>() == 104 + 40 + 48 + 8);
 const _: () = assert!(size_of::<UnpinEvent>() == 104 + 32);
-const _: () = assert!(size_of::<MkcleanEvent>() == 104 + 48);
+const _: () = assert!(size_of::<PinnedFolioEvent>() == 104 + 56);
+const _: () = assert!(size_of::<MadviseEvent>() == 104 + 24);
 const _: () = assert!(size_of::<PinRun>() == 8 + 48 + 8 + 48 + 40);
 const _: () = assert!(size_of::<UnpinRun>() == 8 + 48 + 32);
 const _: () = assert!(size_of::<PinRunEvent>() == 104 + size_of::<PinRun>());

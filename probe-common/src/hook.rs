@@ -61,5 +61,13 @@ pub const HUGETLB_NEW_ANON_RMAP: u32 = 26;
 /// registered buffers for the process that pinned them.
 pub const RING_EXIT_WORK: u32 = 27;
 
+/// Tracepoint `filemap:mm_filemap_delete_from_page_cache`: a folio leaves a file's page cache
+/// (truncate, punch hole, MADV_REMOVE, invalidation, eviction). The one point every removal
+/// path passes, the batch one of truncate included.
+pub const PAGE_CACHE_DELETE: u32 = 28;
+/// `madvise_do_behavior` (7.2: madvise, process_madvise and io_uring all come through it) /
+/// `do_madvise` (6.1, 6.12): a process discards or frees anonymous memory.
+pub const MADVISE: u32 = 29;
+
 /// Number of hooks defined above.
-pub const COUNT: u32 = 28;
+pub const COUNT: u32 = 30;

@@ -41,3 +41,17 @@ pub const MMF_HAS_PINNED_BIT: u32 = 27;
 /// maybe-pinned when `_refcount >= 1024`. A macro since 5.7, invisible to BTF:
 /// `include/linux/mm.h` 6.1 :1267, 6.12 :1583, 7.2 :2226, `1U << 10` in all three.
 pub const GUP_PIN_COUNTING_BIAS: u32 = 1 << 10;
+
+/// madvise behaviours (`include/uapi/asm-generic/mman-common.h`, the same in 6.1, 6.12, 7.2).
+pub mod madv {
+    /// Zaps the range: anonymous pages are freed, a refault maps a zero page.
+    pub const DONTNEED: u32 = 4;
+    /// Lazy free: reclaim may drop clean pages later, but keeps any whose refcount is raised
+    /// (`try_to_unmap_one` wants `ref_count == 1 + map_count`), so never a pinned one.
+    pub const FREE: u32 = 8;
+    /// Punches the range out of a shmem or file mapping (`vfs_fallocate(PUNCH_HOLE)`): seen
+    /// where the page cache drops the folio, not here.
+    pub const REMOVE: u32 = 9;
+    /// MADV_DONTNEED that also zaps VM_LOCKED ranges (5.18+).
+    pub const DONTNEED_LOCKED: u32 = 24;
+}

@@ -36,6 +36,8 @@ pub mod valid {
     pub const PIN_OWNER: u32 = 1 << 9;
     /// Which argument of the single-VMA zap function the VMA is.
     pub const ZAP_VMA_ARG: u32 = 1 << 10;
+    /// The behaviour in `struct madvise_behavior` (7.2's `madvise_do_behavior`).
+    pub const MADVISE_BEHAVIOR: u32 = 1 << 11;
 }
 
 /// Every kernel fact carried by an eBPF global, declared once: calls `$callback!` with the table.
@@ -168,6 +170,10 @@ macro_rules! kernel_facts {
                 /// `zap_vma_range_batched(tlb, vma, …)` (7.2).
                 ZAP_VMA_ARG => zap_vma_arg in [ZAP_VMA_ARG]
                     = arg_of("zap_page_range_single" => 0, "zap_vma_range_batched" => 1);
+                /// `madvise_behavior.behavior`: 8 on 7.2; 6.1 and 6.12 have no such struct
+                /// (their `do_madvise` takes the behaviour as an argument).
+                MADVISE_BEHAVIOR_OFF => madvise_behavior in [MADVISE_BEHAVIOR]
+                    = member("madvise_behavior", "behavior");
             }
             foll {
                 /// FOLL_LONGTERM: 0x10000 on 6.1 (a `#define` in `include/linux/mm.h`, invisible

@@ -14,4 +14,14 @@ pub const DIRTY_TRACKING_NEEDED: u32 = 3;
 pub const SHORT_TERM_PIN_WRITE: u32 = 4;
 /// A short-term pin call without FOLL_WRITE.
 pub const SHORT_TERM_PIN_READ: u32 = 5;
-pub const COUNT: u32 = 6;
+/// A folio left a file's page cache while maybe-DMA-pinned (sent as an event).
+pub const DISCARD_PINNED: u32 = 6;
+/// A page-cache removal seen where the folio could not be classified (perf tracepoint, or no
+/// BTF offsets).
+pub const DISCARD_UNCLASSIFIED: u32 = 7;
+/// madvise(MADV_DONTNEED / MADV_DONTNEED_LOCKED) by a process that has pinned (sent as an event).
+pub const MADVISE_DISCARD_BY_PINNER: u32 = 8;
+/// madvise(MADV_FREE) by a process that has pinned: not a discard of pinned pages (reclaim keeps
+/// a lazy-free page whose refcount is raised), counted only.
+pub const MADVISE_FREE_BY_PINNER: u32 = 9;
+pub const COUNT: u32 = 10;

@@ -276,6 +276,15 @@ pub fn folio_file(folio: u64) -> Option<(u64, u32, u32, u64)> {
     Some((ino, dev, magic, index))
 }
 
+/// `madvise_behavior.behavior` of a `struct madvise_behavior *` (7.2); `None` when unknown.
+#[inline(always)]
+pub fn madvise_behavior(behavior: u64) -> Option<u32> {
+    if !has(valid::MADVISE_BEHAVIOR) {
+        return None;
+    }
+    read(behavior, &MADVISE_BEHAVIOR_OFF)
+}
+
 /// Start time of the current thread group's leader (0 when unknown).
 #[inline(always)]
 pub fn task_start_ns() -> u64 {

@@ -14,6 +14,7 @@ mod args;
 mod batch;
 mod counters;
 mod cow;
+mod discard;
 mod events;
 mod fork;
 mod gup;

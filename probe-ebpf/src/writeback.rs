@@ -4,7 +4,7 @@
 //! classification (three direct loads on fentry); only a folio the kernel itself would call maybe-DMA-pinned becomes an event.
 
 use probe_common::{
-    event::{MkcleanEvent, kind},
+    event::{PinnedFolioEvent, kind},
     hook, verdict,
 };
 
@@ -24,7 +24,7 @@ fn on_mkclean<C: Args>(ctx: &C) {
     counters::verdict(verdict::MKCLEAN_PINNED);
     let folio = ctx.arg_scalar(0);
     let (ino, dev, fs_magic, index) = layout::folio_file(folio).unwrap_or((0, 0, 0, 0));
-    events::emit(&MkcleanEvent {
+    events::emit(&PinnedFolioEvent {
         header: events::header(kind::MKCLEAN_PINNED),
         folio,
         index,
@@ -35,6 +35,8 @@ fn on_mkclean<C: Args>(ctx: &C) {
         pincount: pins.pincount,
         large: u32::from(pins.large),
         pages: layout::folio_pages(folio).unwrap_or(0) as u32,
+        // Writeback's stack says nothing the folio's file does not.
+        stack_id: -1,
     });
 }
 

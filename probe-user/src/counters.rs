@@ -53,6 +53,14 @@ pub struct Verdicts {
     /// Short-term pin calls (O_DIRECT, process_vm…), writable and read-only.
     pub short_term_pins_write: u64,
     pub short_term_pins_read: u64,
+    /// Maybe-DMA-pinned folios removed from a file's page cache (each sent as an event).
+    pub discard_pinned: u64,
+    /// Page-cache removals that could not be classified (perf tracepoint, unknown layout).
+    pub discard_unclassified: u64,
+    /// MADV_DONTNEED(_LOCKED) calls by processes that have pinned (each sent as an event).
+    pub madvise_discard_by_pinner: u64,
+    /// MADV_FREE calls by processes that have pinned: reclaim keeps pinned lazy-free pages.
+    pub madvise_free_by_pinner: u64,
 }
 
 /// What the kernel side saw and userspace will never get: nothing is lost uncounted.
@@ -97,6 +105,10 @@ impl Counters {
                 dirty_tracking_needed: verdicts[verdict::DIRTY_TRACKING_NEEDED as usize],
                 short_term_pins_write: verdicts[verdict::SHORT_TERM_PIN_WRITE as usize],
                 short_term_pins_read: verdicts[verdict::SHORT_TERM_PIN_READ as usize],
+                discard_pinned: verdicts[verdict::DISCARD_PINNED as usize],
+                discard_unclassified: verdicts[verdict::DISCARD_UNCLASSIFIED as usize],
+                madvise_discard_by_pinner: verdicts[verdict::MADVISE_DISCARD_BY_PINNER as usize],
+                madvise_free_by_pinner: verdicts[verdict::MADVISE_FREE_BY_PINNER as usize],
             },
             losses: Losses {
                 ringbuf_drops: losses[loss::RINGBUF_DROPS as usize],

@@ -2,8 +2,8 @@
 //! and no input makes it panic: short or unknown records are errors.
 
 use probe_common::event::{
-    self as wire, CowEvent, ForkCopyEvent, ForkEvent, Header, MkcleanEvent, PfnUntrackEvent,
-    PinEvent, PinRunEvent, UnpinEvent, UnpinRunEvent, kind,
+    self as wire, CowEvent, ForkCopyEvent, ForkEvent, Header, MadviseEvent, PfnUntrackEvent,
+    PinEvent, PinRunEvent, PinnedFolioEvent, UnpinEvent, UnpinRunEvent, kind,
 };
 
 use crate::{
@@ -53,6 +53,29 @@ pub struct Vma {
     pub needs_dirty_tracking: Option<bool>,
 }
 
+/// What a pinned range maps: shared or private, and where in which file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Backing {
+    /// MAP_SHARED: MADV_DONTNEED only unmaps it (the page stays in the file).
+    pub shared: bool,
+    /// The file (device in `s_dev` encoding, inode) and the page-cache index of the pin's first
+    /// page; `None` for anonymous memory.
+    pub file: Option<(u32, u64, u64)>,
+}
+
+impl Backing {
+    /// From the VMA the kernel walked for a pin starting at `start`.
+    pub fn of_vma(vma: &Vma, start: u64) -> Self {
+        Self {
+            shared: vma.flags & probe_common::kernel::VM_SHARED != 0,
+            file: vma.file.map(|f| {
+                let index = vma.pgoff + (start.saturating_sub(vma.start) >> PAGE_SHIFT);
+                (f.dev, f.ino, index)
+            }),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Pin {
     pub at_ns: u64,
@@ -76,6 +99,10 @@ pub struct Pin {
     pub path: Option<UserText>,
     /// Whether the pinned range is MADV_DONTFORK, read by the runtime while the process lives.
     pub dontfork: Option<bool>,
+    /// The memory the pin holds, for the rules that meet it again later (a discard): from the
+    /// VMA the kernel walked, else read by the runtime from smaps while the process lives.
+    #[serde(skip)]
+    pub backing: Option<Backing>,
     /// Pin calls this event stands for: 1, or a run of granted calls the kernel gathered after
     /// the task's previous pin event (`ret` their pages, contiguous from `start`).
     pub calls: u64,
@@ -97,10 +124,16 @@ pub struct Unpin {
     pub calls: u64,
 }
 
+/// A maybe-DMA-pinned page-cache folio, cleaned by writeback or removed from its file.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct Mkclean {
+pub struct PinnedFolio {
     pub at_ns: u64,
     pub task: Task,
+    /// The system call the task was in (what truncated or punched, for a removal).
+    #[serde(serialize_with = "syscall")]
+    pub syscall: wire::Syscall,
+    #[serde(skip)]
+    pub stack_id: Option<u32>,
     pub file: Option<FileId>,
     /// Page-cache index of the folio.
     pub index: u64,
@@ -109,6 +142,18 @@ pub struct Mkclean {
     pub pages: Option<u64>,
     pub refcount: u32,
     pub pincount: i32,
+}
+
+/// madvise discarding anonymous memory by a process that has pinned.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Madvise {
+    pub at_ns: u64,
+    pub task: Task,
+    #[serde(serialize_with = "syscall")]
+    pub syscall: wire::Syscall,
+    pub start: u64,
+    pub len: u64,
+    pub behavior: u32,
 }
 
 /// PAT memtype released for a VM_PFNMAP range.
@@ -180,7 +225,9 @@ pub struct PinnedCow {
 pub enum Event {
     Pin(Pin),
     Unpin(Unpin),
-    MkcleanPinned(Mkclean),
+    MkcleanPinned(PinnedFolio),
+    PageCacheDiscard(PinnedFolio),
+    MadviseDiscard(Madvise),
     PfnUntrack(PfnUntrack),
     ForkCopy(ForkCopy),
     Fork(Fork),
@@ -193,7 +240,8 @@ impl Event {
         match self {
             Event::Pin(e) => e.at_ns,
             Event::Unpin(e) => e.at_ns,
-            Event::MkcleanPinned(e) => e.at_ns,
+            Event::MkcleanPinned(e) | Event::PageCacheDiscard(e) => e.at_ns,
+            Event::MadviseDiscard(e) => e.at_ns,
             Event::PfnUntrack(e) => e.at_ns,
             Event::ForkCopy(e) => e.at_ns,
             Event::Fork(e) => e.at_ns,
@@ -208,6 +256,8 @@ impl Event {
             Event::Pin(e) => e.hook,
             Event::Unpin(e) => e.hook,
             Event::MkcleanPinned(_) => "folio_mkclean",
+            Event::PageCacheDiscard(_) => "page_cache_delete",
+            Event::MadviseDiscard(_) => "madvise",
             Event::PfnUntrack(_) => "pfn_untrack",
             Event::ForkCopy(_) => "copy_page_range",
             Event::Fork(_) | Event::Spawn(_) => "process_fork",
@@ -221,6 +271,8 @@ impl Event {
             Event::Pin(_) => "pin",
             Event::Unpin(_) => "unpin",
             Event::MkcleanPinned(_) => "mkclean-pinned",
+            Event::PageCacheDiscard(_) => "page-cache-discard",
+            Event::MadviseDiscard(_) => "madvise-discard",
             Event::PfnUntrack(_) => "pfn-untrack",
             Event::ForkCopy(_) => "fork-copy",
             Event::Fork(_) => "fork",
@@ -233,9 +285,22 @@ impl Event {
     pub fn hazards(&self) -> &'static [Hazard] {
         use Hazard::*;
         match self {
-            Event::Pin(_) => &[LongtermFilePin, PinnedFolioCleaned, ForkWithPins, PinnedCow],
-            Event::Unpin(_) => &[LongtermFilePin, PinnedFolioCleaned, ForkWithPins],
+            Event::Pin(_) => &[
+                LongtermFilePin,
+                PinnedFolioCleaned,
+                ForkWithPins,
+                PinnedCow,
+                PinnedPageDiscarded,
+                GuestMemfdPin,
+            ],
+            Event::Unpin(_) => &[
+                LongtermFilePin,
+                PinnedFolioCleaned,
+                ForkWithPins,
+                PinnedPageDiscarded,
+            ],
             Event::MkcleanPinned(_) => &[PinnedFolioCleaned],
+            Event::PageCacheDiscard(_) | Event::MadviseDiscard(_) => &[PinnedPageDiscarded],
             Event::PfnUntrack(_) => &[EarlyPfnUntrack],
             Event::ForkCopy(_) | Event::Fork(_) => &[ForkWithPins],
             Event::PinnedCow(_) => &[PinnedCow],
@@ -247,7 +312,8 @@ impl Event {
         match self {
             Event::Pin(e) => &e.task,
             Event::Unpin(e) => &e.task,
-            Event::MkcleanPinned(e) => &e.task,
+            Event::MkcleanPinned(e) | Event::PageCacheDiscard(e) => &e.task,
+            Event::MadviseDiscard(e) => &e.task,
             Event::PfnUntrack(e) => &e.task,
             Event::ForkCopy(e) => &e.task,
             Event::Fork(e) => &e.task,
@@ -270,7 +336,19 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
             let r: UnpinRunEvent = read(bytes)?;
             Event::Unpin(unpin_run(&r.header, &r.run))
         }
-        kind::MKCLEAN_PINNED => Event::MkcleanPinned(mkclean(read(bytes)?)),
+        kind::MKCLEAN_PINNED => Event::MkcleanPinned(pinned_folio(read(bytes)?)),
+        kind::PAGE_CACHE_DISCARD => Event::PageCacheDiscard(pinned_folio(read(bytes)?)),
+        kind::MADVISE_DISCARD => {
+            let m: MadviseEvent = read(bytes)?;
+            Event::MadviseDiscard(Madvise {
+                at_ns: m.header.ts_ns,
+                task: task(&m.header),
+                syscall: m.header.syscall,
+                start: m.start,
+                len: m.len,
+                behavior: m.behavior,
+            })
+        }
         kind::PFN_UNTRACK => Event::PfnUntrack(pfn_untrack(read(bytes)?)),
         kind::FORK_COPY => Event::ForkCopy(fork_copy(read(bytes)?)),
         kind::PINNED_COW => Event::PinnedCow(pinned_cow(read(bytes)?)),
@@ -436,14 +514,17 @@ fn pin(p: PinEvent) -> Pin {
         caller: None,
         path: None,
         dontfork: None,
+        backing: None,
         calls: 1,
     }
 }
 
-fn mkclean(m: MkcleanEvent) -> Mkclean {
-    Mkclean {
+fn pinned_folio(m: PinnedFolioEvent) -> PinnedFolio {
+    PinnedFolio {
         at_ns: m.header.ts_ns,
         task: task(&m.header),
+        syscall: m.header.syscall,
+        stack_id: u32::try_from(m.stack_id).ok(),
         file: (m.ino != 0).then_some(FileId {
             dev: m.dev,
             ino: m.ino,

@@ -7,6 +7,7 @@ use probe_common::kernel::{FAULT_FLAG_UNSHARE, FAULT_FLAG_WRITE};
 use serde::Serialize;
 
 use crate::{
+    discard_call::DiscardCall,
     events::{FileId, Task},
     hazards::Hazard,
     pinner::{Pinner, UntrackOrigin},
@@ -18,7 +19,9 @@ use crate::{
 /// - 2: `pinner` is an id or null (not seen), `cause` per hazard replaces `gup_flags` and the
 ///   zap origin carried in `pinner`, `mapping` is null where there is no file, `counts` name
 ///   ring-buffer loss `ringbuf_drops` / `ringbuf_dropped_pin_calls`.
-pub const SCHEMA: u32 = 2;
+/// - 3: hazards `pinned-page-discarded` (cause `discard`) and `guest-memfd-pin`; `mapping.fs`
+///   may be `guest_memfd`.
+pub const SCHEMA: u32 = 3;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -29,9 +32,9 @@ pub enum Outcome {
     Refused,
     /// Granted, then unpinned within the same system call (6.1 io_uring's own check).
     ReleasedByCaller,
-    /// A pinned folio was cleaned and pinwatch saw the pin that holds it.
+    /// A pinned folio was cleaned (or discarded) and pinwatch saw the pin that holds it.
     Attributed,
-    /// A pinned folio was cleaned; its pin predates pinwatch or was not seen.
+    /// A pinned folio was cleaned (or discarded); its pin predates pinwatch or was not seen.
     Unattributed,
     /// PAT memtype freed by a zap while the VM_PFNMAP VMA stays mapped (6.1, 6.12).
     UntrackedWhileMapped,
@@ -76,6 +79,8 @@ impl Outcome {
             Hazard::ForkWithPins => &[EagerCopy, Protected],
             Hazard::PinnedCow => &[Copied, Unshared],
             Hazard::EarlyPfnUntrack => &[UntrackedWhileMapped, UntrackedAgainAtMunmap],
+            Hazard::PinnedPageDiscarded => &[Attributed, Unattributed],
+            Hazard::GuestMemfdPin => &[Granted],
         }
     }
 }
@@ -243,6 +248,8 @@ pub enum Cause {
     Fault { kind: FaultKind },
     /// `early-pfn-untrack`: what untracked the memtype.
     Untrack { origin: UntrackOrigin },
+    /// `pinned-page-discarded`: the call that took the pinned pages from the process's memory.
+    Discard { call: DiscardCall },
 }
 
 impl Cause {
@@ -251,6 +258,7 @@ impl Cause {
         match self {
             Cause::Fault { kind } => Some(kind.id()),
             Cause::Untrack { origin } => Some(origin.id()),
+            Cause::Discard { call } => Some(call.id()),
             Cause::Pin { .. } | Cause::Writeback { .. } | Cause::Fork { .. } => None,
         }
     }
@@ -274,6 +282,7 @@ impl std::fmt::Display for Cause {
             Cause::Fork { forks } => write!(f, "{forks} forks"),
             Cause::Fault { kind } => write!(f, "{} fault", kind.id()),
             Cause::Untrack { origin } => write!(f, "untracked by {}", origin.description()),
+            Cause::Discard { call } => write!(f, "discarded by {}", call.id()),
         }
     }
 }
@@ -325,10 +334,15 @@ pub fn fs_name(magic: u32) -> &'static str {
         0x794c_7630 => "overlay",
         0x6265_6572 => "sysfs",
         0x0904_1934 => "anon_inode",
+        GUEST_MEMFD_MAGIC => "guest_memfd",
         0x1cd1 => "devpts",
         _ => "other",
     }
 }
+
+/// `GUEST_MEMFD_MAGIC` (include/uapi/linux/magic.h, 6.18+): the superblock of KVM's guest_memfd
+/// files.
+pub const GUEST_MEMFD_MAGIC: u32 = 0x474d_454d;
 
 /// Filesystems whose shared mappings need no dirty tracking: shmem (tmpfs, memfd) and hugetlbfs.
 /// The kernel's own list in `vma_needs_dirty_tracking()` (6.5+); pinwatch uses it on older
@@ -367,6 +381,16 @@ pub fn advice(hazard: Hazard, outcome: Outcome) -> &'static str {
              MAP_SHARED or anonymous memory, never a MAP_PRIVATE file mapping (kernels from 6.2 unshare first)"
         }
         (Hazard::EarlyPfnUntrack, _) => "upgrade to a kernel with per-context PFN tracking (6.16+)",
+        (Hazard::PinnedPageDiscarded, _) => {
+            "a page was discarded while a device held it pinned: the device keeps reading and writing \
+             the old page while the process sees a new one; unregister or unmap the DMA buffer (io_uring \
+             unregister, VFIO_IOMMU_UNMAP_DMA) before punching, truncating or MADV_DONTNEED-ing its memory"
+        }
+        (Hazard::GuestMemfdPin, _) => {
+            "a long-term pin holds guest_memfd memory: the page cannot be converted from shared to \
+             private while pinned, and a punch hole orphans it under the device; pin guest memory only \
+             for as long as the DMA lasts, and release it before converting or discarding"
+        }
     }
 }
 

@@ -15,15 +15,24 @@ pub enum Hazard {
     PinnedCow,
     /// PAT memtype untracked from the zap path while the VM_PFNMAP vma stays mapped.
     EarlyPfnUntrack,
+    /// A maybe-DMA-pinned page leaves the memory its process maps while the pin lives: dropped
+    /// from its file's page cache (truncate, punch hole, MADV_REMOVE) or zapped by
+    /// MADV_DONTNEED. The device keeps the old page; the process sees a new one.
+    PinnedPageDiscarded,
+    /// A long-term pin of guest_memfd memory: while it is held the page cannot change from
+    /// shared to private (nor be punched out safely).
+    GuestMemfdPin,
 }
 
 impl Hazard {
-    pub const ALL: [Hazard; 5] = [
+    pub const ALL: [Hazard; 7] = [
         Hazard::LongtermFilePin,
         Hazard::PinnedFolioCleaned,
         Hazard::ForkWithPins,
         Hazard::PinnedCow,
         Hazard::EarlyPfnUntrack,
+        Hazard::PinnedPageDiscarded,
+        Hazard::GuestMemfdPin,
     ];
 
     pub fn id(self) -> &'static str {
@@ -33,6 +42,8 @@ impl Hazard {
             Hazard::ForkWithPins => "fork-with-pins",
             Hazard::PinnedCow => "pinned-cow",
             Hazard::EarlyPfnUntrack => "early-pfn-untrack",
+            Hazard::PinnedPageDiscarded => "pinned-page-discarded",
+            Hazard::GuestMemfdPin => "guest-memfd-pin",
         }
     }
 }

@@ -22,6 +22,7 @@ pub mod probes;
 pub mod session;
 
 // Events: ring-buffer records decoded, their pinners named.
+pub mod discard_call;
 pub mod events;
 pub mod pinner;
 

@@ -89,12 +89,16 @@ const PINS_CORE: &[(Hazard, Need)] = &[
     (PinnedFolioCleaned, Need::WhereAvailable),
     (ForkWithPins, Need::WhereAvailable),
     (PinnedCow, Need::WhereAvailable),
+    (PinnedPageDiscarded, Need::WhereAvailable),
+    (GuestMemfdPin, Need::Core),
 ];
 const PINS_EXTRA: &[(Hazard, Need)] = &[
     (LongtermFilePin, Need::WhereAvailable),
     (PinnedFolioCleaned, Need::WhereAvailable),
     (ForkWithPins, Need::WhereAvailable),
     (PinnedCow, Need::WhereAvailable),
+    (PinnedPageDiscarded, Need::WhereAvailable),
+    (GuestMemfdPin, Need::WhereAvailable),
 ];
 
 pub const HOOKS: &[Hook] = &[
@@ -291,7 +295,8 @@ pub const HOOKS: &[Hook] = &[
         id: hook::CHECK_VMA_FLAGS,
         name: "check_vma_flags",
         target: func(&["check_vma_flags"]),
-        feeds: &[(LongtermFilePin, Need::Core)],
+        // guest_memfd is never pinned by GUP-fast (not shmem): its pins walk the VMA.
+        feeds: &[(LongtermFilePin, Need::Core), (GuestMemfdPin, Need::Core)],
         variants: &[],
     },
     Hook {
@@ -313,6 +318,27 @@ pub const HOOKS: &[Hook] = &[
         },
         feeds: &[(ForkWithPins, Need::WhereAvailable)],
         variants: &[],
+    },
+    // Every page-cache removal path (truncate's batch one included) fires it; the folio is its
+    // argument, still in its file.
+    Hook {
+        id: hook::PAGE_CACHE_DELETE,
+        name: "page_cache_delete",
+        target: AttachPoint::Tracepoint {
+            category: "filemap",
+            name: "mm_filemap_delete_from_page_cache",
+        },
+        feeds: &[(PinnedPageDiscarded, Need::Core)],
+        variants: &[],
+    },
+    // 7.2's madvise, process_madvise and io_uring madvise all reach madvise_do_behavior;
+    // before it, do_madvise is the common entry (process_madvise refuses MADV_DONTNEED there).
+    Hook {
+        id: hook::MADVISE,
+        name: "madvise",
+        target: func(&["madvise_do_behavior", "do_madvise"]),
+        feeds: &[(PinnedPageDiscarded, Need::Core)],
+        variants: &[("madvise_do_behavior", "madvise_do_behavior")],
     },
 ];
 

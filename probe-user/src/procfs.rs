@@ -57,40 +57,68 @@ fn unescape_newlines(mut path: &[u8]) -> UserText {
     out.into()
 }
 
-/// A VMA's range and whether one smaps `VmFlags` flag is set on it.
-pub type VmaFlag = (std::ops::Range<u64>, bool);
-
-/// Every VMA of `tgid` with whether it carries `flag` (`dc`: MADV_DONTFORK) in smaps' VmFlags.
-pub fn vma_flags(tgid: u32, flag: &str) -> Option<Vec<VmaFlag>> {
-    let smaps = read_text(format!("/proc/{tgid}/smaps"))?;
-    Some(vma_flags_in_smaps(&smaps, flag))
+/// A VMA as smaps describes it: its header line (range, sharing, file offset, device, inode)
+/// and the flags pinwatch reads from `VmFlags:`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SmapsVma {
+    pub range: std::ops::Range<u64>,
+    /// `s` in the permissions: MAP_SHARED.
+    pub shared: bool,
+    /// `dc` in VmFlags: MADV_DONTFORK.
+    pub dontfork: bool,
+    /// The file's device in the kernel's encoding (`major << 20 | minor`, as `s_dev`) and
+    /// inode; `None` for anonymous memory.
+    pub file: Option<(u32, u64)>,
+    /// File offset of the VMA's start, in pages.
+    pub pgoff: u64,
 }
 
-/// smaps: a maps-format header line per VMA, then `Key: value` lines including `VmFlags:`.
-pub fn vma_flags_in_smaps(smaps: &str, flag: &str) -> Vec<VmaFlag> {
+/// Every VMA of `tgid`, from smaps (which walks every page table: read it once per batch).
+pub fn smaps_vmas(tgid: u32) -> Option<Vec<SmapsVma>> {
+    let smaps = read_text(format!("/proc/{tgid}/smaps"))?;
+    Some(vmas_in_smaps(&smaps))
+}
+
+/// smaps: a maps-format header line per VMA, then `Key: value` lines ending with `VmFlags:`.
+pub fn vmas_in_smaps(smaps: &str) -> Vec<SmapsVma> {
     let mut vmas = Vec::new();
-    let mut range = None;
+    let mut open = None;
     for line in smaps.lines() {
-        if let Some((span, _)) = line.split_once(' ')
-            && let Some((start, end)) = span.split_once('-')
-            && let (Ok(start), Ok(end)) =
-                (u64::from_str_radix(start, 16), u64::from_str_radix(end, 16))
-        {
-            range = Some(start..end);
+        if let Some(vma) = maps_header(line) {
+            open = Some(vma);
         } else if let Some(flags) = line.strip_prefix("VmFlags:")
-            && let Some(range) = range.take()
+            && let Some(mut vma) = open.take()
         {
-            vmas.push((range, flags.split_whitespace().any(|f| f == flag)));
+            vma.dontfork = flags.split_whitespace().any(|f| f == "dc");
+            vmas.push(vma);
         }
     }
     vmas
 }
 
-/// The flag of the VMA holding `addr`.
-pub fn flag_at(vmas: &[VmaFlag], addr: u64) -> Option<bool> {
-    vmas.iter()
-        .find(|(range, _)| range.contains(&addr))
-        .map(|(_, set)| *set)
+/// `start-end perms offset major:minor inode [path]` (fs/proc/task_mmu.c), all hexadecimal but
+/// the inode.
+fn maps_header(line: &str) -> Option<SmapsVma> {
+    let mut fields = line.split_whitespace();
+    let (start, end) = fields.next()?.split_once('-')?;
+    let range = u64::from_str_radix(start, 16).ok()?..u64::from_str_radix(end, 16).ok()?;
+    let perms = fields.next()?;
+    let offset = u64::from_str_radix(fields.next()?, 16).ok()?;
+    let (major, minor) = fields.next()?.split_once(':')?;
+    let dev = (u32::from_str_radix(major, 16).ok()? << 20) | u32::from_str_radix(minor, 16).ok()?;
+    let ino: u64 = fields.next()?.parse().ok()?;
+    Some(SmapsVma {
+        range,
+        shared: perms.as_bytes().get(3) == Some(&b's'),
+        dontfork: false,
+        file: (ino != 0).then_some((dev, ino)),
+        pgoff: offset >> 12,
+    })
+}
+
+/// The VMA holding `addr`.
+pub fn vma_at(vmas: &[SmapsVma], addr: u64) -> Option<&SmapsVma> {
+    vmas.iter().find(|vma| vma.range.contains(&addr))
 }
 
 /// Most directory entries searched for one inode: a report must not stall on a huge filesystem.
@@ -260,6 +288,28 @@ mod tests {
 ";
 
     #[test]
+    fn smaps_vmas_carry_sharing_file_and_dontfork() {
+        let smaps = "\
+7f0000000000-7f0000010000 rw-s 00002000 00:01 12 /memfd:buf (deleted)
+Size:                 64 kB
+VmFlags: rd wr sh mr mw me ms sd
+7f0000010000-7f0000020000 rw-p 00000000 00:00 0
+Rss:                   0 kB
+VmFlags: rd wr mr mw me dc ac sd
+";
+        let vmas = vmas_in_smaps(smaps);
+        assert_eq!(vmas.len(), 2);
+        let memfd = vma_at(&vmas, 0x7f0000004000).unwrap();
+        assert!(memfd.shared && !memfd.dontfork);
+        assert_eq!((memfd.file, memfd.pgoff), (Some((1, 12)), 2));
+        let anon = vma_at(&vmas, 0x7f0000010000).unwrap();
+        assert!(!anon.shared && anon.dontfork && anon.file.is_none());
+        assert!(vma_at(&vmas, 0x1000).is_none());
+        let ext4 = maps_header("7f00-7f10 r--s 00000000 fd:03 99 /a").unwrap();
+        assert_eq!(ext4.file, Some(((0xfd << 20) | 3, 99)));
+    }
+
+    #[test]
     fn addresses_resolve_to_their_mapping_path() {
         let maps = MAPS.as_bytes();
         assert_eq!(
@@ -337,10 +387,11 @@ VmFlags: rd wr mr mw me ac dc
 Size:                 64 kB
 VmFlags: rd wr mr mw me ac
 ";
-        let vmas = vma_flags_in_smaps(smaps, "dc");
-        assert_eq!(flag_at(&vmas, 0x7f0000001000), Some(true));
-        assert_eq!(flag_at(&vmas, 0x7f0000011000), Some(false));
-        assert_eq!(flag_at(&vmas, 0x1000), None);
+        let vmas = vmas_in_smaps(smaps);
+        let dontfork = |addr| vma_at(&vmas, addr).map(|v| v.dontfork);
+        assert_eq!(dontfork(0x7f0000001000), Some(true));
+        assert_eq!(dontfork(0x7f0000011000), Some(false));
+        assert_eq!(dontfork(0x1000), None);
     }
 
     #[test]

@@ -185,6 +185,8 @@ use Expect::{Absent, AttachedOnly, Fires};
 
 const FORK_TP: Expect = Fires("sched:sched_process_fork");
 const EXIT_TP: Expect = Fires("sched:sched_process_exit");
+/// Every truncate of a cached file passes it (the workloads truncate files).
+const PAGE_CACHE_TP: Expect = Fires("filemap:mm_filemap_delete_from_page_cache");
 /// Callers of these exist only in drivers the cloud kernels do not build or the guest lacks.
 const NO_UNLOCKED_CALLER: &str = "callers are media/RDMA/acrn drivers absent from the guest";
 /// 6.1's io_uring pins with pin_user_pages and its O_DIRECT takes FOLL_GET references.
@@ -251,6 +253,8 @@ pub const KERNELS: &[Kernel] = &[
             ("check_vma_flags", Fires("check_vma_flags")),
             ("process_fork", FORK_TP),
             ("process_exit", EXIT_TP),
+            ("page_cache_delete", PAGE_CACHE_TP),
+            ("madvise", Fires("do_madvise")),
         ],
         layout: &[
             ("folio_flags", 0),
@@ -280,6 +284,8 @@ pub const KERNELS: &[Kernel] = &[
             ("fork-with-pins", "present"),
             ("pinned-cow", "present"),
             ("early-pfn-untrack", "present"),
+            ("pinned-page-discarded", "present"),
+            ("guest-memfd-pin", "absent"),
         ],
         verdicts_min: &GRANTED_FILE_PIN,
         verdicts_max: &NOTHING_REFUSED,
@@ -349,6 +355,8 @@ pub const KERNELS: &[Kernel] = &[
             ("check_vma_flags", Fires("check_vma_flags")),
             ("process_fork", FORK_TP),
             ("process_exit", EXIT_TP),
+            ("page_cache_delete", PAGE_CACHE_TP),
+            ("madvise", Fires("do_madvise")),
         ],
         layout: &[
             ("folio_flags", 0),
@@ -379,6 +387,8 @@ pub const KERNELS: &[Kernel] = &[
             ("fork-with-pins", "present"),
             ("pinned-cow", "present"),
             ("early-pfn-untrack", "present"),
+            ("pinned-page-discarded", "present"),
+            ("guest-memfd-pin", "absent"),
         ],
         verdicts_min: &REFUSED_FILE_PINS,
         verdicts_max: &NO_PINNED_CLEAN,
@@ -441,6 +451,8 @@ pub const KERNELS: &[Kernel] = &[
             ("check_vma_flags", Fires("check_vma_flags")),
             ("process_fork", FORK_TP),
             ("process_exit", EXIT_TP),
+            ("page_cache_delete", PAGE_CACHE_TP),
+            ("madvise", Fires("madvise_do_behavior")),
         ],
         layout: &[
             ("folio_flags", 0),
@@ -457,6 +469,7 @@ pub const KERNELS: &[Kernel] = &[
             ("vm_fault_page", 80),
             ("vm_fault_address", 24),
             ("zap_vma_arg", 1),
+            ("madvise_behavior", 8),
         ],
         foll_source: "btf",
         foll_values: &[
@@ -471,6 +484,8 @@ pub const KERNELS: &[Kernel] = &[
             ("fork-with-pins", "present"),
             ("pinned-cow", "present"),
             ("early-pfn-untrack", "fixed"),
+            ("pinned-page-discarded", "present"),
+            ("guest-memfd-pin", "granted"),
         ],
         verdicts_min: &REFUSED_FILE_PINS,
         verdicts_max: &NO_PINNED_CLEAN,

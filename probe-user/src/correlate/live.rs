@@ -52,6 +52,7 @@ struct Entry {
     pinned: u32,
     pinner: Pinner,
     dontfork: bool,
+    shared: bool,
 }
 
 const _: () = assert!(size_of::<Entry>() == 40);
@@ -63,6 +64,8 @@ pub(super) struct NewPin {
     pub pages: u64,
     pub pinner: Pinner,
     pub dontfork: bool,
+    /// The pinned range is MAP_SHARED (its pages stay in their file when the process zaps it).
+    pub shared: bool,
 }
 
 /// A live pin as the rules read it.
@@ -71,6 +74,7 @@ pub(super) struct HeldPin {
     pub pages: u64,
     pub pinner: Pinner,
     pub dontfork: bool,
+    pub shared: bool,
 }
 
 pub(super) struct LivePins {
@@ -122,6 +126,7 @@ impl LivePins {
             pinned: pages,
             pinner: pin.pinner,
             dontfork: pin.dontfork,
+            shared: pin.shared,
         };
         self.next_seq += 1;
         let pins = self.by_process.entry(process).or_default();
@@ -217,6 +222,7 @@ impl LivePins {
                 pages: u64::from(e.pages),
                 pinner: e.pinner,
                 dontfork: e.dontfork,
+                shared: e.shared,
             })
     }
 
@@ -281,6 +287,7 @@ mod tests {
             pages,
             pinner,
             dontfork: false,
+            shared: false,
         }
     }
 

@@ -215,6 +215,7 @@ impl Correlator {
             pages: pin.ret as u64,
             pinner: pin.pinner,
             dontfork: pin.dontfork == Some(true),
+            shared: pin.backing.is_some_and(|b| b.shared),
         };
         // An evicted pin is still held by the kernel, just no longer tracked: counted, and
         // not reported as released.

@@ -12,6 +12,12 @@ pub struct Stats {
     pub evicted_pins: u64,
     /// Dirty-tracked file pins dropped from their full tables (oldest first).
     pub evicted_file_pins: u64,
+    /// Pinned file ranges `pinned-page-discarded` attributes to, dropped from its full table
+    /// (oldest first).
+    pub evicted_file_ranges: u64,
+    /// Pinned page-cache folios freed with their file's last reference (close, munmap or exit
+    /// of an unlinked file): no process maps them any more, so not a finding.
+    pub discards_at_last_close: u64,
     /// Write faults that reused a pinned page in place (the safe outcome).
     pub pinned_reuses: u64,
     /// Processes not ranked in the summary because the tally was full.

@@ -4,7 +4,7 @@ use probe_common::event::Syscall;
 
 use super::*;
 use crate::{
-    events::{FileId, Mkclean, Task, Vma},
+    events::{Backing, FileId, PinnedFolio, Task, Vma},
     findings::{Cause, Outcome},
     hazards::Hazard,
     pinner::{Pinner, UntrackOrigin},
@@ -64,6 +64,17 @@ fn spec(at: u64) -> PinSpec {
 }
 
 fn pin(s: PinSpec) -> Event {
+    let vma = Vma {
+        flags: s.vm_flags,
+        start: 0x7000_0000,
+        pgoff: 0,
+        file: s.magic.map(|fs_magic| FileId {
+            dev: 1,
+            ino: 12,
+            fs_magic,
+        }),
+        needs_dirty_tracking: s.verdict,
+    };
     Event::Pin(Pin {
         at_ns: s.at * MS,
         task: s.task,
@@ -74,17 +85,9 @@ fn pin(s: PinSpec) -> Event {
         nr_pages: 16,
         ret: s.ret,
         stack_id: None,
-        vma: Some(Vma {
-            flags: s.vm_flags,
-            start: 0x7000_0000,
-            pgoff: 0,
-            file: s.magic.map(|fs_magic| FileId {
-                dev: 1,
-                ino: 12,
-                fs_magic,
-            }),
-            needs_dirty_tracking: s.verdict,
-        }),
+        // As the pipeline fills it from the VMA.
+        backing: Some(Backing::of_vma(&vma, 0x7000_0000)),
+        vma: Some(vma),
         pinner: Pinner::Vfio,
         caller: None,
         path: Some("/mnt/ext4/vm.img".into()),
@@ -111,9 +114,11 @@ fn clean(at: u64, index: u64) -> Event {
 
 /// A pinned folio of `pages` base pages at page-cache `index` cleaned by writeback.
 fn large_clean(at: u64, index: u64, pages: u64) -> Event {
-    Event::MkcleanPinned(Mkclean {
+    Event::MkcleanPinned(PinnedFolio {
         at_ns: at * MS,
         task: task(7, 5),
+        syscall: Syscall::default(),
+        stack_id: None,
         file: Some(FileId {
             dev: 1,
             ino: 12,
@@ -471,5 +476,6 @@ fn fed(events: Vec<Event>) -> Correlator {
     c
 }
 
+mod discard;
 mod fork_cow;
 mod ledger;

@@ -55,6 +55,12 @@ pub const CATALOG: &[Family] = &[
         labels: &["classified"],
     },
     Family {
+        name: "pinwatch_pinned_page_discards_total",
+        kind: "counter",
+        help: "Maybe DMA-pinned memory taken from processes, by source: page-cache folios removed (truncate, punch hole, MADV_REMOVE; \"page-cache\") and MADV_DONTNEED calls by processes that pinned (\"madvise\"), or page-cache removals pinwatch could not classify (\"unclassified\")",
+        labels: &["source"],
+    },
+    Family {
         name: "pinwatch_forks_with_pins_total",
         kind: "counter",
         help: "Forks by processes that have pinned pages (MMF_HAS_PINNED)",

@@ -41,6 +41,9 @@ const PIN_AGE_BUCKETS: [f64; 12] = [
     2_592_000.0,
 ];
 
+/// `source` labels of `pinwatch_pinned_page_discards_total`.
+const DISCARD_SOURCES: [&str; 3] = ["page-cache", "madvise", "unclassified"];
+
 /// Pinner label of pins the kernel counts without a stack (short-term pins are not traced).
 const UNATTRIBUTED: &str = "unattributed";
 
@@ -54,6 +57,7 @@ pub struct Metrics {
     findings: IntCounterVec,
     finding_pages: IntCounterVec,
     pinned_folio_cleans: IntCounterVec,
+    pinned_page_discards: IntCounterVec,
     forks_with_pins: IntCounter,
     fork_copied_pages: IntCounter,
     pinned_page_faults: IntCounterVec,
@@ -142,6 +146,7 @@ impl Metrics {
             findings: counter_vec("pinwatch_findings_total"),
             finding_pages: counter_vec("pinwatch_finding_pages_total"),
             pinned_folio_cleans: counter_vec("pinwatch_pinned_folio_cleans_total"),
+            pinned_page_discards: counter_vec("pinwatch_pinned_page_discards_total"),
             forks_with_pins: counter("pinwatch_forks_with_pins_total"),
             fork_copied_pages: counter("pinwatch_fork_copied_pages_total"),
             pinned_page_faults: counter_vec("pinwatch_pinned_page_faults_total"),
@@ -191,6 +196,9 @@ impl Metrics {
                 .with_label_values(&[crate::counters::map_label(slot)])
                 .reset();
         }
+        for source in DISCARD_SOURCES {
+            m.pinned_page_discards.with_label_values(&[source]).reset();
+        }
         for classified in ["true", "false"] {
             m.pinned_folio_cleans
                 .with_label_values(&[classified])
@@ -214,6 +222,7 @@ impl Metrics {
             Box::new(self.findings.clone()),
             Box::new(self.finding_pages.clone()),
             Box::new(self.pinned_folio_cleans.clone()),
+            Box::new(self.pinned_page_discards.clone()),
             Box::new(self.forks_with_pins.clone()),
             Box::new(self.fork_copied_pages.clone()),
             Box::new(self.pinned_page_faults.clone()),
@@ -310,6 +319,16 @@ impl Metrics {
         self.pinned_folio_cleans
             .with_label_values(&["false"])
             .inc_by(delta(f.mkclean_unclassified, l.mkclean_unclassified));
+        let discards = [
+            (f.discard_pinned, l.discard_pinned),
+            (f.madvise_discard_by_pinner, l.madvise_discard_by_pinner),
+            (f.discard_unclassified, l.discard_unclassified),
+        ];
+        for (source, (now, before)) in DISCARD_SOURCES.iter().zip(discards) {
+            self.pinned_page_discards
+                .with_label_values(&[source])
+                .inc_by(delta(now, before));
+        }
         let (lost, before) = (&now.losses, &last.losses);
         self.ringbuf_drops
             .inc_by(delta(lost.ringbuf_drops, before.ringbuf_drops));
@@ -349,6 +368,11 @@ impl Metrics {
                 "file-pins",
                 stats.evicted_file_pins,
                 self.last_stats.evicted_file_pins,
+            ),
+            (
+                "pinned-file-ranges",
+                stats.evicted_file_ranges,
+                self.last_stats.evicted_file_ranges,
             ),
         ] {
             self.correlation_evictions
@@ -434,7 +458,10 @@ impl Observer for Metrics {
                 let path = if untrack.from_zap { "zap" } else { "unmap" };
                 self.pfn_untracks.with_label_values(&[path]).inc();
             }
-            Event::Unpin(_) | Event::MkcleanPinned(_) => {}
+            Event::Unpin(_)
+            | Event::MkcleanPinned(_)
+            | Event::PageCacheDiscard(_)
+            | Event::MadviseDiscard(_) => {}
         }
     }
 

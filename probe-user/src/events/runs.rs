@@ -38,6 +38,7 @@ pub fn pin_run(task_header: &Header, run: &PinRun) -> Pin {
         caller: None,
         path: None,
         dontfork: None,
+        backing: None,
         calls: run.calls,
     }
 }

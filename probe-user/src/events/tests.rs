@@ -157,20 +157,57 @@ fn a_pfn_untrack_from_the_zap_path_decodes() {
 
 #[test]
 fn a_cleaned_pinned_folio_decodes() {
-    let wire = MkcleanEvent {
+    let wire = PinnedFolioEvent {
         header: header(kind::MKCLEAN_PINNED),
         index: 5,
         ino: 12,
         dev: 1,
         fs_magic: 0xef53,
         refcount: 1025,
-        ..MkcleanEvent::default()
+        ..PinnedFolioEvent::default()
     };
     let Event::MkcleanPinned(m) = decode(&bytes_of(&wire)).unwrap() else {
         panic!()
     };
     assert_eq!((m.index, m.refcount, m.large), (5, 1025, false));
     assert!(m.file.is_some());
+}
+
+#[test]
+fn a_pinned_folio_removed_from_the_page_cache_decodes_with_its_call() {
+    let mut head = header(kind::PAGE_CACHE_DISCARD);
+    head.syscall.nr = 285;
+    let wire = PinnedFolioEvent {
+        header: head,
+        index: 7,
+        ino: 12,
+        dev: 1,
+        fs_magic: 0x474d_454d,
+        refcount: 1026,
+        pages: 1,
+        stack_id: 3,
+        ..PinnedFolioEvent::default()
+    };
+    let Event::PageCacheDiscard(d) = decode(&bytes_of(&wire)).unwrap() else {
+        panic!()
+    };
+    assert_eq!((d.index, d.pages, d.stack_id), (7, Some(1), Some(3)));
+    assert_eq!(d.syscall.nr, 285);
+}
+
+#[test]
+fn a_madvise_discard_decodes() {
+    let wire = MadviseEvent {
+        header: header(kind::MADVISE_DISCARD),
+        start: 0x7000_0000,
+        len: 8192,
+        behavior: 4,
+        _pad: 0,
+    };
+    let Event::MadviseDiscard(m) = decode(&bytes_of(&wire)).unwrap() else {
+        panic!()
+    };
+    assert_eq!((m.start, m.len, m.behavior), (0x7000_0000, 8192, 4));
 }
 
 #[test]

@@ -140,6 +140,21 @@ const HAZARD_NEEDS: &[(Hazard, u32, &str)] = &[
         valid::VMA_FILE,
         "layout: vma flags and range",
     ),
+    (
+        Hazard::PinnedPageDiscarded,
+        valid::FOLIO_PIN_TEST,
+        "layout: folio _refcount, _pincount, flags, PG_head",
+    ),
+    (
+        Hazard::PinnedPageDiscarded,
+        valid::FOLIO_FILE,
+        "layout: folio → mapping → host inode, index",
+    ),
+    (
+        Hazard::GuestMemfdPin,
+        valid::VMA_FILE,
+        "layout: vma → file → inode → superblock magic",
+    ),
 ];
 
 impl Layout {
@@ -196,13 +211,14 @@ mod tests {
             vm_fault_page: Some(80),
             vm_fault_address: Some(24),
             zap_vma_arg: Some(0),
+            madvise_behavior: Some(8),
         }
     }
 
     #[test]
     fn a_complete_layout_validates_every_group() {
         let (bits, globals) = full().globals(&FollFlags::legacy());
-        assert_eq!(bits, 0b111_1111_1111);
+        assert_eq!(bits, 0b1111_1111_1111);
         assert!(globals.contains(&("FOLL_LONGTERM", 0x10000)));
         assert!(globals.contains(&("FOLIO_PINCOUNT_OFF", 92)));
         let mut unique: Vec<_> = globals.iter().map(|(n, _)| *n).collect();
@@ -221,8 +237,8 @@ mod tests {
         for hazard in Hazard::ALL {
             assert!(full().missing_for(hazard, &foll).is_empty(), "{hazard}");
         }
-        // inode → super_block feeds file identity: file pins, cleaned folios, PFN ranges (VMA
-        // group) are refused, fork and COW are not.
+        // inode → super_block feeds file identity: file pins, cleaned or discarded folios, PFN
+        // ranges and guest_memfd pins (VMA group) are refused, fork and COW are not.
         let layout = Layout {
             inode_sb: None,
             ..full()
@@ -236,7 +252,9 @@ mod tests {
             [
                 Hazard::LongtermFilePin,
                 Hazard::PinnedFolioCleaned,
-                Hazard::EarlyPfnUntrack
+                Hazard::EarlyPfnUntrack,
+                Hazard::PinnedPageDiscarded,
+                Hazard::GuestMemfdPin,
             ]
         );
         let no_vm_fault = Layout {
@@ -289,7 +307,7 @@ mod table_tests {
     use super::*;
 
     /// Every `valid` bit.
-    const ALL_GROUPS: u32 = 0b111_1111_1111;
+    const ALL_GROUPS: u32 = 0b1111_1111_1111;
 
     fn facts() -> Vec<Fact> {
         Layout::default().facts(&FollFlags::legacy())

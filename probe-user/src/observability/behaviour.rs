@@ -7,7 +7,7 @@ use crate::{hazards::Hazard, kernel::kallsyms::Kallsyms};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Behaviour {
-    /// Short stable word: `granted`, `refused`, `present`, `fixed`, `unknown`.
+    /// Short stable word: `granted`, `refused`, `present`, `fixed`, `absent`, `unknown`.
     pub verdict: &'static str,
     pub detail: String,
 }
@@ -61,6 +61,51 @@ pub fn of(hazard: Hazard, kallsyms: &Kallsyms) -> Behaviour {
             "unknown",
             "no PAT tracking functions (not x86, or PAT compiled out)",
         ),
+        Hazard::PinnedPageDiscarded => behaviour(
+            "present",
+            "truncate, punch hole and MADV_REMOVE drop page-cache folios whatever their refcount \
+             (find_lock_entries never checks it), and MADV_DONTNEED zaps pinned anonymous pages: the \
+             device keeps the old page. Reclaim and migration skip pinned folios",
+        ),
+        Hazard::GuestMemfdPin => guest_memfd(&has),
+    }
+}
+
+/// guest_memfd lives in kvm.ko: its functions are in kallsyms only while kvm is loaded.
+/// - `kvm_gmem_ioctl`: the in-place conversion series ("guest_memfd: In-place conversion
+///   support") gives guest_memfd its own ioctl, and refuses a conversion with -EAGAIN while any
+///   extra reference, a pin included, is held.
+/// - `kvm_gmem_fault_user_mapping` (6.18+): host mmap of guest_memfd, so GUP can pin it.
+/// - `kvm_gmem_create`: guest_memfd exists, but without host mmap nothing can pin it.
+fn guest_memfd(has: &dyn Fn(&str) -> bool) -> Behaviour {
+    if has("kvm_gmem_ioctl") {
+        behaviour(
+            "refused",
+            "guest_memfd converts shared memory to private in place and refuses the conversion \
+             (-EAGAIN) while the page is pinned (kvm_gmem_ioctl); long-term pins of its mmap are granted",
+        )
+    } else if has("kvm_gmem_fault_user_mapping") {
+        behaviour(
+            "granted",
+            "long-term pins of guest_memfd's host mmap are granted (GUEST_MEMFD_FLAG_MMAP); no in-place \
+             shared-to-private conversion (no kvm_gmem_ioctl); a punch hole drops pinned pages",
+        )
+    } else if has("kvm_gmem_create") {
+        behaviour(
+            "absent",
+            "guest_memfd exists but cannot be mapped by the host (no kvm_gmem_fault_user_mapping): \
+             nothing can pin it",
+        )
+    } else if has("kvm_vm_ioctl") {
+        behaviour(
+            "absent",
+            "kvm is loaded without guest_memfd (KVM_CREATE_GUEST_MEMFD answers ENOTTY)",
+        )
+    } else {
+        behaviour(
+            "unknown",
+            "kvm is not loaded: guest_memfd's functions live in kvm.ko (load kvm to know)",
+        )
     }
 }
 
@@ -110,5 +155,27 @@ mod tests {
             "present"
         );
         assert_eq!(of(Hazard::EarlyPfnUntrack, &kernel(&[])).verdict, "unknown");
+    }
+
+    #[test]
+    fn guest_memfd_behaviour_is_read_from_kvm_symbols() {
+        let verdict = |symbols: &[&str]| of(Hazard::GuestMemfdPin, &kernel(symbols)).verdict;
+        assert_eq!(verdict(&[]), "unknown", "kvm not loaded");
+        assert_eq!(verdict(&["kvm_vm_ioctl"]), "absent", "6.1");
+        assert_eq!(verdict(&["kvm_vm_ioctl", "kvm_gmem_create"]), "absent");
+        assert_eq!(
+            verdict(&["kvm_gmem_create", "kvm_gmem_fault_user_mapping"]),
+            "granted",
+            "7.2"
+        );
+        assert_eq!(
+            verdict(&[
+                "kvm_gmem_create",
+                "kvm_gmem_fault_user_mapping",
+                "kvm_gmem_ioctl"
+            ]),
+            "refused",
+            "the in-place conversion series"
+        );
     }
 }

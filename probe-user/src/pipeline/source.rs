@@ -38,12 +38,12 @@ struct Stacks {
     zap_origins: HashMap<u32, UntrackOrigin>,
 }
 
-/// MADV_DONTFORK ranges by process, with when smaps was read (kernel monotonic ns): a read
-/// serves the events that happened before it, and a later event reads again (records keep
-/// arriving while a drain runs, and the mapping may have changed since). Kept for one pump: a
-/// storm's open runs and the records drained after them are served by one read of a process's
-/// smaps, which walks every page table it has.
-type DontforkRanges = HashMap<u32, (u64, Option<Vec<procfs::VmaFlag>>)>;
+/// VMAs by process, with when smaps was read (kernel monotonic ns), for pins whose VMA the
+/// kernel did not walk (GUP-fast): a read serves the events that happened before it, and a later
+/// event reads again (records keep arriving while a drain runs, and the mapping may have
+/// changed since). Kept for one pump: a storm's open runs and the records drained after them are
+/// served by one read of a process's smaps, which walks every page table it has.
+type DontforkRanges = HashMap<u32, (u64, Option<Vec<procfs::SmapsVma>>)>;
 
 impl EventSource {
     pub fn new(session: &mut Session) -> Result<Self, Error> {
@@ -164,7 +164,7 @@ fn enrich(
             let named = stacks.pinner(kallsyms, pin.stack_id);
             (pin.pinner, pin.caller) = (named.pinner, named.caller);
             pin.path = file_path(pin);
-            pin.dontfork = dontfork_of(pin, dontfork);
+            (pin.dontfork, pin.backing) = mapping_of(pin, dontfork);
         }
         Event::PfnUntrack(untrack) => {
             untrack.origin = stacks.zap_origin(kallsyms, untrack.stack_id);
@@ -174,6 +174,8 @@ fn enrich(
         }
         Event::Unpin(_)
         | Event::MkcleanPinned(_)
+        | Event::PageCacheDiscard(_)
+        | Event::MadviseDiscard(_)
         | Event::ForkCopy(_)
         | Event::Fork(_)
         | Event::Spawn(_)
@@ -190,23 +192,38 @@ fn file_path(pin: &events::Pin) -> Option<UserText> {
     (std::fs::metadata(path.as_path()).ok()?.ino() == file.ino).then_some(path)
 }
 
-/// From the VMA the kernel walked when the event carries it; otherwise (the fast GUP path walks
-/// no VMA) from smaps, read once for a run of events of the same process.
-fn dontfork_of(pin: &events::Pin, cache: &mut DontforkRanges) -> Option<bool> {
+/// MADV_DONTFORK and what the pin maps: from the VMA the kernel walked when the event carries
+/// it; otherwise (the fast GUP path walks no VMA) from smaps, read once for a run of events of
+/// the same process.
+fn mapping_of(
+    pin: &events::Pin,
+    cache: &mut DontforkRanges,
+) -> (Option<bool>, Option<events::Backing>) {
     if let Some(vma) = &pin.vma {
-        return Some(vma.flags & VM_DONTCOPY != 0);
+        let backing = events::Backing::of_vma(vma, pin.start);
+        return (Some(vma.flags & VM_DONTCOPY != 0), Some(backing));
     }
-    let read = || {
-        (
-            procfs::monotonic_ns(),
-            procfs::vma_flags(pin.task.tgid, "dc"),
-        )
-    };
+    let read = || (procfs::monotonic_ns(), procfs::smaps_vmas(pin.task.tgid));
     let entry = cache.entry(pin.task.tgid).or_insert_with(read);
     if entry.0 < pin.at_ns {
         *entry = read();
     }
-    procfs::flag_at(entry.1.as_deref()?, pin.start)
+    let Some(vma) = entry
+        .1
+        .as_deref()
+        .and_then(|v| procfs::vma_at(v, pin.start))
+    else {
+        return (None, None);
+    };
+    let backing = events::Backing {
+        shared: vma.shared,
+        file: vma.file.map(|(dev, ino)| {
+            let index =
+                vma.pgoff + (pin.start.saturating_sub(vma.range.start) >> events::PAGE_SHIFT);
+            (dev, ino, index)
+        }),
+    };
+    (Some(vma.dontfork), Some(backing))
 }
 
 impl Stacks {

@@ -4,9 +4,11 @@ use super::rule::Rule;
 
 mod early_pfn_untrack;
 mod fork_with_pins;
+mod guest_memfd_pin;
 mod longterm_file_pin;
 mod pinned_cow;
 mod pinned_folio_cleaned;
+mod pinned_page_discarded;
 
 /// Every rule, each with empty state. Order does not matter: no rule reads another's findings.
 pub(super) fn all() -> Vec<Box<dyn Rule>> {
@@ -16,5 +18,7 @@ pub(super) fn all() -> Vec<Box<dyn Rule>> {
         Box::new(fork_with_pins::ForkWithPins::default()),
         Box::new(pinned_cow::PinnedCow::default()),
         Box::new(early_pfn_untrack::EarlyPfnUntrack::default()),
+        Box::new(pinned_page_discarded::PinnedPageDiscarded::default()),
+        Box::new(guest_memfd_pin::GuestMemfdPin),
     ]
 }

@@ -3,7 +3,7 @@
 
 use super::super::rule::{Context, Rule};
 use crate::{
-    events::{Event, Mkclean, PAGE_SHIFT},
+    events::{Event, PAGE_SHIFT, PinnedFolio},
     findings::{Cause, Finding, Mapping, Outcome},
     hazards::Hazard,
 };
@@ -19,7 +19,7 @@ impl Rule for PinnedFolioCleaned {
     }
 }
 
-fn finding(clean: &Mkclean, cx: &Context<'_>) -> Finding {
+fn finding(clean: &PinnedFolio, cx: &Context<'_>) -> Finding {
     // Writeback cleans whole folios: a large one counts all its base pages. Unknown layout:
     // one page, as the kernel's own small folio would be.
     let pages = clean.pages.unwrap_or(1);
