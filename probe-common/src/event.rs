@@ -25,6 +25,8 @@ pub mod kind {
     pub const PAGE_CACHE_DISCARD: u32 = 11;
     /// A process that has pinned discarded anonymous memory ([`super::MadviseEvent`]).
     pub const MADVISE_DISCARD: u32 = 12;
+    /// guest_memfd's ioctl returned -EAGAIN ([`super::GmemIoctlEvent`]).
+    pub const GMEM_IOCTL_AGAIN: u32 = 13;
 }
 
 /// Name of the eBPF global that turns on [`kind::SPAWN`] records: nonzero while a command
@@ -278,6 +280,16 @@ pub struct MadviseEvent {
     pub _pad: u32,
 }
 
+/// `kvm_gmem_ioctl()` returned -EAGAIN: with the in-place conversion series, a conversion
+/// (`KVM_SET_MEMORY_ATTRIBUTES2`) refused because a page holds an extra reference, a pin
+/// included. The request is the user system call's (`header.syscall.args[1]`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct GmemIoctlEvent {
+    pub header: Header,
+    pub ret: i64,
+}
+
 /// PAT memtype untracked for a VM_PFNMAP VMA: by `untrack_pfn` (6.1, 6.12; the VMA is known and
 /// had `VM_PAT`) or by `pfnmap_untrack` (7.2; only the range is known).
 #[repr(C)]
@@ -345,6 +357,7 @@ const _: () = assert!(size_of::<PinEvent>() == 104 + 40 + 48 + 8);
 const _: () = assert!(size_of::<UnpinEvent>() == 104 + 32);
 const _: () = assert!(size_of::<PinnedFolioEvent>() == 104 + 56);
 const _: () = assert!(size_of::<MadviseEvent>() == 104 + 24);
+const _: () = assert!(size_of::<GmemIoctlEvent>() == 104 + 8);
 const _: () = assert!(size_of::<PinRun>() == 8 + 48 + 8 + 48 + 40);
 const _: () = assert!(size_of::<UnpinRun>() == 8 + 48 + 32);
 const _: () = assert!(size_of::<PinRunEvent>() == 104 + size_of::<PinRun>());

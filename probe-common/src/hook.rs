@@ -69,5 +69,9 @@ pub const PAGE_CACHE_DELETE: u32 = 28;
 /// `do_madvise` (6.1, 6.12): a process discards or frees anonymous memory.
 pub const MADVISE: u32 = 29;
 
+/// `kvm_gmem_ioctl()` (kvm.ko, only with guest_memfd's in-place conversion series): its
+/// -EAGAIN is a shared-to-private conversion refused because a page is pinned.
+pub const GMEM_IOCTL: u32 = 30;
+
 /// Number of hooks defined above.
-pub const COUNT: u32 = 30;
+pub const COUNT: u32 = 31;

@@ -17,6 +17,7 @@ mod cow;
 mod discard;
 mod events;
 mod fork;
+mod gmem;
 mod gup;
 mod layout;
 mod owners;

@@ -2,8 +2,8 @@
 //! and no input makes it panic: short or unknown records are errors.
 
 use probe_common::event::{
-    self as wire, CowEvent, ForkCopyEvent, ForkEvent, Header, MadviseEvent, PfnUntrackEvent,
-    PinEvent, PinRunEvent, PinnedFolioEvent, UnpinEvent, UnpinRunEvent, kind,
+    self as wire, CowEvent, ForkCopyEvent, ForkEvent, GmemIoctlEvent, Header, MadviseEvent,
+    PfnUntrackEvent, PinEvent, PinRunEvent, PinnedFolioEvent, UnpinEvent, UnpinRunEvent, kind,
 };
 
 use crate::{
@@ -156,6 +156,17 @@ pub struct Madvise {
     pub behavior: u32,
 }
 
+/// guest_memfd's ioctl refused with -EAGAIN (the in-place conversion series).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct GmemIoctl {
+    pub at_ns: u64,
+    pub task: Task,
+    /// The user's ioctl: its request is `args[1]`.
+    #[serde(serialize_with = "syscall")]
+    pub syscall: wire::Syscall,
+    pub ret: i64,
+}
+
 /// PAT memtype released for a VM_PFNMAP range.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct PfnUntrack {
@@ -228,6 +239,7 @@ pub enum Event {
     MkcleanPinned(PinnedFolio),
     PageCacheDiscard(PinnedFolio),
     MadviseDiscard(Madvise),
+    GmemIoctlAgain(GmemIoctl),
     PfnUntrack(PfnUntrack),
     ForkCopy(ForkCopy),
     Fork(Fork),
@@ -242,6 +254,7 @@ impl Event {
             Event::Unpin(e) => e.at_ns,
             Event::MkcleanPinned(e) | Event::PageCacheDiscard(e) => e.at_ns,
             Event::MadviseDiscard(e) => e.at_ns,
+            Event::GmemIoctlAgain(e) => e.at_ns,
             Event::PfnUntrack(e) => e.at_ns,
             Event::ForkCopy(e) => e.at_ns,
             Event::Fork(e) => e.at_ns,
@@ -258,6 +271,7 @@ impl Event {
             Event::MkcleanPinned(_) => "folio_mkclean",
             Event::PageCacheDiscard(_) => "page_cache_delete",
             Event::MadviseDiscard(_) => "madvise",
+            Event::GmemIoctlAgain(_) => "kvm_gmem_ioctl",
             Event::PfnUntrack(_) => "pfn_untrack",
             Event::ForkCopy(_) => "copy_page_range",
             Event::Fork(_) | Event::Spawn(_) => "process_fork",
@@ -273,6 +287,7 @@ impl Event {
             Event::MkcleanPinned(_) => "mkclean-pinned",
             Event::PageCacheDiscard(_) => "page-cache-discard",
             Event::MadviseDiscard(_) => "madvise-discard",
+            Event::GmemIoctlAgain(_) => "gmem-ioctl-again",
             Event::PfnUntrack(_) => "pfn-untrack",
             Event::ForkCopy(_) => "fork-copy",
             Event::Fork(_) => "fork",
@@ -301,6 +316,7 @@ impl Event {
             ],
             Event::MkcleanPinned(_) => &[PinnedFolioCleaned],
             Event::PageCacheDiscard(_) | Event::MadviseDiscard(_) => &[PinnedPageDiscarded],
+            Event::GmemIoctlAgain(_) => &[GuestMemfdPin],
             Event::PfnUntrack(_) => &[EarlyPfnUntrack],
             Event::ForkCopy(_) | Event::Fork(_) => &[ForkWithPins],
             Event::PinnedCow(_) => &[PinnedCow],
@@ -314,6 +330,7 @@ impl Event {
             Event::Unpin(e) => &e.task,
             Event::MkcleanPinned(e) | Event::PageCacheDiscard(e) => &e.task,
             Event::MadviseDiscard(e) => &e.task,
+            Event::GmemIoctlAgain(e) => &e.task,
             Event::PfnUntrack(e) => &e.task,
             Event::ForkCopy(e) => &e.task,
             Event::Fork(e) => &e.task,
@@ -347,6 +364,15 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
                 start: m.start,
                 len: m.len,
                 behavior: m.behavior,
+            })
+        }
+        kind::GMEM_IOCTL_AGAIN => {
+            let g: GmemIoctlEvent = read(bytes)?;
+            Event::GmemIoctlAgain(GmemIoctl {
+                at_ns: g.header.ts_ns,
+                task: task(&g.header),
+                syscall: g.header.syscall,
+                ret: g.ret,
             })
         }
         kind::PFN_UNTRACK => Event::PfnUntrack(pfn_untrack(read(bytes)?)),

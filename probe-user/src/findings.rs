@@ -46,6 +46,9 @@ pub enum Outcome {
     Protected,
     /// A COW or unshare fault copied a pinned page: device and process now see different pages.
     Copied,
+    /// guest_memfd refused to convert shared memory to private (-EAGAIN): a page of the range
+    /// holds an extra reference, such as a pin.
+    ConversionRefused,
     /// A long-term pin unshared pages it found shared (with a fork child): the kernel copied
     /// them before pinning, so parent and child no longer share what the device sees.
     Unshared,
@@ -66,6 +69,7 @@ impl Outcome {
             Outcome::Protected => "protected",
             Outcome::Copied => "copied",
             Outcome::Unshared => "unshared",
+            Outcome::ConversionRefused => "conversion-refused",
         }
     }
 
@@ -80,7 +84,7 @@ impl Outcome {
             Hazard::PinnedCow => &[Copied, Unshared],
             Hazard::EarlyPfnUntrack => &[UntrackedWhileMapped, UntrackedAgainAtMunmap],
             Hazard::PinnedPageDiscarded => &[Attributed, Unattributed],
-            Hazard::GuestMemfdPin => &[Granted],
+            Hazard::GuestMemfdPin => &[Granted, ConversionRefused],
         }
     }
 }
@@ -250,6 +254,9 @@ pub enum Cause {
     Untrack { origin: UntrackOrigin },
     /// `pinned-page-discarded`: the call that took the pinned pages from the process's memory.
     Discard { call: DiscardCall },
+    /// `guest-memfd-pin`: guest_memfd refused a shared-to-private conversion
+    /// (`KVM_SET_MEMORY_ATTRIBUTES2`) with this errno.
+    Conversion { errno: i64 },
 }
 
 impl Cause {
@@ -259,6 +266,7 @@ impl Cause {
             Cause::Fault { kind } => Some(kind.id()),
             Cause::Untrack { origin } => Some(origin.id()),
             Cause::Discard { call } => Some(call.id()),
+            Cause::Conversion { .. } => None,
             Cause::Pin { .. } | Cause::Writeback { .. } | Cause::Fork { .. } => None,
         }
     }
@@ -283,6 +291,7 @@ impl std::fmt::Display for Cause {
             Cause::Fault { kind } => write!(f, "{} fault", kind.id()),
             Cause::Untrack { origin } => write!(f, "untracked by {}", origin.description()),
             Cause::Discard { call } => write!(f, "discarded by {}", call.id()),
+            Cause::Conversion { errno } => write!(f, "conversion to private refused ({errno})"),
         }
     }
 }
@@ -385,6 +394,11 @@ pub fn advice(hazard: Hazard, outcome: Outcome) -> &'static str {
             "a page was discarded while a device held it pinned: the device keeps reading and writing \
              the old page while the process sees a new one; unregister or unmap the DMA buffer (io_uring \
              unregister, VFIO_IOMMU_UNMAP_DMA) before punching, truncating or MADV_DONTNEED-ing its memory"
+        }
+        (Hazard::GuestMemfdPin, Outcome::ConversionRefused) => {
+            "guest_memfd refused to make shared memory private because a page is still referenced, \
+             typically pinned for DMA (io_uring, VFIO): release the device's pin of that range before \
+             converting it"
         }
         (Hazard::GuestMemfdPin, _) => {
             "a long-term pin holds guest_memfd memory: the page cannot be converted from shared to \

@@ -340,6 +340,15 @@ pub const HOOKS: &[Hook] = &[
         feeds: &[(PinnedPageDiscarded, Need::Core)],
         variants: &[("madvise_do_behavior", "madvise_do_behavior")],
     },
+    // Only with guest_memfd's in-place conversion series (not in 7.2): its -EAGAIN is a
+    // conversion refused while a page is pinned. In kvm.ko, so kprobes only.
+    Hook {
+        id: hook::GMEM_IOCTL,
+        name: "kvm_gmem_ioctl",
+        target: func_ret_alone(&["kvm_gmem_ioctl"]),
+        feeds: &[(GuestMemfdPin, Need::WhereAvailable)],
+        variants: &[],
+    },
 ];
 
 #[cfg(test)]

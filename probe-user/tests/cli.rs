@@ -258,7 +258,7 @@ fn doctor_on_a_host_without_kprobes_explains_and_fails() {
         serde_json::from_slice(&json.stdout).expect("doctor --json is one JSON object");
     assert_eq!(report["methods"]["kprobe"]["available"], false);
     let hooks = report["hooks"].as_array().expect("hooks");
-    assert_eq!(hooks.len(), 30);
+    assert_eq!(hooks.len(), 31);
     // Tracepoints may attach (raw ones need neither kprobes nor ftrace); no function hook can.
     let function_hooks = hooks
         .iter()

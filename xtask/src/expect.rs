@@ -255,6 +255,7 @@ pub const KERNELS: &[Kernel] = &[
             ("process_exit", EXIT_TP),
             ("page_cache_delete", PAGE_CACHE_TP),
             ("madvise", Fires("do_madvise")),
+            ("kvm_gmem_ioctl", Absent),
         ],
         layout: &[
             ("folio_flags", 0),
@@ -357,6 +358,7 @@ pub const KERNELS: &[Kernel] = &[
             ("process_exit", EXIT_TP),
             ("page_cache_delete", PAGE_CACHE_TP),
             ("madvise", Fires("do_madvise")),
+            ("kvm_gmem_ioctl", Absent),
         ],
         layout: &[
             ("folio_flags", 0),
@@ -453,6 +455,7 @@ pub const KERNELS: &[Kernel] = &[
             ("process_exit", EXIT_TP),
             ("page_cache_delete", PAGE_CACHE_TP),
             ("madvise", Fires("madvise_do_behavior")),
+            ("kvm_gmem_ioctl", Absent),
         ],
         layout: &[
             ("folio_flags", 0),

@@ -461,7 +461,8 @@ impl Observer for Metrics {
             Event::Unpin(_)
             | Event::MkcleanPinned(_)
             | Event::PageCacheDiscard(_)
-            | Event::MadviseDiscard(_) => {}
+            | Event::MadviseDiscard(_)
+            | Event::GmemIoctlAgain(_) => {}
         }
     }
 

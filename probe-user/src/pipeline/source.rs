@@ -176,6 +176,7 @@ fn enrich(
         | Event::MkcleanPinned(_)
         | Event::PageCacheDiscard(_)
         | Event::MadviseDiscard(_)
+        | Event::GmemIoctlAgain(_)
         | Event::ForkCopy(_)
         | Event::Fork(_)
         | Event::Spawn(_)

@@ -181,3 +181,32 @@ fn guest_memfd_pins_are_told_apart_by_their_filesystem() {
     assert_eq!((f.hazard, f.outcome, f.pages), (GMP, Granted, 16));
     assert_eq!(f.mapping.as_ref().map(|m| m.fs), Some("guest_memfd"));
 }
+
+/// guest_memfd's ioctl answering -EAGAIN to `request` (x86-64 ioctl, fd 9).
+fn gmem_again(at: u64, request: u64) -> Event {
+    Event::GmemIoctlAgain(crate::events::GmemIoctl {
+        at_ns: at * MS,
+        task: task(42, 1),
+        syscall: Syscall {
+            nr: 16,
+            args: [9, request, 0x7ff0_0000],
+            ..Syscall::default()
+        },
+        ret: -11,
+    })
+}
+
+#[test]
+fn a_refused_conversion_is_a_finding_for_the_pinner_and_other_eagains_are_not() {
+    // _IOWR(KVMIO, 0xd2, 48 bytes): the series' KVM_SET_MEMORY_ATTRIBUTES2, size unchecked.
+    let set_attributes2 = 0xc030_aed2;
+    let (found, _) = discards(vec![memfd_pin(10), gmem_again(20, set_attributes2)]);
+    assert_eq!(found.len(), 1, "{found:?}");
+    let f = &found[0];
+    assert_eq!((f.hazard, f.outcome), (GMP, ConversionRefused));
+    assert_eq!(f.pinner, Some(Pinner::Vfio), "the process's one pinner");
+    assert_eq!(f.cause, Cause::Conversion { errno: -11 });
+    // Another KVM ioctl (KVM_SET_USER_MEMORY_REGION2, 0xc0a0ae49) answering -EAGAIN is not one.
+    let (found, _) = discards(vec![gmem_again(20, 0xc0a0_ae49)]);
+    assert!(found.is_empty(), "{found:?}");
+}
