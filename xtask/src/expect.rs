@@ -296,11 +296,15 @@ pub const KERNELS: &[Kernel] = &[
         large_folios: LARGE_FOLIOS_6_1,
         // pin_user_pages_remote takes 7 arguments: 6.1's trampolines refuse it, so it needs a
         // kprobe, which paranoid=3 refuses without CAP_SYS_ADMIN. Every hazard it feeds is blind.
+        // pin_user_pages_remote (VFIO's pins) takes 8 arguments on 6.1: a kprobe, refused.
+        // Every hazard that follows pins is blind without it.
         blind_with_caps_only: &[
             "fork-with-pins",
+            "guest-memfd-pin",
             "longterm-file-pin",
             "pinned-cow",
             "pinned-folio-cleaned",
+            "pinned-page-discarded",
         ],
     },
     Kernel {
