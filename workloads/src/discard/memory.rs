@@ -4,7 +4,7 @@ use std::fs::{File, OpenOptions};
 use std::io;
 use std::ops::Range;
 use std::os::fd::{AsFd as _, AsRawFd as _, FromRawFd as _, OwnedFd};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{Context as _, Result};
 
@@ -20,8 +20,6 @@ const XFS_MAGIC: i64 = 0x5846_5342;
 pub(super) struct Memory {
     pub map: Mapping,
     file: Option<File>,
-    /// A file of ours to remove at the end (`--memory file`).
-    path: Option<PathBuf>,
     pages: usize,
 }
 
@@ -29,12 +27,12 @@ impl Memory {
     /// `pages` pages of `kind`, mapped read-write (MAP_SHARED for a file, MAP_PRIVATE for anon).
     pub fn create(kind: Kind, path: Option<&Path>, pages: usize) -> Result<Self> {
         let len = sys::pages_len(pages)?;
-        let (map, file, path) = match kind {
-            Kind::Anon => (Mapping::anon(len)?, None, None),
+        let (map, file) = match kind {
+            Kind::Anon => (Mapping::anon(len)?, None),
             Kind::Memfd => {
                 let memfd = memfd(len)?;
                 let map = Mapping::shared(memfd.as_fd(), len, 0).context("mmap memfd")?;
-                (map, Some(memfd), None)
+                (map, Some(memfd))
             }
             Kind::File => {
                 let path = path.context("--memory file needs --file")?;
@@ -49,15 +47,10 @@ impl Memory {
                     .with_context(|| format!("ftruncate {} to {len} bytes", path.display()))?;
                 let map = Mapping::shared(file.as_fd(), len, 0)
                     .with_context(|| format!("mmap MAP_SHARED {}", path.display()))?;
-                (map, Some(file), Some(path.to_owned()))
+                (map, Some(file))
             }
         };
-        Ok(Self {
-            map,
-            file,
-            path,
-            pages,
-        })
+        Ok(Self { map, file, pages })
     }
 
     /// The filesystem a pin of this memory names: `-` for anonymous memory.
@@ -115,13 +108,11 @@ impl Memory {
         Ok(())
     }
 
-    /// Unmaps, closes, and removes a file of ours.
+    /// Unmaps and closes. A file stays (as the other workloads' files do): a watcher may still
+    /// name it from its path after the process ended.
     pub fn finish(self) -> Result<()> {
         self.map.unmap()?;
         drop(self.file);
-        if let Some(path) = &self.path {
-            std::fs::remove_file(path).with_context(|| format!("remove {}", path.display()))?;
-        }
         Ok(())
     }
 }
@@ -173,7 +164,7 @@ mod tests {
     }
 
     #[test]
-    fn a_file_is_created_and_removed() {
+    fn a_file_is_created_afresh_and_kept() {
         let path = std::env::temp_dir().join(format!("pinwatch-discard-{}", std::process::id()));
         let memory = Memory::create(Kind::File, Some(&path), 2).unwrap();
         assert!(path.exists());
@@ -181,6 +172,13 @@ mod tests {
         assert_eq!(std::fs::metadata(&path).unwrap().len(), PAGE_SIZE as u64);
         memory.restore_size().unwrap();
         memory.finish().unwrap();
-        assert!(!path.exists());
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().len(),
+            2 * PAGE_SIZE as u64
+        );
+        let again = Memory::create(Kind::File, Some(&path), 1).unwrap();
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), PAGE_SIZE as u64);
+        again.finish().unwrap();
+        std::fs::remove_file(&path).unwrap();
     }
 }

@@ -38,7 +38,7 @@ pub struct Args {
     /// two mapped MAP_SHARED.
     #[arg(long, value_enum, default_value_t = Kind::Memfd)]
     pub memory: Kind,
-    /// With `--memory file`: the file, created afresh (removed at the end).
+    /// With `--memory file`: the file, created afresh (truncated if it exists) and kept.
     #[arg(long, required_if_eq("memory", "file"))]
     pub file: Option<PathBuf>,
     /// Who holds the long-term pin: io_uring fixed buffers, or VFIO type1 DMA for QEMU's edu
