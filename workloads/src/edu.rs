@@ -8,6 +8,11 @@
 //! done; bit 1 set is buffer → RAM, clear is RAM → buffer). The buffer sits at device address
 //! 0x40000. A transfer runs off a 100 ms timer of the machine's virtual clock. DMA needs bus
 //! mastering, which vfio-pci leaves off until user space sets it.
+//!
+//! A transfer must end before the buffer's last byte: QEMU 10.0's range check (an older
+//! `edu_check_range`) refuses one that reaches it, 0x40000 + 4096 included, with `hw_error`,
+//! which aborts the whole machine. So a page moves in two halves through the buffer's first
+//! half.
 
 use std::fs::File;
 use std::os::fd::AsFd as _;
@@ -29,8 +34,10 @@ const REG_DMA_COUNT: usize = 0x90;
 const REG_DMA_CMD: usize = 0x98;
 const DMA_RUN: u32 = 0x1;
 const DMA_TO_RAM: u32 = 0x2;
-/// The device's own buffer, in its DMA address space.
+/// The device's own buffer (4 KiB), in its DMA address space.
 const BUFFER: u32 = 0x4_0000;
+/// Bytes per transfer: half a page, so that no transfer reaches the buffer's last byte.
+const CHUNK: u32 = PAGE_SIZE as u32 / 2;
 /// A transfer takes one 100 ms tick of the virtual clock; TCG may run it late.
 const TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -62,19 +69,26 @@ impl Edu {
         })
     }
 
-    /// Copies one page from `from` to `to` (IOVAs) through the device's buffer: a device read
-    /// of `from`, then a device write of `to`.
+    /// Copies one page from `from` to `to` (IOVAs) through the device's buffer: device reads
+    /// of `from`, then device writes of `to`, half a page at a time.
     pub(crate) fn copy_page(&self, from: u64, to: u64) -> Result<()> {
-        self.transfer(iova32(from)?, BUFFER, 0)
-            .context("edu DMA RAM -> device")?;
-        self.transfer(BUFFER, iova32(to)?, DMA_TO_RAM)
-            .context("edu DMA device -> RAM")
+        for half in [0, CHUNK] {
+            let (from, to) = (
+                iova32(from + u64::from(half))?,
+                iova32(to + u64::from(half))?,
+            );
+            self.transfer(from, BUFFER, 0)
+                .context("edu DMA RAM -> device")?;
+            self.transfer(BUFFER, to, DMA_TO_RAM)
+                .context("edu DMA device -> RAM")?;
+        }
+        Ok(())
     }
 
     fn transfer(&self, src: u32, dst: u32, direction: u32) -> Result<()> {
         self.regs.write_u32(REG_DMA_SRC, src)?;
         self.regs.write_u32(REG_DMA_DST, dst)?;
-        self.regs.write_u32(REG_DMA_COUNT, PAGE_SIZE as u32)?;
+        self.regs.write_u32(REG_DMA_COUNT, CHUNK)?;
         self.regs.write_u32(REG_DMA_CMD, DMA_RUN | direction)?;
         let start = Instant::now();
         while self.regs.read_u32(REG_DMA_CMD)? & DMA_RUN != 0 {

@@ -116,7 +116,7 @@ pub fn run(args: &Args) -> Result<String> {
     };
     let mut pin = match args.when {
         When::NeverPinned => Pin::None,
-        _ => match Pin::take(args.pinner, &memory.map, pinned, args.memory != Kind::Anon)? {
+        _ => match Pin::take(args.pinner, &memory.map, pinned, args.memory == Kind::File)? {
             Ok(pin) => pin,
             Err(pin::Unavailable(why)) => return Ok(format!("unavailable ({why})")),
         },

@@ -42,20 +42,20 @@ pub(super) enum Pin {
 pub(super) struct Unavailable(pub String);
 
 impl Pin {
-    /// Pins pages `pages` of `map` (from page 0) with `pinner`. A refusal of a file mapping
+    /// Pins pages `pages` of `map` (from page 0) with `pinner`. A refusal of a regular file
     /// (EOPNOTSUPP from 6.1's io_uring, EFAULT from GUP on 6.5+) is a result, not an error.
     pub fn take(
         pinner: Pinner,
         map: &Mapping,
         pages: Range<usize>,
-        file_backed: bool,
+        regular_file: bool,
     ) -> Result<std::result::Result<Self, Unavailable>> {
         let (addr, len) = (
             map.addr().wrapping_add(pages.start * PAGE_SIZE),
             pages.len() * PAGE_SIZE,
         );
         let refused = |err: io::Error| match err.raw_os_error() {
-            Some(errno) if file_backed && (errno == libc::EFAULT || errno == libc::EOPNOTSUPP) => {
+            Some(errno) if regular_file && (errno == libc::EFAULT || errno == libc::EOPNOTSUPP) => {
                 Ok(Pin::Refused(errno))
             }
             _ => Err(err),
