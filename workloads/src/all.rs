@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, ensure};
 
 use crate::{
-    devmem, fork_cow, iouring, msync, odirect, pci_sysfs, process_vm, truncate, udmabuf, vfio,
-    xdp_umem,
+    devmem, discard, fork_cow, iouring, msync, odirect, pci_sysfs, process_vm, truncate, udmabuf,
+    vfio, xdp_umem,
 };
 
 #[derive(clap::Args, Debug, Clone)]
@@ -60,7 +60,7 @@ fn steps(dir: &Path) -> Result<Vec<Step>> {
         OsString::from("--file"),
         dir.join("vfio.dat").into_os_string(),
     ];
-    Ok(vec![
+    let mut steps: Vec<Step> = vec![
         ("iouring", step(iouring::run, defaults(&[])?)),
         ("iouring", step(iouring::run, defaults(&["--fork".into()])?)),
         (
@@ -147,7 +147,16 @@ fn steps(dir: &Path) -> Result<Vec<Step>> {
             "truncate",
             step(truncate::run, defaults(&path("truncate.dat"))?),
         ),
-    ])
+    ];
+    // Memory taken away under a long-term pin, and the controls (discard/scenarios.rs: each
+    // scenario's page count is its own).
+    for scenario in discard::scenarios::SCENARIOS {
+        steps.push((
+            "discard",
+            step(discard::run, defaults(&scenario.argv(dir))?),
+        ));
+    }
+    Ok(steps)
 }
 
 fn step<A: 'static>(run: fn(&A) -> Result<String>, args: A) -> Box<dyn Fn() -> Result<String>> {
@@ -189,7 +198,9 @@ mod tests {
             .iter()
             .map(|s| s.0)
             .collect();
-        assert_eq!(names.len(), 23);
+        let discards = discard::scenarios::SCENARIOS.len();
+        assert_eq!(names.len(), 23 + discards);
         assert_eq!(names[..4], ["iouring"; 4]);
+        assert!(names[23..].iter().all(|n| *n == "discard"));
     }
 }

@@ -13,8 +13,9 @@ use std::os::fd::{AsFd as _, AsRawFd as _};
 use std::path::PathBuf;
 
 use anyhow::{Context as _, Result, ensure};
-use io_uring::{IoUring, opcode, types};
+use io_uring::IoUring;
 
+use crate::divergence::{count, fill_all, read_fixed};
 use crate::kvm::{self, GUEST_MEMFD_FLAG_INIT_SHARED, GUEST_MEMFD_FLAG_MMAP, GUEST_MEMFD_MAGIC};
 use crate::sys::{self, DEFAULT_PAGES, Mapping, PAGE_SIZE};
 
@@ -79,7 +80,7 @@ pub fn run(args: &Args) -> Result<String> {
         other => format!("{other:#x}"),
     };
     let buf = Mapping::shared(gmem.as_fd(), len, 0).context("mmap guest_memfd MAP_SHARED")?;
-    fill(&buf, PATTERN);
+    fill_all(&buf, PATTERN);
     let kept = 0..args.pages - args.punch_pages;
     let punched = kept.end..args.pages;
 
@@ -116,7 +117,7 @@ pub fn run(args: &Args) -> Result<String> {
         kept.len(),
     );
     if args.punch == Punch::Pinned {
-        let read = read_fixed(&ring, &buf, args)?;
+        let read = read_fixed(&ring, &buf, &args.read_file, FILE_PATTERN)?;
         // The device's write reaches the pages the pin holds: the kept ones are still the
         // process's, the punched ones no longer are.
         status.push_str(&format!(
@@ -146,70 +147,9 @@ fn punch_hole(gmem: &File, first: usize, pages: usize) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Creates `--read-file` filled with [`FILE_PATTERN`] and reads it whole with one
-/// IORING_OP_READ_FIXED into registered buffer 0 (the mapping): the kernel copies into the
-/// pages the registration pinned, whatever the mapping now shows. Returns the bytes read.
-fn read_fixed(ring: &IoUring, buf: &Mapping, args: &Args) -> Result<i32> {
-    let path = &args.read_file;
-    std::fs::write(path, vec![FILE_PATTERN; buf.len()])
-        .with_context(|| format!("creating {}", path.display()))?;
-    let file = File::open(path).with_context(|| format!("open {}", path.display()))?;
-    let read = opcode::ReadFixed::new(
-        types::Fd(file.as_raw_fd()),
-        buf.addr(),
-        u32::try_from(buf.len())?,
-        0,
-    )
-    .offset(0)
-    .build();
-    // SAFETY: one submitter; the buffer is registered and mapped, the fd open, until the read
-    // completes below.
-    unsafe { ring.submission_shared().push(&read) }
-        .map_err(|_| anyhow::anyhow!("submission queue full"))?;
-    ring.submit_and_wait(1).context("io_uring_enter")?;
-    // SAFETY: one completion reader, as for the submission.
-    let result = unsafe { ring.completion_shared() }
-        .next()
-        .context("no completion for READ_FIXED")?
-        .result();
-    std::fs::remove_file(path).with_context(|| format!("removing {}", path.display()))?;
-    ensure!(result >= 0, "READ_FIXED failed: errno {}", -result);
-    Ok(result)
-}
-
-/// Writes `value` into every byte of the mapping (every page faulted in and written).
-fn fill(buf: &Mapping, value: u8) {
-    // SAFETY: the whole range is this live read-write mapping.
-    unsafe { buf.addr().write_bytes(value, buf.len()) };
-}
-
-/// How many pages of `pages` hold `value` in every byte, as the process sees them now.
-fn count(buf: &Mapping, pages: std::ops::Range<usize>, value: u8) -> usize {
-    pages
-        .filter(|&page| {
-            (0..PAGE_SIZE).all(|off| {
-                // SAFETY: page < the mapping's page count and off < PAGE_SIZE; volatile, as the
-                // kernel writes the memory behind the compiler's back.
-                unsafe { buf.addr().add(page * PAGE_SIZE + off).read_volatile() == value }
-            })
-        })
-        .count()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn counts_whole_pages_only() {
-        let buf = Mapping::anon(3 * PAGE_SIZE).unwrap();
-        fill(&buf, PATTERN);
-        // SAFETY: inside the mapping (the last byte of page 1).
-        unsafe { buf.addr().add(2 * PAGE_SIZE - 1).write(0) };
-        assert_eq!(count(&buf, 0..3, PATTERN), 2);
-        assert_eq!(count(&buf, 1..2, PATTERN), 0);
-        assert_eq!(count(&buf, 0..3, 0), 0);
-    }
 
     #[test]
     fn punch_controls_are_named() {

@@ -7,6 +7,9 @@ mod as_user;
 mod bpf_objects;
 mod bpftrace_script;
 mod devmem;
+mod discard;
+mod divergence;
+mod edu;
 mod fill_map;
 mod fork_cow;
 mod gmem;
@@ -55,6 +58,9 @@ enum Command {
     Iouring(iouring::Args),
     /// Pin a KVM guest_memfd with io_uring, then punch a hole in it (exit 3 without guest_memfd).
     Gmem(gmem::Args),
+    /// Pin memfd, anonymous or file memory (io_uring, VFIO), then discard part of it while
+    /// pinned (punch hole, truncate, MADV_REMOVE, MADV_DONTNEED), or one of the controls.
+    Discard(discard::Args),
     /// Run jobs in short-lived forked workers (or threads), each pinning a file of its own.
     JobRunner(job_runner::Args),
     /// Dirty a shared file mapping and msync(MS_SYNC) it.
@@ -97,6 +103,7 @@ impl Command {
             Self::FillMap(_) => "fill-map",
             Self::Iouring(_) => "iouring",
             Self::Gmem(_) => "gmem",
+            Self::Discard(_) => "discard",
             Self::JobRunner(_) => "job-runner",
             Self::Msync(_) => "msync",
             Self::ForkCow(_) => "fork-cow",
@@ -123,6 +130,7 @@ impl Command {
             Self::FillMap(args) => fill_map::run(args),
             Self::Iouring(args) => iouring::run(args),
             Self::Gmem(args) => gmem::run(args),
+            Self::Discard(args) => discard::run(args),
             Self::JobRunner(args) => job_runner::run(args),
             Self::Msync(args) => msync::run(args),
             Self::ForkCow(args) => fork_cow::run(args),

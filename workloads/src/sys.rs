@@ -336,6 +336,20 @@ impl Mapping {
         Ok(self.read_u32_unchecked(off))
     }
 
+    /// One volatile aligned u32 store, e.g. a single MMIO register write.
+    pub fn write_u32(&self, off: usize, value: u32) -> Result<()> {
+        ensure!(off.is_multiple_of(4), "unaligned u32 write at {off:#x}");
+        ensure!(
+            off + 4 <= self.len,
+            "u32 write at {off:#x} beyond {:#x}",
+            self.len
+        );
+        // SAFETY: a 4-aligned offset inside the mapping (checked above); mmap results are
+        // page-aligned.
+        unsafe { self.addr().add(off).cast::<u32>().write_volatile(value) };
+        Ok(())
+    }
+
     fn read_u32_unchecked(&self, off: usize) -> u32 {
         // SAFETY: callers pass page-start or checked, 4-aligned offsets
         // inside the mapping, and mmap results are page-aligned.
@@ -353,6 +367,19 @@ impl Mapping {
         // SAFETY: the range is exactly this live mapping; the advice values
         // used here never free memory Rust code still references.
         cvt(unsafe { libc::madvise(self.addr().cast(), self.len, advice) })?;
+        Ok(())
+    }
+
+    /// madvise of `pages` pages from page `first` of this mapping. Advice that discards memory
+    /// (MADV_DONTNEED, MADV_REMOVE, MADV_FREE) is fine: every access to a mapping goes through
+    /// raw volatile loads and stores, so no Rust reference to the memory can dangle.
+    pub fn madvise_pages(&self, first: usize, pages: usize, advice: libc::c_int) -> io::Result<()> {
+        let (off, len) = (first * PAGE_SIZE, pages * PAGE_SIZE);
+        if off.checked_add(len).is_none_or(|end| end > self.len) {
+            return Err(io::Error::from_raw_os_error(libc::EINVAL));
+        }
+        // SAFETY: the range lies inside this live mapping (checked above).
+        cvt(unsafe { libc::madvise(self.addr().add(off).cast(), len, advice) })?;
         Ok(())
     }
 

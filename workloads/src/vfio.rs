@@ -27,18 +27,20 @@ const VFIO_IOMMU_UNMAP_DMA: libc::c_ulong = 0x3b72;
 const VFIO_GROUP_GET_DEVICE_FD: libc::c_ulong = 0x3b6a;
 const VFIO_DEVICE_GET_REGION_INFO: libc::c_ulong = 0x3b6c;
 /// Region indexes of vfio-pci devices: BAR0 is 0, the config space 7.
-const VFIO_PCI_BAR0_REGION_INDEX: u32 = 0;
-const VFIO_PCI_CONFIG_REGION_INDEX: u32 = 7;
-/// PCI_COMMAND register and its memory-space-enable bit.
-const PCI_COMMAND: u64 = 0x4;
+pub(crate) const VFIO_PCI_BAR0_REGION_INDEX: u32 = 0;
+pub(crate) const VFIO_PCI_CONFIG_REGION_INDEX: u32 = 7;
+/// PCI_COMMAND register, its memory-space-enable and its bus-master-enable bits.
+pub(crate) const PCI_COMMAND: u64 = 0x4;
 const PCI_COMMAND_MEMORY: u16 = 0x2;
+pub(crate) const PCI_COMMAND_MASTER: u16 = 0x4;
 const VFIO_API_VERSION: libc::c_int = 0;
 const VFIO_TYPE1V2_IOMMU: libc::c_ulong = 3;
 const VFIO_GROUP_FLAGS_VIABLE: u32 = 1;
-const VFIO_DMA_MAP_FLAG_READ: u32 = 1;
-const VFIO_DMA_MAP_FLAG_WRITE: u32 = 2;
-/// Device-visible address of the mapping; any page-aligned value the IOMMU accepts.
-const IOVA: u64 = 0x10_0000;
+pub(crate) const VFIO_DMA_MAP_FLAG_READ: u32 = 1;
+pub(crate) const VFIO_DMA_MAP_FLAG_WRITE: u32 = 2;
+/// Device-visible address of the mapping; any page-aligned value the IOMMU accepts (below
+/// 2^28: QEMU's `edu` device masks its DMA addresses to 28 bits).
+pub(crate) const IOVA: u64 = 0x10_0000;
 
 #[repr(C)]
 struct GroupStatus {
@@ -65,13 +67,13 @@ struct DmaUnmap {
 
 #[repr(C)]
 #[derive(Default)]
-struct RegionInfo {
+pub(crate) struct RegionInfo {
     argsz: u32,
     flags: u32,
     index: u32,
     cap_offset: u32,
-    size: u64,
-    offset: u64,
+    pub size: u64,
+    pub offset: u64,
 }
 
 const _: () = assert!(size_of::<RegionInfo>() == 32);
@@ -337,15 +339,7 @@ struct Container {
 /// Maps BAR0, faults it in, disables memory decoding (vfio-pci zaps every BAR mapping), then
 /// re-enables it and unmaps.
 fn bar_zap(container: &Container, bdf: &str) -> Result<String> {
-    let name = std::ffi::CString::new(bdf)?;
-    let fd = ioctl(
-        &container.group,
-        VFIO_GROUP_GET_DEVICE_FD,
-        name.as_ptr() as libc::c_ulong,
-    )
-    .context("VFIO_GROUP_GET_DEVICE_FD")?;
-    // SAFETY: the ioctl just returned this descriptor and nothing else owns it.
-    let device = unsafe { <File as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+    let device = device_fd(container, bdf)?;
     let bar = region(&device, VFIO_PCI_BAR0_REGION_INDEX).context("BAR0 region info")?;
     let config = region(&device, VFIO_PCI_CONFIG_REGION_INDEX).context("config region info")?;
     let map = Mapping::map_at(
@@ -372,7 +366,20 @@ fn bar_zap(container: &Container, bdf: &str) -> Result<String> {
     ))
 }
 
-fn region(device: &File, index: u32) -> io::Result<RegionInfo> {
+/// The device's own descriptor (regions, config space), from its group.
+fn device_fd(container: &Container, bdf: &str) -> Result<File> {
+    let name = std::ffi::CString::new(bdf)?;
+    let fd = ioctl(
+        &container.group,
+        VFIO_GROUP_GET_DEVICE_FD,
+        name.as_ptr() as libc::c_ulong,
+    )
+    .context("VFIO_GROUP_GET_DEVICE_FD")?;
+    // SAFETY: the ioctl just returned this descriptor and nothing else owns it.
+    Ok(unsafe { <File as std::os::fd::FromRawFd>::from_raw_fd(fd) })
+}
+
+pub(crate) fn region(device: &File, index: u32) -> io::Result<RegionInfo> {
     let mut info = RegionInfo {
         argsz: size_of::<RegionInfo>() as u32,
         index,
@@ -386,7 +393,7 @@ fn region(device: &File, index: u32) -> io::Result<RegionInfo> {
     Ok(info)
 }
 
-fn config_read_u16(device: &File, offset: u64) -> Result<u16> {
+pub(crate) fn config_read_u16(device: &File, offset: u64) -> Result<u16> {
     use std::os::unix::fs::FileExt as _;
     let mut bytes = [0u8; 2];
     device
@@ -395,7 +402,7 @@ fn config_read_u16(device: &File, offset: u64) -> Result<u16> {
     Ok(u16::from_le_bytes(bytes))
 }
 
-fn config_write_u16(device: &File, offset: u64, value: u16) -> Result<()> {
+pub(crate) fn config_write_u16(device: &File, offset: u64, value: u16) -> Result<()> {
     use std::os::unix::fs::FileExt as _;
     device
         .write_all_at(&value.to_le_bytes(), offset)
@@ -447,12 +454,18 @@ fn open_container(bdf: &str) -> Result<Container> {
 }
 
 fn map_dma(container: &File, map: &Mapping, flags: u32) -> io::Result<()> {
+    map_dma_range(container, map.addr(), map.len(), flags)
+}
+
+/// VFIO_IOMMU_MAP_DMA of `len` bytes at `addr` to [`IOVA`]: type1 long-term pins them
+/// (`pin_user_pages_remote`) until the matching unmap.
+fn map_dma_range(container: &File, addr: *mut u8, len: usize, flags: u32) -> io::Result<()> {
     let req = DmaMap {
         argsz: size_of::<DmaMap>() as u32,
         flags,
-        vaddr: map.addr() as u64,
+        vaddr: addr as u64,
         iova: IOVA,
-        size: map.len() as u64,
+        size: len as u64,
     };
     ioctl(
         container,
@@ -475,6 +488,43 @@ fn unmap_dma(container: &File, len: usize) -> io::Result<()> {
         (&raw mut req) as libc::c_ulong,
     )
     .map(drop)
+}
+
+/// A device bound to vfio-pci in a type1 container: what another workload needs to pin memory
+/// for it (`discard`) and to drive it.
+pub(crate) struct Session {
+    bdf: String,
+    container: Container,
+}
+
+impl Session {
+    /// Binds the `vendor:device` PCI device to vfio-pci and sets up its container; `None` when
+    /// there is no such device.
+    pub(crate) fn open(vendor: u16, device: u16) -> Result<Option<Self>> {
+        let Ok(bdf) = pci_sysfs::find_device(vendor, device) else {
+            return Ok(None);
+        };
+        bind_vfio(&bdf)?;
+        let container = open_container(&bdf)?;
+        Ok(Some(Self { bdf, container }))
+    }
+
+    /// Maps `len` bytes at `addr` for device reads and writes at [`IOVA`] (a long-term,
+    /// writable pin). The error is the kernel's: a refusal is a result.
+    pub(crate) fn map_dma(&self, addr: *mut u8, len: usize) -> io::Result<()> {
+        let flags = VFIO_DMA_MAP_FLAG_READ | VFIO_DMA_MAP_FLAG_WRITE;
+        map_dma_range(&self.container.fd, addr, len, flags)
+    }
+
+    /// Unmaps (and unpins) the `len` bytes mapped at [`IOVA`].
+    pub(crate) fn unmap_dma(&self, len: usize) -> io::Result<()> {
+        unmap_dma(&self.container.fd, len)
+    }
+
+    /// The device's own descriptor: its regions (BARs, config space).
+    pub(crate) fn device(&self) -> Result<File> {
+        device_fd(&self.container, &self.bdf)
+    }
 }
 
 fn open_rw(path: &Path) -> Result<File> {

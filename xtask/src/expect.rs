@@ -79,6 +79,24 @@ const LARGE_FOLIOS_6_5_ON: &[SizedFinding] = &[
 /// system call (its own EOPNOTSUPP check). And rebinding virtio-pci to the device whose BAR the
 /// workload mapped through sysfs `resource4` (4 pages) zaps the mapping (`revoke_iomem`), which
 /// frees its memtype on the spot.
+/// The `discard` workloads' ext4 scenarios (workloads/src/discard/scenarios.rs, run by
+/// `workloads all`) each pin a MAP_SHARED ext4 file with VFIO: all 43 pages of the file
+/// truncated while pinned, all 57 of the one truncated after the unpin, and the first 32 of the
+/// 58-page one truncated beyond them. 6.1 grants every pin, and the truncates write nothing
+/// back: no pinned folio is cleaned.
+const DISCARD_TRUNCATED_PINNED_6_1: Finding = ("longterm-file-pin", "granted", "vfio", "ext4", 43);
+const DISCARD_TRUNCATED_AFTER_UNPIN_6_1: Finding =
+    ("longterm-file-pin", "granted", "vfio", "ext4", 57);
+const DISCARD_TRUNCATED_OUTSIDE_6_1: Finding = ("longterm-file-pin", "granted", "vfio", "ext4", 32);
+/// 6.5+ refuse the same three pins with EFAULT (each below VFIO's 512-page batch, so the whole
+/// request is the refused batch); the truncates that follow then discard nothing pinned.
+const DISCARD_TRUNCATED_PINNED_6_5_ON: Finding =
+    ("longterm-file-pin", "refused", "vfio", "ext4", 43);
+const DISCARD_TRUNCATED_AFTER_UNPIN_6_5_ON: Finding =
+    ("longterm-file-pin", "refused", "vfio", "ext4", 57);
+const DISCARD_TRUNCATED_OUTSIDE_6_5_ON: Finding =
+    ("longterm-file-pin", "refused", "vfio", "ext4", 32);
+
 const FINDINGS_6_1: &[Finding] = &[
     ("longterm-file-pin", "granted", "vfio", "ext4", 16),
     ("pinned-folio-cleaned", "attributed", "vfio", "ext4", 16),
@@ -97,6 +115,9 @@ const FINDINGS_6_1: &[Finding] = &[
     EARLY_UNTRACK_BY_VFIO_ZAP,
     AGAIN_AT_MUNMAP_SYSFS,
     AGAIN_AT_MUNMAP_VFIO,
+    DISCARD_TRUNCATED_PINNED_6_1,
+    DISCARD_TRUNCATED_AFTER_UNPIN_6_1,
+    DISCARD_TRUNCATED_OUTSIDE_6_1,
 ];
 /// All three: io_uring registers 16 anonymous pages, then forks. The kernel copies the pinned
 /// pages for the child at fork…
@@ -154,6 +175,9 @@ const FINDINGS_6_12: &[Finding] = &[
     UNSHARED_6_2_ON,
     PIN_THEN_FORK_DONTFORK,
     AGAIN_AT_MUNMAP_SYSFS,
+    DISCARD_TRUNCATED_PINNED_6_5_ON,
+    DISCARD_TRUNCATED_AFTER_UNPIN_6_5_ON,
+    DISCARD_TRUNCATED_OUTSIDE_6_5_ON,
 ];
 /// 7.2 keeps the memtype until the last VMA goes: the rebind zap untracks nothing.
 const FINDINGS_7_2: &[Finding] = &[
@@ -162,6 +186,9 @@ const FINDINGS_7_2: &[Finding] = &[
     PIN_THEN_FORK,
     UNSHARED_6_2_ON,
     PIN_THEN_FORK_DONTFORK,
+    DISCARD_TRUNCATED_PINNED_6_5_ON,
+    DISCARD_TRUNCATED_AFTER_UNPIN_6_5_ON,
+    DISCARD_TRUNCATED_OUTSIDE_6_5_ON,
 ];
 
 /// msync writes back 16 dirty ext4 pages that nobody pins (the `msync` workload): each

@@ -135,6 +135,7 @@ fn vm(args: VmArgs) -> Result<()> {
         verify::startup::check(kernel, &output, &mut fails);
         verify::pins::check(kernel, &output, &mut fails);
         verify::hostile::check(kernel, &output, &mut fails);
+        verify::discards::check(kernel, &output, &mut fails);
         match verify::daemon::parse(&output) {
             None => fails.push(format!(
                 "{name}: no daemon result (see target/vm/{name}/console.log)"

@@ -6,6 +6,7 @@ use serde_json::Value;
 use crate::expect::{Expect, Kernel};
 
 pub mod daemon;
+pub mod discards;
 mod findings;
 pub mod full_maps;
 pub mod hostile;
