@@ -44,11 +44,30 @@ pub struct Kernel {
     /// Hazards `pinwatch doctor` cannot observe as an unprivileged user holding only the
     /// systemd unit's capabilities, under Debian's perf_event_paranoid=3 (perf events refused).
     pub blind_with_caps_only: &'static [&'static str],
+    /// Exactly the findings of the audit over the guest_memfd pass's three runs (16 pages
+    /// pinned then 8 punched; 20 pinned, released, then 10 punched; 24 never pinned, 12
+    /// punched): none where the kernel has no guest_memfd.
+    pub gmem: &'static [Finding],
 }
 
 /// Writeback of pinned folios whose pin pinwatch never saw: still reported, unattributed.
 const CLEANED_UNDER_AN_OLD_PIN: &[Finding] =
     &[("pinned-folio-cleaned", "unattributed", "-", "ext4", 16)];
+
+/// 7.2 grants io_uring's pins of guest_memfd's host mapping (both pinned runs), and the punch
+/// while pinned drops 8 pinned pages from its page cache; the punch after unregistering and the
+/// run that never pinned are silent.
+const GMEM_7_2: &[Finding] = &[
+    ("guest-memfd-pin", "granted", "io_uring", "guest_memfd", 16),
+    ("guest-memfd-pin", "granted", "io_uring", "guest_memfd", 20),
+    (
+        "pinned-page-discarded",
+        "attributed",
+        "io_uring",
+        "guest_memfd",
+        8,
+    ),
+];
 
 pub type Finding = (&'static str, &'static str, &'static str, &'static str, u64);
 /// A finding and the page size it reports (`None`: the hazard has none).
@@ -333,6 +352,7 @@ pub const KERNELS: &[Kernel] = &[
             "pinned-folio-cleaned",
             "pinned-page-discarded",
         ],
+        gmem: &[],
     },
     Kernel {
         name: "6.12",
@@ -430,6 +450,7 @@ pub const KERNELS: &[Kernel] = &[
         preexisting: &[],
         large_folios: LARGE_FOLIOS_6_5_ON,
         blind_with_caps_only: &[],
+        gmem: &[],
     },
     Kernel {
         name: "7.2",
@@ -528,6 +549,7 @@ pub const KERNELS: &[Kernel] = &[
         preexisting: &[],
         large_folios: LARGE_FOLIOS_6_5_ON,
         blind_with_caps_only: &[],
+        gmem: GMEM_7_2,
     },
 ];
 

@@ -7,8 +7,8 @@
 //! * The guest_memfd pass: one audit over three `gmem` runs (`audit-gmem`), and each run's exit
 //!   status and output (`gmem-<mode>`): 0, or 3 where the kernel has no guest_memfd.
 //!
-//! What pinwatch must find in these passes comes with the hazard rules; here only that the
-//! workloads ran and reported.
+//! The main audit's findings (`Kernel::findings`) include the discard scenarios'; the guest_memfd
+//! audit's are exactly `Kernel::gmem`.
 
 use super::{pass, result};
 use crate::expect::Kernel;
@@ -37,10 +37,11 @@ pub fn check(kernel: &Kernel, output: &str, fails: &mut Vec<String>) {
     for line in lines.iter().filter(|l| !l.starts_with("ok ")) {
         fails.push(format!("{k} discard: {line}"));
     }
-    check_gmem(k, output, fails);
+    check_gmem(kernel, output, fails);
 }
 
-fn check_gmem(k: &str, output: &str, fails: &mut Vec<String>) {
+fn check_gmem(kernel: &Kernel, output: &str, fails: &mut Vec<String>) {
+    let k = kernel.name;
     match result(output, "audit-gmem").map(|r| pass("audit-gmem", r)) {
         None => fails.push(format!("{k}: no audit-gmem result")),
         Some(Err(e)) => fails.push(format!("{k}: {e:#}")),
@@ -62,6 +63,11 @@ fn check_gmem(k: &str, output: &str, fails: &mut Vec<String>) {
                 "xtask: {k} audit-gmem: exit {}, findings {findings:?}",
                 audit.exit_code
             );
+            if let Some((got, want)) = super::findings_differ(findings, kernel.gmem) {
+                fails.push(format!(
+                    "{k} audit-gmem: findings {got:?} (expected {want:?})"
+                ));
+            }
         }
     }
     for mode in GMEM_MODES {
@@ -104,7 +110,7 @@ mod tests {
 
     #[test]
     fn every_scenario_and_mode_must_report() {
-        let kernel = crate::expect::kernel("7.2").unwrap();
+        let kernel = crate::expect::kernel("6.12").unwrap();
         let good = discard_lines("ok") + &gmem_output("0", "workload gmem: ok mode=pinned");
         let mut fails = Vec::new();
         check(kernel, &good, &mut fails);
@@ -129,5 +135,16 @@ mod tests {
         let mut fails = Vec::new();
         check(kernel, "", &mut fails);
         assert_eq!(fails.len(), 2 + GMEM_MODES.len(), "{fails:?}");
+    }
+
+    #[test]
+    fn the_guest_memfd_audit_must_find_exactly_its_kernels_findings() {
+        // 7.2 has guest_memfd: an audit that found nothing there is a failure.
+        let kernel = crate::expect::kernel("7.2").unwrap();
+        let silent = discard_lines("ok") + &gmem_output("0", "workload gmem: ok mode=pinned");
+        let mut fails = Vec::new();
+        check(kernel, &silent, &mut fails);
+        assert_eq!(fails.len(), 1, "{fails:?}");
+        assert!(fails[0].contains("audit-gmem: findings"), "{fails:?}");
     }
 }
