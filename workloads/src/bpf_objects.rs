@@ -14,6 +14,8 @@ use crate::sys;
 pub struct Args {
     /// Also print one line per loaded program, before the counts:
     /// `PROG id=<id> type=<prog_type number> name=<name> run_cnt=<runs> run_time_ns=<ns>`.
+    /// The name is the program's function name from its BTF where it has one (the kernel's own
+    /// name is cut at 15 bytes: `raw_tracepoint_` for every raw tracepoint program).
     /// The kernel only counts runs while sysctl kernel.bpf_stats_enabled=1 (or while someone
     /// holds a BPF_ENABLE_STATS fd); otherwise run_cnt and run_time_ns stay 0.
     #[arg(long)]
@@ -24,6 +26,7 @@ const BPF_PROG_GET_NEXT_ID: libc::c_long = 11;
 pub const BPF_MAP_GET_NEXT_ID: libc::c_long = 12;
 const BPF_PROG_GET_FD_BY_ID: libc::c_long = 13;
 pub const BPF_OBJ_GET_INFO_BY_FD: libc::c_long = 15;
+const BPF_BTF_GET_FD_BY_ID: libc::c_long = 19;
 const BPF_LINK_GET_NEXT_ID: libc::c_long = 31;
 
 /// `union bpf_attr` as the *_GET_NEXT_ID and *_GET_FD_BY_ID commands use it (start_id and
@@ -99,7 +102,8 @@ struct ProgInfo {
 const _: () = assert!(size_of::<ProgInfo>() == 232);
 
 impl ProgInfo {
-    /// The program's name: up to the first NUL (the kernel only allows [A-Za-z0-9_.]).
+    /// The kernel's name of the program: up to the first NUL (the kernel only allows
+    /// [A-Za-z0-9_.]), at most 15 bytes.
     fn name(&self) -> String {
         let end = self
             .name
@@ -109,17 +113,40 @@ impl ProgInfo {
         String::from_utf8_lossy(&self.name[..end]).into_owned()
     }
 
-    fn line(&self) -> String {
+    fn line(&self, full_name: Option<&str>) -> String {
         format!(
             "PROG id={} type={} name={} run_cnt={} run_time_ns={}",
             self.id,
             self.prog_type,
-            self.name(),
+            full_name.map_or_else(|| self.name(), str::to_owned),
             self.run_cnt,
             self.run_time_ns
         )
     }
 }
+
+/// `struct bpf_func_info`: where a function starts and its `BTF_KIND_FUNC` type.
+#[repr(C)]
+#[derive(Default)]
+struct FuncInfo {
+    insn_off: u32,
+    type_id: u32,
+}
+
+/// `struct bpf_btf_info` (include/uapi/linux/bpf.h).
+#[repr(C)]
+#[derive(Default)]
+#[allow(dead_code)] // Laid out for the kernel; only some fields are read.
+struct BtfInfo {
+    btf: u64,
+    btf_size: u32,
+    id: u32,
+    name: u64,
+    name_len: u32,
+    kernel_btf: u32,
+}
+
+const _: () = assert!(size_of::<BtfInfo>() == 32);
 
 /// bpf(2) with `attr` as the command's part of `union bpf_attr`.
 ///
@@ -146,39 +173,148 @@ pub fn ids(cmd: libc::c_long) -> Vec<u32> {
     ids
 }
 
-/// The program's info, or None when it was unloaded since its id was listed.
-fn prog_info(id: u32) -> Result<Option<ProgInfo>> {
+/// An fd for the object `id` from a *_GET_FD_BY_ID command, or None when it is gone.
+fn fd_by_id(cmd: libc::c_long, id: u32) -> Result<Option<OwnedFd>> {
     let mut attr = IdAttr {
         start_id: id,
         ..IdAttr::default()
     };
-    // SAFETY: BPF_PROG_GET_FD_BY_ID only reads prog_id and open_flags from `attr`.
-    let fd = match unsafe { bpf(BPF_PROG_GET_FD_BY_ID, &mut attr) } {
+    // SAFETY: the *_GET_FD_BY_ID commands only read the id and open_flags from `attr`.
+    let fd = match unsafe { bpf(cmd, &mut attr) } {
         Ok(fd) => fd,
         Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(None),
-        Err(e) => return Err(e).with_context(|| format!("BPF_PROG_GET_FD_BY_ID {id}")),
+        Err(e) => return Err(e).with_context(|| format!("bpf command {cmd} for id {id}")),
     };
     let fd = i32::try_from(fd).context("bpf returned an fd beyond i32")?;
     // SAFETY: the kernel just returned this fd and nothing else owns it; dropping it closes it.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-    let mut info = ProgInfo::default();
+    Ok(Some(unsafe { OwnedFd::from_raw_fd(fd) }))
+}
+
+/// BPF_OBJ_GET_INFO_BY_FD into `info`.
+///
+/// # Safety
+///
+/// `T` must be the info struct of the object's kind (or a prefix of it), and any pointer in it
+/// must be valid for the kernel to write the arrays it asks for.
+unsafe fn obj_info<T>(fd: &OwnedFd, info: &mut T) -> io::Result<()> {
     let mut attr = InfoAttr {
         bpf_fd: fd.as_raw_fd().cast_unsigned(),
-        info_len: u32::try_from(size_of::<ProgInfo>())?,
-        info: (&raw mut info) as u64,
+        info_len: u32::try_from(size_of::<T>()).map_err(io::Error::other)?,
+        info: std::ptr::from_mut(info) as u64,
     };
     // SAFETY: attr.info points at `info`, live and writable for info_len bytes; the kernel
-    // writes at most that many bytes there and the length it filled into attr.info_len.
-    unsafe { bpf(BPF_OBJ_GET_INFO_BY_FD, &mut attr) }
+    // writes at most that many bytes there (and the arrays the caller vouched for).
+    unsafe { bpf(BPF_OBJ_GET_INFO_BY_FD, &mut attr) }?;
+    Ok(())
+}
+
+/// The program's info and its function name from BTF (None without BTF, or when reading it
+/// failed), or None when it was unloaded since its id was listed.
+fn prog_info(id: u32) -> Result<Option<(ProgInfo, Option<String>)>> {
+    let Some(fd) = fd_by_id(BPF_PROG_GET_FD_BY_ID, id)? else {
+        return Ok(None);
+    };
+    let mut func = FuncInfo::default();
+    let mut info = ProgInfo {
+        nr_func_info: 1,
+        func_info_rec_size: u32::try_from(size_of::<FuncInfo>())?,
+        func_info: (&raw mut func) as u64,
+        ..ProgInfo::default()
+    };
+    // SAFETY: ProgInfo is a prefix of struct bpf_prog_info; func_info points at one live
+    // bpf_func_info record, which is all nr_func_info = 1 lets the kernel write.
+    if unsafe { obj_info(&fd, &mut info) }.is_ok() {
+        // The kernel wrote how many records the program has; the first was copied if any.
+        let name = (info.btf_id != 0 && info.nr_func_info > 0)
+            .then(|| func_name(info.btf_id, func.type_id).ok().flatten())
+            .flatten();
+        return Ok(Some((info, name)));
+    }
+    // Without the function record: the kernel's own name.
+    let mut info = ProgInfo::default();
+    // SAFETY: ProgInfo is a prefix of struct bpf_prog_info; its pointers are 0.
+    unsafe { obj_info(&fd, &mut info) }
         .with_context(|| format!("BPF_OBJ_GET_INFO_BY_FD of program {id}"))?;
-    Ok(Some(info))
+    Ok(Some((info, None)))
+}
+
+/// The name of type `type_id` in the BTF object `btf_id` (a program's `BTF_KIND_FUNC`).
+fn func_name(btf_id: u32, type_id: u32) -> Result<Option<String>> {
+    let Some(fd) = fd_by_id(BPF_BTF_GET_FD_BY_ID, btf_id)? else {
+        return Ok(None);
+    };
+    let mut info = BtfInfo::default();
+    // SAFETY: BtfInfo is struct bpf_btf_info; its pointers are 0, so the kernel only fills in
+    // the sizes.
+    unsafe { obj_info(&fd, &mut info) }.context("BPF_OBJ_GET_INFO_BY_FD of a BTF object")?;
+    let mut data = vec![0u8; usize::try_from(info.btf_size)?];
+    let mut info = BtfInfo {
+        btf: data.as_mut_ptr() as u64,
+        btf_size: u32::try_from(data.len())?,
+        ..BtfInfo::default()
+    };
+    // SAFETY: info.btf points at `data`, live and writable for btf_size bytes, the most the
+    // kernel copies.
+    unsafe { obj_info(&fd, &mut info) }.context("BPF_OBJ_GET_INFO_BY_FD of a BTF object")?;
+    Ok(btf_type_name(&data, type_id))
+}
+
+/// The name of type `type_id` in raw BTF (`struct btf_header`, the types, the strings), or
+/// None if the data is not BTF this parser knows (kinds up to `BTF_KIND_ENUM64`).
+fn btf_type_name(data: &[u8], type_id: u32) -> Option<String> {
+    let u32_at = |off: usize| -> Option<u32> {
+        Some(u32::from_le_bytes(data.get(off..off + 4)?.try_into().ok()?))
+    };
+    if data.get(..2)? != 0xeb9f_u16.to_le_bytes() {
+        return None;
+    }
+    let hdr_len = usize::try_from(u32_at(4)?).ok()?;
+    let (type_off, type_len) = (u32_at(8)?, u32_at(12)?);
+    let (str_off, str_len) = (u32_at(16)?, u32_at(20)?);
+    let types = hdr_len + usize::try_from(type_off).ok()?;
+    let types_end = types + usize::try_from(type_len).ok()?;
+    let strings = hdr_len + usize::try_from(str_off).ok()?;
+    let strings_end = strings + usize::try_from(str_len).ok()?;
+    // Type ids count from 1 (0 is void).
+    let mut off = types;
+    for id in 1.. {
+        if off + 12 > types_end {
+            return None;
+        }
+        let (name_off, info) = (u32_at(off)?, u32_at(off + 4)?);
+        if id == type_id {
+            let start = strings + usize::try_from(name_off).ok()?;
+            let name = data.get(start..strings_end)?;
+            let end = name.iter().position(|&b| b == 0)?;
+            return String::from_utf8(name[..end].to_vec())
+                .ok()
+                .filter(|n| !n.is_empty());
+        }
+        let vlen = usize::try_from(info & 0xffff).ok()?;
+        // What follows `struct btf_type` for each kind (include/uapi/linux/btf.h).
+        let extra = match (info >> 24) & 0x1f {
+            // PTR, FWD, TYPEDEF, VOLATILE, CONST, RESTRICT, FUNC, FLOAT, TYPE_TAG
+            2 | 7..=12 | 16 | 18 => 0,
+            // INT, VAR, DECL_TAG
+            1 | 14 | 17 => 4,
+            // ARRAY
+            3 => 12,
+            // STRUCT, UNION, DATASEC, ENUM64
+            4 | 5 | 15 | 19 => 12 * vlen,
+            // ENUM, FUNC_PROTO
+            6 | 13 => 8 * vlen,
+            _ => return None,
+        };
+        off += 12 + extra;
+    }
+    None
 }
 
 pub fn run(args: &Args) -> Result<String> {
     if args.programs {
         for id in ids(BPF_PROG_GET_NEXT_ID) {
-            if let Some(info) = prog_info(id)? {
-                println!("{}", info.line());
+            if let Some((info, name)) = prog_info(id)? {
+                println!("{}", info.line(name.as_deref()));
             }
         }
     }
@@ -237,10 +373,53 @@ mod tests {
         };
         info.name[..14].copy_from_slice(b"fexit_do_wp_pa");
         assert_eq!(
-            info.line(),
+            info.line(None),
             "PROG id=5 type=26 name=fexit_do_wp_pa run_cnt=110 run_time_ns=11000"
+        );
+        assert_eq!(
+            info.line(Some("fexit_do_wp_page")),
+            "PROG id=5 type=26 name=fexit_do_wp_page run_cnt=110 run_time_ns=11000"
         );
         info.name = [b'x'; 16];
         assert_eq!(info.name(), "x".repeat(16));
+    }
+
+    /// Raw BTF of: 1 INT "int", 2 FUNC_PROTO (one parameter), 3 FUNC "raw_tracepoint_long".
+    fn btf() -> Vec<u8> {
+        let strings = b"\0int\0raw_tracepoint_long\0x\0";
+        let mut types: Vec<u32> = Vec::new();
+        types.extend([1, 1 << 24, 4, 32]); // INT "int", size 4, 32 bits
+        types.extend([0, (13 << 24) | 1, 1, 25, 1]); // FUNC_PROTO returning int, param x: int
+        types.extend([5, 12 << 24, 2]); // FUNC "raw_tracepoint_long"
+        let types: Vec<u8> = types.iter().flat_map(|w| w.to_le_bytes()).collect();
+        let mut data = vec![0x9f, 0xeb, 1, 0];
+        for w in [
+            24,
+            0,
+            types.len() as u32,
+            types.len() as u32,
+            strings.len() as u32,
+        ] {
+            data.extend(w.to_le_bytes());
+        }
+        data.extend(types);
+        data.extend(strings);
+        data
+    }
+
+    #[test]
+    fn btf_names_by_type_id() {
+        let data = btf();
+        assert_eq!(btf_type_name(&data, 1).as_deref(), Some("int"));
+        assert_eq!(btf_type_name(&data, 2), None, "a prototype has no name");
+        assert_eq!(
+            btf_type_name(&data, 3).as_deref(),
+            Some("raw_tracepoint_long")
+        );
+        assert_eq!(btf_type_name(&data, 4), None);
+        assert_eq!(btf_type_name(&data[..30], 3), None, "cut short");
+        let mut bad = data.clone();
+        bad[0] = 0;
+        assert_eq!(btf_type_name(&bad, 3), None, "no magic");
     }
 }

@@ -6,6 +6,7 @@ mod all;
 mod as_user;
 mod bpf_objects;
 mod bpftrace_script;
+mod churn;
 mod devmem;
 mod discard;
 mod divergence;

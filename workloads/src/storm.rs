@@ -13,13 +13,18 @@ use anyhow::{Context, Result, ensure};
 use crate::iouring::{self, IORING_MAX_REG_BUFFERS};
 use crate::sys::{self, Mapping, PAGE_SIZE};
 use crate::timed::{Scratch, drive, secs_and_rate};
-use crate::{fork_cow, msync, odirect};
+use crate::{churn, fork_cow, msync, odirect};
 
 /// Where the guests mount their ext4 scratch filesystem.
 const DEFAULT_DIR: &str = "/mnt/ext4/work";
 
 /// Pages per O_DIRECT read (64 KiB), a typical direct-I/O request size.
 const ODIRECT_CHUNK_PAGES: usize = 16;
+
+/// `--pages` of the hot-path storms: a 1 MiB buffer or file.
+const DEFAULT_PAGES: usize = 256;
+/// `--pages` of the discard storms: a small file, an allocator's 64 KiB chunk.
+const DEFAULT_CHURN_PAGES: usize = 16;
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct Args {
@@ -29,14 +34,15 @@ pub struct Args {
     /// How long to run the loop, in seconds (setup and cleanup are not counted).
     #[arg(long, default_value_t = 3.0, allow_negative_numbers = true)]
     pub seconds: f64,
-    /// Directory for the msync and odirect files (created if missing; odirect needs a
-    /// filesystem with O_DIRECT, which ramfs and pre-6.6 tmpfs lack). The files are removed
-    /// at the end.
+    /// Directory for the msync, odirect, mixed and page-cache-churn files (created if missing;
+    /// odirect needs a filesystem with O_DIRECT, which ramfs and pre-6.6 tmpfs lack). The files
+    /// are removed at the end.
     #[arg(long, default_value = DEFAULT_DIR)]
     pub dir: PathBuf,
-    /// Size of the buffer or file in 4 KiB pages (at most 16384 for iouring: one iovec a page).
-    #[arg(long, default_value_t = 256)]
-    pub pages: usize,
+    /// Size of the buffer or file in 4 KiB pages (at most 16384 for iouring: one iovec a page)
+    /// [default: 256; 16 for page-cache-churn and the madvise storms].
+    #[arg(long)]
+    pub pages: Option<usize>,
 }
 
 /// What one loop iteration does, and what `ops` counts.
@@ -58,6 +64,18 @@ pub enum Kind {
     /// written and fsynced) beside a storage service reading through io_uring into registered
     /// buffers and with O_DIRECT. ops = rounds (one build step and five 64 KiB reads).
     Mixed,
+    /// Write the pages into a file at offset 0 (one pwrite), then ftruncate it to 0: each
+    /// round adds the pages to the page cache and removes them (on tmpfs, one order-0 folio
+    /// each). ops = pages removed.
+    PageCacheChurn,
+    /// Write every page of an anonymous mapping (one fault each), then madvise(MADV_DONTNEED)
+    /// it, as an allocator returns memory, in a process that never pinned. ops = pages
+    /// discarded.
+    MadviseChurn,
+    /// madvise-churn in a process that holds an unrelated io_uring registration (a one-page
+    /// long-term pin elsewhere, so MMF_HAS_PINNED is set): each madvise is a pinner's discard,
+    /// over a range with no pin in it. ops = pages discarded.
+    MadviseChurnPinner,
 }
 
 impl Kind {
@@ -69,20 +87,36 @@ impl Kind {
             Self::Iouring => "iouring",
             Self::Odirect => "odirect",
             Self::Mixed => "mixed",
+            Self::PageCacheChurn => "page-cache-churn",
+            Self::MadviseChurn => "madvise-churn",
+            Self::MadviseChurnPinner => "madvise-churn-pinner",
+        }
+    }
+
+    /// `--pages` when the flag is not given.
+    fn default_pages(self) -> usize {
+        match self {
+            Self::PageCacheChurn | Self::MadviseChurn | Self::MadviseChurnPinner => {
+                DEFAULT_CHURN_PAGES
+            }
+            _ => DEFAULT_PAGES,
         }
     }
 }
 
 pub fn run(args: &Args) -> Result<String> {
-    let duration = validate(args)?;
-    let len = sys::pages_len(args.pages)?;
-    let pages = u64::try_from(args.pages)?;
+    let (duration, page_count) = validate(args)?;
+    let len = sys::pages_len(page_count)?;
+    let pages = u64::try_from(page_count)?;
     let (ops, elapsed) = match args.kind {
         Kind::ForkCow => fork_cow_storm(len, pages, duration)?,
         Kind::Msync => msync_storm(&args.dir, len, pages, duration)?,
         Kind::Iouring => iouring_storm(len, pages, duration)?,
-        Kind::Odirect => odirect_storm(&args.dir, args.pages, duration)?,
-        Kind::Mixed => crate::mixed::storm(&args.dir, args.pages, duration)?,
+        Kind::Odirect => odirect_storm(&args.dir, page_count, duration)?,
+        Kind::Mixed => crate::mixed::storm(&args.dir, page_count, duration)?,
+        Kind::PageCacheChurn => churn::page_cache(&args.dir, page_count, duration)?,
+        Kind::MadviseChurn => churn::madvise(page_count, false, duration)?,
+        Kind::MadviseChurnPinner => churn::madvise(page_count, true, duration)?,
     };
     Ok(format!(
         "ok kind={} ops={ops} {}",
@@ -91,23 +125,24 @@ pub fn run(args: &Args) -> Result<String> {
     ))
 }
 
-/// Checks the flags and returns the loop's duration.
-fn validate(args: &Args) -> Result<Duration> {
+/// Checks the flags and returns the loop's duration and the pages.
+fn validate(args: &Args) -> Result<(Duration, usize)> {
     ensure!(
         args.seconds.is_finite() && args.seconds > 0.0,
         "--seconds must be a finite number above 0, not {}",
         args.seconds
     );
-    ensure!(args.pages >= 1, "--pages must be at least 1");
+    let pages = args.pages.unwrap_or(args.kind.default_pages());
+    ensure!(pages >= 1, "--pages must be at least 1");
     if args.kind == Kind::Iouring {
         ensure!(
-            args.pages <= IORING_MAX_REG_BUFFERS,
-            "--pages {} is over the kernel's limit of {IORING_MAX_REG_BUFFERS} iovecs a \
-             registration (one iovec a page)",
-            args.pages
+            pages <= IORING_MAX_REG_BUFFERS,
+            "--pages {pages} is over the kernel's limit of {IORING_MAX_REG_BUFFERS} iovecs a \
+             registration (one iovec a page)"
         );
     }
-    Duration::try_from_secs_f64(args.seconds).context("--seconds is too large")
+    let duration = Duration::try_from_secs_f64(args.seconds).context("--seconds is too large")?;
+    Ok((duration, pages))
 }
 
 fn fork_cow_storm(len: usize, pages: u64, duration: Duration) -> Result<(u64, Duration)> {
@@ -205,7 +240,7 @@ mod tests {
             kind,
             seconds,
             dir: PathBuf::from(DEFAULT_DIR),
-            pages,
+            pages: Some(pages),
         }
     }
 
@@ -213,7 +248,7 @@ mod tests {
     fn validates_seconds_and_pages() {
         assert_eq!(
             validate(&args(Kind::ForkCow, 1.5, 1)).unwrap(),
-            Duration::from_millis(1500)
+            (Duration::from_millis(1500), 1)
         );
         for bad in [0.0, -1.0, f64::NAN, f64::INFINITY] {
             assert!(validate(&args(Kind::Msync, bad, 256)).is_err(), "{bad}");
@@ -222,6 +257,22 @@ mod tests {
         assert!(validate(&args(Kind::Iouring, 1.0, 16384)).is_ok());
         assert!(validate(&args(Kind::Iouring, 1.0, 16385)).is_err());
         assert!(validate(&args(Kind::Odirect, 1.0, 16385)).is_ok());
+    }
+
+    #[test]
+    fn pages_default_per_kind() {
+        let pages = |kind| {
+            let a = Args {
+                pages: None,
+                ..args(kind, 1.0, 1)
+            };
+            validate(&a).unwrap().1
+        };
+        assert_eq!(pages(Kind::Iouring), 256);
+        assert_eq!(pages(Kind::Mixed), 256);
+        assert_eq!(pages(Kind::PageCacheChurn), 16);
+        assert_eq!(pages(Kind::MadviseChurn), 16);
+        assert_eq!(pages(Kind::MadviseChurnPinner), 16);
     }
 
     #[test]

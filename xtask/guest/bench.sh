@@ -2,14 +2,20 @@
 # `cargo xtask bench`, inside the guest: each storm workload measured in five modes (below),
 # rounds rotating the order of the modes so drift in the emulator does not favour one; then the
 # per-program cost of the daemon's programs from the kernel's BPF run-time statistics, on the
-# fast path (no pinned folio) and the detailed path (pinned folios). One `PINWATCH-BENCH` line
-# per figure to ttyS1. CLOCK says how QEMU runs the guest (icount: time is instructions).
+# fast path (no pinned folio), the detailed path (pinned folios), the pin storms and the discard
+# storms (page-cache removals, MADV_DONTNEED). One `PINWATCH-BENCH` line per figure to ttyS1.
+# CLOCK says how QEMU runs the guest (icount: time is instructions).
 ROUNDS=${ROUNDS:-3}
 SECS=${SECS:-2}
-WORKLOADS="fork-cow msync iouring odirect mixed"
+WORKLOADS="fork-cow msync iouring odirect mixed page-cache-churn madvise-churn madvise-churn-pinner"
 CLOCK=${CLOCK:-wall}
 DIR=/mnt/ext4/work
 PORT=9469
+
+# Where a storm keeps its file: ext4, but page-cache-churn's on tmpfs (/tmp, no huge=), whose
+# folios are order-0 on every kernel: 16 removals a round everywhere (ext4 on 7.2 makes one
+# large folio of a 64 KiB write), and no journal or block allocation around them.
+storm_dir() { case $1 in page-cache-churn) echo /tmp/storm ;; *) echo $DIR ;; esac; }
 
 bench() { echo "PINWATCH-BENCH $*" >/dev/ttyS1; }
 log() { echo "bench: $*" >/dev/console; }
@@ -102,6 +108,7 @@ stop_mode() {
 }
 
 log "throughput ($CLOCK clock): $ROUNDS rounds x $WORKLOADS x $MODES x ${SECS}s"
+log "page-cache-churn on: $(grep ' /tmp ' /proc/mounts) (a huge= option would mean large folios)"
 modes=$MODES
 for round in $(seq 1 "$ROUNDS"); do
   for mode in $modes; do
@@ -109,7 +116,7 @@ for round in $(seq 1 "$ROUNDS"); do
     for w in $WORKLOADS; do
       before=""
       is_daemon "$mode" && before=$(daemon_sample before_)
-      out=$(/bin/pinwatch-workload storm "$w" --seconds "$SECS" --dir $DIR 2>&1)
+      out=$(/bin/pinwatch-workload storm "$w" --seconds "$SECS" --dir "$(storm_dir "$w")" 2>&1)
       after=""
       is_daemon "$mode" && settle && after=$(daemon_sample after_)
       bench "round=$round mode=$mode workload=$w $out $before $after"
@@ -144,6 +151,15 @@ snapshot detailed
 /bin/pinwatch-workload storm iouring --seconds "$SECS" --dir $DIR >/dev/console 2>&1
 /bin/pinwatch-workload storm odirect --seconds "$SECS" --dir $DIR >/dev/console 2>&1
 snapshot storms
+# Discards, none of a pinned page: page-cache removals (the tracepoint, once per folio) and
+# MADV_DONTNEED (madvise, once per call) by a process that never pinned; then MADV_DONTNEED by a
+# process that did (an unrelated io_uring registration), each call an event.
+for w in page-cache-churn madvise-churn; do
+  /bin/pinwatch-workload storm "$w" --seconds "$SECS" --dir "$(storm_dir "$w")" >/dev/console 2>&1
+done
+snapshot discards
+/bin/pinwatch-workload storm madvise-churn-pinner --seconds "$SECS" >/dev/console 2>&1
+snapshot pinner
 stop_mode pinwatch cost
 echo 0 >/proc/sys/kernel/bpf_stats_enabled
 bench "done"

@@ -274,6 +274,12 @@ PINWATCH-BENCH stopped mode=bpftrace round=1 code=1
 PINWATCH-BENCH prog phase=start id=5 type=26 name=fexit_do_wp_pa run_cnt=10 run_time_ns=1000
 PINWATCH-BENCH prog phase=fast id=5 type=26 name=fexit_do_wp_pa run_cnt=110 run_time_ns=11000
 PINWATCH-BENCH prog phase=detailed id=5 type=26 name=fexit_do_wp_pa run_cnt=120 run_time_ns=13000
+PINWATCH-BENCH prog phase=start id=7 type=17 name=raw_tracepoint_page_cache_delete run_cnt=0 run_time_ns=0
+PINWATCH-BENCH prog phase=fast id=7 type=17 name=raw_tracepoint_page_cache_delete run_cnt=0 run_time_ns=0
+PINWATCH-BENCH prog phase=detailed id=7 type=17 name=raw_tracepoint_page_cache_delete run_cnt=0 run_time_ns=0
+PINWATCH-BENCH prog phase=storms id=7 type=17 name=raw_tracepoint_page_cache_delete run_cnt=4 run_time_ns=800
+PINWATCH-BENCH prog phase=discards id=7 type=17 name=raw_tracepoint_page_cache_delete run_cnt=1004 run_time_ns=150800
+PINWATCH-BENCH prog phase=pinner id=7 type=17 name=raw_tracepoint_page_cache_delete run_cnt=1006 run_time_ns=151400
 PINWATCH-BENCH done";
 
     #[test]
@@ -304,9 +310,16 @@ PINWATCH-BENCH done";
             text.contains("| fork-cow | 10050.25 | 100000 | 0 | n/a |"),
             "{text}"
         );
-        // fast: 100 runs, 10000 ns; detailed: 10 runs, 2000 ns.
+        // fast: 100 runs, 10000 ns; detailed: 10 runs, 2000 ns; no later phase.
         assert!(
-            text.contains("| fexit_do_wp_pa | 100 (100) | 200 (10) |"),
+            text.contains("| fexit_do_wp_pa | 100 (100) | 200 (10) | - | - | - |"),
+            "{text}"
+        );
+        // storms: 4 runs, 800 ns; discards: 1000 runs, 150000 ns; by a pinner: 2 runs, 600 ns.
+        assert!(
+            text.contains(
+                "| raw_tracepoint_page_cache_delete | - | - | 200 (4) | 150 (1000) | 300 (2) |"
+            ),
             "{text}"
         );
         assert!(text.contains("Failures reported"));

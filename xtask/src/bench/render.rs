@@ -5,14 +5,29 @@ use std::fmt::Write as _;
 
 use super::parse::Results;
 
-/// The storms and the realistic mix, in the order of the tables.
-pub const WORKLOADS: [&str; 5] = ["fork-cow", "msync", "iouring", "odirect", "mixed"];
+/// The storms, the realistic mix and the discard storms, in the order of the tables.
+pub const WORKLOADS: [&str; 8] = [
+    "fork-cow",
+    "msync",
+    "iouring",
+    "odirect",
+    "mixed",
+    "page-cache-churn",
+    "madvise-churn",
+    "madvise-churn-pinner",
+];
 /// The modes that are compared with no probes, in the order of the columns.
 const MODES: [&str; 4] = ["floor", "kernel-only", "pinwatch", "bpftrace"];
 /// Storms run by processes that never pinned: pinwatch must cost them almost only the floor.
-const NEVER_PINNED: [&str; 2] = ["fork-cow", "msync"];
+const NEVER_PINNED: [&str; 4] = ["fork-cow", "msync", "page-cache-churn", "madvise-churn"];
 /// Storms whose cost over no probes may be at most [`MAX_COST_OVER_FLOOR`] × the floor's.
-const FLOOR_BOUND: [&str; 3] = ["fork-cow", "msync", "odirect"];
+const FLOOR_BOUND: [&str; 5] = [
+    "fork-cow",
+    "msync",
+    "odirect",
+    "page-cache-churn",
+    "madvise-churn",
+];
 const MAX_COST_OVER_FLOOR: f64 = 1.2;
 const MAX_COST_OVER_FLOOR_NEVER_PINNED: f64 = 1.05;
 /// The io_uring storm registers this many single-page buffers a system call (`storm --pages`),
@@ -195,10 +210,15 @@ fn programs_table(s: &mut String, r: &Results) {
          path: fork+COW and msync storms on memory nobody pinned. Detailed path: write faults and \
          writeback on VFIO-pinned file pages (writeback of pinned folios happens on 6.1 only: \
          later kernels refuse the long-term pin). Pin storms: io_uring registrations of \
-         single-page buffers and O_DIRECT reads. Programs that did not run are left out.\n"
+         single-page buffers and O_DIRECT reads. Discards: the page-cache-churn and madvise-churn \
+         storms (processes that never pinned). By a pinner: the madvise-churn-pinner storm (each \
+         MADV_DONTNEED an event, no pin in its range). Programs that did not run are left out.\n"
     );
-    let _ = writeln!(s, "| program | fast path | detailed path | pin storms |");
-    let _ = writeln!(s, "|---|---:|---:|---:|");
+    let _ = writeln!(
+        s,
+        "| program | fast path | detailed path | pin storms | discards | by a pinner |"
+    );
+    let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|");
     for (name, phases) in &r.programs {
         let at = |p: &str| phases.get(p).copied().unwrap_or_default();
         let delta = |from: (u64, u64), to: (u64, u64)| {
@@ -206,13 +226,21 @@ fn programs_table(s: &mut String, r: &Results) {
         };
         let fast = delta(at("start"), at("fast"));
         let detailed = delta(at("fast"), at("detailed"));
-        // Runs without the phase (results taken before it existed) show as not run.
-        let storms = if phases.contains_key("storms") {
-            delta(at("detailed"), at("storms"))
-        } else {
-            (0, 0)
+        // Runs without a phase (results taken before it existed) show it as not run.
+        let after = |from: &str, to: &str| {
+            if phases.contains_key(to) {
+                delta(at(from), at(to))
+            } else {
+                (0, 0)
+            }
         };
-        if fast.0 == 0 && detailed.0 == 0 && storms.0 == 0 {
+        let storms = after("detailed", "storms");
+        let discards = after("storms", "discards");
+        let pinner = after("discards", "pinner");
+        if [fast, detailed, storms, discards, pinner]
+            .iter()
+            .all(|p| p.0 == 0)
+        {
             continue;
         }
         let cell = |(runs, ns): (u64, u64)| {
@@ -224,10 +252,12 @@ fn programs_table(s: &mut String, r: &Results) {
         };
         let _ = writeln!(
             s,
-            "| {name} | {} | {} | {} |",
+            "| {name} | {} | {} | {} | {} | {} |",
             cell(fast),
             cell(detailed),
-            cell(storms)
+            cell(storms),
+            cell(discards),
+            cell(pinner)
         );
     }
 }
