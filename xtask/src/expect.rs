@@ -116,6 +116,43 @@ const DISCARD_TRUNCATED_AFTER_UNPIN_6_5_ON: Finding =
 const DISCARD_TRUNCATED_OUTSIDE_6_5_ON: Finding =
     ("longterm-file-pin", "refused", "vfio", "ext4", 32);
 
+/// The `discard` scenarios that take memory from under a live pin, each found with its own page
+/// count, attributed to the pin (workloads/src/discard/scenarios.rs): a memfd punched (3),
+/// truncated (5) and MADV_REMOVEd (6) under io_uring's pin, and anonymous memory
+/// MADV_DONTNEEDed under io_uring's (7) and VFIO's (9). Every control stays silent: the same
+/// discards after the unpin or outside the pinned range, of memory never pinned, MADV_FREE of
+/// pinned memory (the kernel keeps it) and MADV_DONTNEED of a pinned MAP_SHARED memfd (the
+/// folio stays in the page cache). On every kernel.
+const DISCARDED_UNDER_A_PIN: [Finding; 5] = [
+    (
+        "pinned-page-discarded",
+        "attributed",
+        "io_uring",
+        "tmpfs",
+        3,
+    ),
+    (
+        "pinned-page-discarded",
+        "attributed",
+        "io_uring",
+        "tmpfs",
+        5,
+    ),
+    (
+        "pinned-page-discarded",
+        "attributed",
+        "io_uring",
+        "tmpfs",
+        6,
+    ),
+    ("pinned-page-discarded", "attributed", "io_uring", "-", 7),
+    ("pinned-page-discarded", "attributed", "vfio", "-", 9),
+];
+/// 6.1 only: the ext4 file VFIO pinned (granted) truncated under the pin: 11 pinned pages
+/// dropped from its page cache through truncate's batch path.
+const DISCARD_TRUNCATED_UNDER_VFIO_6_1: Finding =
+    ("pinned-page-discarded", "attributed", "vfio", "ext4", 11);
+
 const FINDINGS_6_1: &[Finding] = &[
     ("longterm-file-pin", "granted", "vfio", "ext4", 16),
     ("pinned-folio-cleaned", "attributed", "vfio", "ext4", 16),
@@ -137,6 +174,12 @@ const FINDINGS_6_1: &[Finding] = &[
     DISCARD_TRUNCATED_PINNED_6_1,
     DISCARD_TRUNCATED_AFTER_UNPIN_6_1,
     DISCARD_TRUNCATED_OUTSIDE_6_1,
+    DISCARD_TRUNCATED_UNDER_VFIO_6_1,
+    DISCARDED_UNDER_A_PIN[0],
+    DISCARDED_UNDER_A_PIN[1],
+    DISCARDED_UNDER_A_PIN[2],
+    DISCARDED_UNDER_A_PIN[3],
+    DISCARDED_UNDER_A_PIN[4],
 ];
 /// All three: io_uring registers 16 anonymous pages, then forks. The kernel copies the pinned
 /// pages for the child at fork…
@@ -197,6 +240,11 @@ const FINDINGS_6_12: &[Finding] = &[
     DISCARD_TRUNCATED_PINNED_6_5_ON,
     DISCARD_TRUNCATED_AFTER_UNPIN_6_5_ON,
     DISCARD_TRUNCATED_OUTSIDE_6_5_ON,
+    DISCARDED_UNDER_A_PIN[0],
+    DISCARDED_UNDER_A_PIN[1],
+    DISCARDED_UNDER_A_PIN[2],
+    DISCARDED_UNDER_A_PIN[3],
+    DISCARDED_UNDER_A_PIN[4],
 ];
 /// 7.2 keeps the memtype until the last VMA goes: the rebind zap untracks nothing.
 const FINDINGS_7_2: &[Finding] = &[
@@ -208,6 +256,11 @@ const FINDINGS_7_2: &[Finding] = &[
     DISCARD_TRUNCATED_PINNED_6_5_ON,
     DISCARD_TRUNCATED_AFTER_UNPIN_6_5_ON,
     DISCARD_TRUNCATED_OUTSIDE_6_5_ON,
+    DISCARDED_UNDER_A_PIN[0],
+    DISCARDED_UNDER_A_PIN[1],
+    DISCARDED_UNDER_A_PIN[2],
+    DISCARDED_UNDER_A_PIN[3],
+    DISCARDED_UNDER_A_PIN[4],
 ];
 
 /// msync writes back 16 dirty ext4 pages that nobody pins (the `msync` workload): each
