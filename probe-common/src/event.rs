@@ -79,7 +79,7 @@ pub struct Syscall {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct VmaInfo {
-    /// 1 when the fields below were captured.
+    /// What the fields below hold ([`seen`]).
     pub seen: u32,
     /// `vma_needs_dirty_tracking()`'s answer: 0 no, 1 yes, 2 not asked (the function does not
     /// exist before 6.5, or GUP never reached it).
@@ -95,6 +95,18 @@ pub struct VmaInfo {
 }
 
 pub const NEEDS_DIRTY_UNKNOWN: u32 = 2;
+
+/// Values of [`VmaInfo::seen`].
+pub mod seen {
+    /// Nothing captured.
+    pub const NONE: u32 = 0;
+    /// The VMA a long-term GUP walked (`check_vma_flags`): every field.
+    pub const VMA: u32 = 1;
+    /// No VMA was walked (GUP-fast), but the first pinned page is a file's page-cache page: its
+    /// `ino`, `dev`, `fs_magic`, with `vm_start` the pin's start and `vm_pgoff` that page's
+    /// index. `vm_flags` is unknown (0).
+    pub const FIRST_PAGE: u32 = 2;
+}
 
 /// A long-term pin call returned (`ret` pages pinned, or a negative errno).
 #[repr(C)]

@@ -15,6 +15,7 @@ use aya_log_ebpf::warn;
 use probe_common::{
     event::{
         NEEDS_DIRTY_UNKNOWN, PinCall, PinRun, PinRunEvent, TaskPins, UnpinRunEvent, VmaInfo, kind,
+        seen,
     },
     loss, map as maps,
 };
@@ -208,7 +209,9 @@ pub fn joins(task: &TaskPins, hook: u32, call: &PinCall, walked: &VmaInfo) -> bo
 #[inline(always)]
 pub fn open(task: &mut TaskPins) {
     let pin = &task.call;
-    let anonymous = pin.vma.seen == 0 || pin.vma.ino == 0;
+    // A page-cache page named by its first page (GUP-fast: shmem, memfd) batches like
+    // anonymous memory; only a walked file VMA is judged call by call.
+    let anonymous = pin.vma.seen != seen::VMA || pin.vma.ino == 0;
     if pin.ret <= 0 || !anonymous {
         task.join_at = 0;
         return;

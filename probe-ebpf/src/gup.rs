@@ -8,7 +8,7 @@
 
 use aya_ebpf::{EbpfContext, helpers::bpf_get_current_pid_tgid, macros::map, maps::LruHashMap};
 use probe_common::{
-    event::{PinCall, PinEvent, Syscall, TaskPins, kind},
+    event::{PinCall, PinEvent, Syscall, TaskPins, kind, seen},
     hook, loss, map as maps, verdict,
 };
 
@@ -193,6 +193,13 @@ fn pin_returned<C: EbpfContext>(
     // It cannot join (another call, refused, another VMA): the run ends here, and this call is
     // sent on its own. Built in the task's entry: no room on the stack.
     batch::close_pins(task);
+    // GUP-fast walks no VMA: a page-cache page pinned that way (shmem, memfd) is named by its
+    // first page, so that a later removal from its file can be traced back to this pin.
+    let vma = if walked.seen == seen::NONE && ret > 0 {
+        layout::first_page_file(call.pages_array, call.start).unwrap_or(walked)
+    } else {
+        walked
+    };
     task.call = PinEvent {
         header: events::header(kind::PIN),
         hook,
@@ -201,7 +208,7 @@ fn pin_returned<C: EbpfContext>(
         nr_pages: call.nr_pages,
         ret: i64::from(ret),
         stack_id: i64::from(call.stack_id),
-        vma: walked,
+        vma,
         pages_array: 0,
     };
     if call.stack_id < 0 {

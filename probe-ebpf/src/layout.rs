@@ -7,7 +7,7 @@
 
 use aya_ebpf::{Global, helpers::bpf_probe_read_kernel};
 use probe_common::{
-    event::{NEEDS_DIRTY_UNKNOWN, Syscall, VmaInfo},
+    event::{NEEDS_DIRTY_UNKNOWN, Syscall, VmaInfo, seen},
     kernel::{GUP_PIN_COUNTING_BIAS, MMF_HAS_PINNED_BIT},
     layout::valid,
 };
@@ -283,6 +283,28 @@ pub fn madvise_behavior(behavior: u64) -> Option<u32> {
         return None;
     }
     read(behavior, &MADVISE_BEHAVIOR_OFF)
+}
+
+/// The file identity of the first page a pin call returned in `pages` (a `struct page **`), for
+/// a call that walked no VMA (GUP-fast): `seen::FIRST_PAGE` with the page's page-cache index as
+/// `vm_pgoff` at `start`. `None` for anonymous memory or when unreadable.
+#[inline(always)]
+pub fn first_page_file(pages: u64, start: u64) -> Option<VmaInfo> {
+    let page = read_ptr(pages)?;
+    let folio = page_folio(page)?;
+    let (ino, dev, fs_magic, index) = folio_file(folio)?;
+    let stride = u64::from(PAGE_STRUCT_SIZE.load());
+    let within = (page - folio).checked_div(stride).unwrap_or(0);
+    Some(VmaInfo {
+        seen: seen::FIRST_PAGE,
+        needs_dirty: NEEDS_DIRTY_UNKNOWN,
+        vm_flags: 0,
+        vm_start: start,
+        vm_pgoff: index + within,
+        ino,
+        dev,
+        fs_magic,
+    })
 }
 
 /// Start time of the current thread group's leader (0 when unknown).

@@ -491,8 +491,9 @@ fn task(h: &Header) -> Task {
     }
 }
 
+/// The VMA a pin walked; `None` when it walked none (a first page's file is [`first_page`]'s).
 fn vma(v: wire::VmaInfo) -> Option<Vma> {
-    (v.seen != 0).then(|| Vma {
+    (v.seen == wire::seen::VMA).then(|| Vma {
         flags: v.vm_flags,
         start: v.vm_start,
         pgoff: v.vm_pgoff,
@@ -506,6 +507,20 @@ fn vma(v: wire::VmaInfo) -> Option<Vma> {
             1 => Some(true),
             _ => None,
         },
+    })
+}
+
+/// What a GUP-fast pin holds when its first page is a file's page-cache page (shmem, memfd),
+/// named in the kernel from that page at `start`. A page-cache page pinned long-term is mapped
+/// shared: from 6.2 a private file mapping is unshared to anonymous copies before the pin.
+fn first_page(v: &wire::VmaInfo, start: u64) -> Option<Backing> {
+    (v.seen == wire::seen::FIRST_PAGE && v.ino != 0).then(|| Backing {
+        shared: true,
+        file: Some((
+            v.dev,
+            v.ino,
+            v.vm_pgoff + (start.saturating_sub(v.vm_start) >> PAGE_SHIFT),
+        )),
     })
 }
 
@@ -540,7 +555,7 @@ fn pin(p: PinEvent) -> Pin {
         caller: None,
         path: None,
         dontfork: None,
-        backing: None,
+        backing: first_page(&p.vma, p.start),
         calls: 1,
     }
 }

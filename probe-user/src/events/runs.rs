@@ -3,7 +3,7 @@
 
 use probe_common::event::{Header, PinRun, PinRunEvent, UnpinRun, UnpinRunEvent, kind};
 
-use super::{Pin, Pinner, Unpin, hook_name, read, task, vma};
+use super::{Pin, Pinner, Unpin, first_page, hook_name, read, task, vma};
 
 /// A run's identity: the task's pid_tgid, the run's record kind, and when its first call was
 /// gathered.
@@ -38,7 +38,7 @@ pub fn pin_run(task_header: &Header, run: &PinRun) -> Pin {
         caller: None,
         path: None,
         dontfork: None,
-        backing: None,
+        backing: first_page(&run.vma, run.start),
         calls: run.calls,
     }
 }

@@ -369,3 +369,31 @@ fn an_unpin_run_decodes_as_one_unpin_of_the_task_itself() {
     assert_eq!(run_id(&bytes), Some(((42 << 32) | 43, kind::UNPIN_RUN, 11)));
     assert_eq!(run_id(&bytes_of(&UnpinEvent::default())), None);
 }
+
+#[test]
+fn a_fast_pin_of_a_page_cache_page_is_named_by_its_first_page() {
+    let wire = PinEvent {
+        header: header(kind::PIN),
+        start: 0x7000_3000,
+        ret: 4,
+        vma: VmaInfo {
+            seen: probe_common::event::seen::FIRST_PAGE,
+            vm_start: 0x7000_3000,
+            vm_pgoff: 9,
+            ino: 11,
+            dev: 1,
+            fs_magic: 0x0102_1994,
+            ..VmaInfo::default()
+        },
+        ..PinEvent::default()
+    };
+    let Event::Pin(p) = decode(&bytes_of(&wire)).unwrap() else {
+        panic!()
+    };
+    assert!(
+        p.vma.is_none(),
+        "no VMA was walked: no flags to judge it by"
+    );
+    let backing = p.backing.expect("the first page's file");
+    assert_eq!((backing.shared, backing.file), (true, Some((1, 11, 9))));
+}

@@ -214,8 +214,14 @@ fn mapping_of(
         .as_deref()
         .and_then(|v| procfs::vma_at(v, pin.start))
     else {
-        return (None, None);
+        // Gone already (a short-lived process): what the kernel named from the first page.
+        return (None, pin.backing);
     };
+    if pin.backing.is_some() {
+        // The kernel named the file from the pinned page itself: exact, where smaps is a later
+        // read of the address.
+        return (Some(vma.dontfork), pin.backing);
+    }
     let backing = events::Backing {
         shared: vma.shared,
         file: vma.file.map(|(dev, ino)| {
