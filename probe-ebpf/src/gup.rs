@@ -193,13 +193,6 @@ fn pin_returned<C: EbpfContext>(
     // It cannot join (another call, refused, another VMA): the run ends here, and this call is
     // sent on its own. Built in the task's entry: no room on the stack.
     batch::close_pins(task);
-    // GUP-fast walks no VMA: a page-cache page pinned that way (shmem, memfd) is named by its
-    // first page, so that a later removal from its file can be traced back to this pin.
-    let vma = if walked.seen == seen::NONE && ret > 0 {
-        layout::first_page_file(call.pages_array, call.start).unwrap_or(walked)
-    } else {
-        walked
-    };
     task.call = PinEvent {
         header: events::header(kind::PIN),
         hook,
@@ -208,9 +201,14 @@ fn pin_returned<C: EbpfContext>(
         nr_pages: call.nr_pages,
         ret: i64::from(ret),
         stack_id: i64::from(call.stack_id),
-        vma,
+        vma: walked,
         pages_array: 0,
     };
+    // GUP-fast walks no VMA: a page-cache page pinned that way (shmem, memfd) is named by its
+    // first page, so that a later removal from its file can be traced back to this pin.
+    if task.call.vma.seen == seen::NONE && ret > 0 {
+        layout::name_first_page_file(&mut task.call.vma, call.pages_array, call.start);
+    }
     if call.stack_id < 0 {
         task.call.stack_id = pin_stack(ctx, &task.call.header.syscall, hook);
     }

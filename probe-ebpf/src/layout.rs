@@ -285,26 +285,31 @@ pub fn madvise_behavior(behavior: u64) -> Option<u32> {
     read(behavior, &MADVISE_BEHAVIOR_OFF)
 }
 
-/// The file identity of the first page a pin call returned in `pages` (a `struct page **`), for
-/// a call that walked no VMA (GUP-fast): `seen::FIRST_PAGE` with the page's page-cache index as
-/// `vm_pgoff` at `start`. `None` for anonymous memory or when unreadable.
+/// Names the file of the first page a pin call returned in `pages` (a `struct page **`), for a
+/// call that walked no VMA (GUP-fast): `vma` becomes `seen::FIRST_PAGE` with the page's
+/// page-cache index as `vm_pgoff` at `start`. Written in place (the caller's record lives in a
+/// map): the pin return programs have no stack to spare. Untouched for anonymous memory.
 #[inline(always)]
-pub fn first_page_file(pages: u64, start: u64) -> Option<VmaInfo> {
-    let page = read_ptr(pages)?;
-    let folio = page_folio(page)?;
-    let (ino, dev, fs_magic, index) = folio_file(folio)?;
-    let stride = u64::from(PAGE_STRUCT_SIZE.load());
-    let within = (page - folio).checked_div(stride).unwrap_or(0);
-    Some(VmaInfo {
-        seen: seen::FIRST_PAGE,
-        needs_dirty: NEEDS_DIRTY_UNKNOWN,
-        vm_flags: 0,
-        vm_start: start,
-        vm_pgoff: index + within,
-        ino,
-        dev,
-        fs_magic,
-    })
+pub fn name_first_page_file(vma: &mut VmaInfo, pages: u64, start: u64) {
+    let Some(page) = read_ptr(pages) else {
+        return;
+    };
+    let Some(folio) = page_folio(page) else {
+        return;
+    };
+    let Some((ino, dev, fs_magic, index)) = folio_file(folio) else {
+        return;
+    };
+    let within = (page - folio)
+        .checked_div(u64::from(PAGE_STRUCT_SIZE.load()))
+        .unwrap_or(0);
+    vma.seen = seen::FIRST_PAGE;
+    vma.needs_dirty = NEEDS_DIRTY_UNKNOWN;
+    vma.vm_start = start;
+    vma.vm_pgoff = index + within;
+    vma.ino = ino;
+    vma.dev = dev;
+    vma.fs_magic = fs_magic;
 }
 
 /// Start time of the current thread group's leader (0 when unknown).
