@@ -69,7 +69,9 @@ impl Backing {
         Self {
             shared: vma.flags & probe_common::kernel::VM_SHARED != 0,
             file: vma.file.map(|f| {
-                let index = vma.pgoff + (start.saturating_sub(vma.start) >> PAGE_SHIFT);
+                let index = vma
+                    .pgoff
+                    .saturating_add(start.saturating_sub(vma.start) >> PAGE_SHIFT);
                 (f.dev, f.ino, index)
             }),
         }
@@ -519,7 +521,8 @@ fn first_page(v: &wire::VmaInfo, start: u64) -> Option<Backing> {
         file: Some((
             v.dev,
             v.ino,
-            v.vm_pgoff + (start.saturating_sub(v.vm_start) >> PAGE_SHIFT),
+            v.vm_pgoff
+                .saturating_add(start.saturating_sub(v.vm_start) >> PAGE_SHIFT),
         )),
     })
 }

@@ -225,8 +225,9 @@ fn mapping_of(
     let backing = events::Backing {
         shared: vma.shared,
         file: vma.file.map(|(dev, ino)| {
-            let index =
-                vma.pgoff + (pin.start.saturating_sub(vma.range.start) >> events::PAGE_SHIFT);
+            let index = vma
+                .pgoff
+                .saturating_add(pin.start.saturating_sub(vma.range.start) >> events::PAGE_SHIFT);
             (dev, ino, index)
         }),
     };

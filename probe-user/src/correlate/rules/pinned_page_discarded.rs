@@ -162,7 +162,7 @@ fn madvise_findings(madvise: &Madvise, cx: &Context<'_>) -> Vec<Finding> {
             continue;
         }
         match by_pinner.iter_mut().find(|(p, _)| *p == pin.pinner) {
-            Some((_, total)) => *total += pages,
+            Some((_, total)) => *total = total.saturating_add(pages),
             None => by_pinner.push((pin.pinner, pages)),
         }
     }
